@@ -1,0 +1,39 @@
+# Two commands for a fresh machine (see README): `make demo` and `make test`.
+# Each creates .venv and installs what it needs; nothing depends on a hand install.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+DEMO_DATA   ?= data/raw/demo
+DEMO_AS_OF  ?= 2024-07-01
+DEMO_SIZE   ?= 20000
+
+.PHONY: demo test java venv clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+# PySpark (the features' second engine) needs a Java runtime; install Debian's if there is none.
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing a Java runtime for PySpark (Debian package default-jre-headless)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
+
+demo: $(STAMP)
+	$(BIN)/customer-value simulate --customers $(DEMO_SIZE) --seed 7 --out $(DEMO_DATA)
+	$(BIN)/customer-value validate --data $(DEMO_DATA)
+
+test: $(STAMP) java
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --timeout 900 -q
+
+clean-demo:
+	rm -rf $(DEMO_DATA) mlflow/mlflow.db mlflow/artifacts

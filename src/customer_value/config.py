@@ -1,0 +1,152 @@
+"""One frozen settings object that flows from the CLI (or a notebook) down to every computation.
+
+A YAML file (contract section 7) and CLI flags both become a :class:`Settings`; a typo in a key
+is an error at start-up that names the key, never a silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TABLES: tuple[str, ...] = (
+    "customers",
+    "transactions",
+    "engagement_events",
+    "invoices",
+    "support_tickets",
+)
+TICKET_CHANNELS: tuple[str, ...] = ("email", "chat", "phone", "other")
+POOL_DRIVERS: tuple[str, ...] = (
+    "support_minutes",
+    "transactions",
+    "invoices",
+    "active_customer_months",
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IndirectPool(_Frozen):
+    """A shared cost spread over customers by an activity driver (contract section 3)."""
+
+    name: str
+    annual_amount: float = Field(ge=0)
+    driver: Literal["support_minutes", "transactions", "invoices", "active_customer_months"]
+
+
+class CostRates(_Frozen):
+    """Activity-based costing rates; any subset in YAML overrides the contract's defaults."""
+
+    minute_rate: dict[str, float] = Field(
+        default_factory=lambda: {"email": 0.80, "chat": 1.00, "phone": 1.50, "other": 1.00}
+    )
+    escalation_cost: float = 25.0
+    order_cost: float = 2.00
+    payment_fee_rate: float = 0.029
+    invoice_cost: float = 1.50
+    late_payment_cost: float = 15.0
+    indirect_pools: tuple[IndirectPool, ...] = ()
+
+    @field_validator("minute_rate", mode="before")
+    @classmethod
+    def _complete_minute_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        """A partial `minute_rate` overrides only the channels it names."""
+        unknown = set(value) - set(TICKET_CHANNELS)
+        if unknown:
+            raise ValueError(
+                f"unknown ticket channel(s) in costs.minute_rate: {sorted(unknown)}; "
+                f"expected {list(TICKET_CHANNELS)}"
+            )
+        defaults = {"email": 0.80, "chat": 1.00, "phone": 1.50, "other": 1.00}
+        return {**defaults, **{k: float(v) for k, v in value.items()}}
+
+
+class TrainingSnapshots(_Frozen):
+    """How the gradient-boosted models' stacked training sets are built (see models/training_set)."""
+
+    count: int = Field(default=6, ge=1, description="number of feature snapshots stacked")
+    spacing_days: int = Field(default=30, ge=1, description="days between consecutive snapshots")
+
+
+class Settings(_Frozen):
+    """Everything a run depends on besides the data. Contract section 7 keys, plus our own."""
+
+    horizon_days: int = Field(default=365, gt=0)
+    churn_window_days: int = Field(default=90, gt=0)
+    discount_rate: float = Field(default=0.10, ge=0, description="annual")
+    margin_rate: float = Field(default=1.0, description="margin per unit of revenue when transactions have no gross_margin")
+    time_unit: Literal["days", "weeks"] = "days"
+    costs: CostRates = Field(default_factory=CostRates)
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+    seed: int = 42
+
+    # -- our additions -------------------------------------------------------------------------
+    purchase_model: Literal["bgnbd", "mbgnbd", "pareto_nbd"] = "bgnbd"
+    penalizer: float = Field(default=0.0, ge=0, description="L2 penalizer of the probabilistic fits")
+    bootstrap_intervals: bool = Field(default=False, description="80% per-customer revenue intervals")
+    segment_quantiles: tuple[float, float, float] = Field(
+        default=(0.5, 0.8, 0.95),
+        description="value quantiles separating low/medium/high/top among non-negative customers",
+    )
+    snapshots: TrainingSnapshots = Field(default_factory=TrainingSnapshots)
+    trials: int = Field(default=20, ge=0, description="Optuna trials per gradient-boosted model")
+    model_name: str = "customer_value"
+    strict: bool = True
+
+    @field_validator("columns")
+    @classmethod
+    def _known_tables(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = set(value) - set(TABLES)
+        if unknown:
+            raise ValueError(f"unknown table(s) in columns: {sorted(unknown)}; expected {list(TABLES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _quantiles_increase(self) -> "Settings":
+        q = self.segment_quantiles
+        if not (0 < q[0] < q[1] < q[2] < 1):
+            raise ValueError(f"segment_quantiles must increase strictly inside (0, 1), got {q}")
+        return self
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """A copy with the given (non-None) fields replaced and re-validated, e.g. from CLI flags."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(data)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not validate; the message names the keys."""
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read a YAML config (or the defaults) and apply CLI overrides; errors name the bad keys."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a mapping of keys to values")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{key}'")
+            else:
+                problems.append(f"'{key}': {err['msg']}")
+        where = f" in {path}" if path is not None else ""
+        raise ConfigError(f"invalid config{where}: " + "; ".join(problems)) from exc

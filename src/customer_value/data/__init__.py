@@ -1,0 +1,6 @@
+"""Raw tables in, validated canonical tables out: schemas, loading, the validation report,
+the simulated world and the CDNOW adapter."""
+
+from customer_value.data.tables import TABLE_COLUMNS, Tables, empty_table
+
+__all__ = ["TABLE_COLUMNS", "Tables", "empty_table"]

@@ -34,6 +34,38 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray, bins: i
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def decile_profile(scores: pd.DataFrame, columns: tuple[str, ...] = DRIFT_COLUMNS, bins: int = 10) -> dict[str, dict[str, list[float]]]:
+    """Bin edges at each column's deciles and the share in each bin: a small JSON that lets the
+    next scoring compute PSI without keeping this scoring's rows."""
+    profile = {}
+    for c in columns:
+        if c not in scores.columns:
+            continue
+        values = scores[c].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            continue
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1))[1:-1])
+        shares = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1) / len(values)
+        profile[c] = {"edges": edges.tolist(), "shares": shares.tolist()}
+    return profile
+
+
+def psi_against_profile(profile: dict[str, dict[str, list[float]]], scores: pd.DataFrame) -> dict[str, float]:
+    """PSI of this scoring against a previous scoring's :func:`decile_profile`."""
+    out = {}
+    for c, previous in profile.items():
+        if c not in scores.columns:
+            continue
+        values = scores[c].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        edges = np.asarray(previous["edges"])
+        e = np.clip(np.asarray(previous["shares"]), 1e-6, None)
+        a = np.clip(np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1) / max(len(values), 1), 1e-6, None)
+        out[c] = float(np.sum((a - e) * np.log(a / e)))
+    return out
+
+
 def score_drift(previous: pd.DataFrame, current: pd.DataFrame, columns: tuple[str, ...] = DRIFT_COLUMNS) -> dict[str, float]:
     """PSI per key column present in both scorings."""
     return {

@@ -104,6 +104,11 @@ def data_fingerprint(tables: Tables) -> dict[str, Any]:
     return out
 
 
+def stable_hash(value: Any) -> str:
+    """A short hash of a JSON-able value (e.g. a fingerprint) for tags that group runs."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def fingerprint_params(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The fingerprint flattened into MLflow params (``data.transactions.rows`` ...)."""
     flat = {}
@@ -141,6 +146,30 @@ def settings_params(settings: Any) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     flatten("", settings.model_dump(mode="json"), flat)
     return {f"config.{k}": v for k, v in flat.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the pyfunc boundary (the wrapper itself is pyfunc.py, logged as models-from-code)
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc.py")
+PYFUNC_PARAMS = {"as_of": "1970-01-01", "model_uri": "", "horizon_days": 0}
+
+
+def model_input(features: pd.DataFrame) -> pd.DataFrame:
+    """Features as they cross the pyfunc boundary: no categoricals, nullable ints as floats."""
+    out = features.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype("str")
+        elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            out[column] = out[column].astype("float64")
+    return out
+
+
+def output_for_signature(scores: pd.DataFrame) -> pd.DataFrame:
+    return scores.assign(as_of=scores["as_of"].astype("str"))
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,296 @@
+"""Forward-looking customer value (contract section 4): the fitted parts combined into score rows.
+
+    customer_value = discounted expected margin − discounted expected cost-to-serve + expected referral value
+
+How the parts enter, per customer, over ``horizon_days``:
+
+* **Purchases** (BG/NBD): expected transactions and their discounted count (the purchase model
+  integrates its instantaneous purchase rate against the discount factor).
+* **Churn enters the value as a survival adjustment.** BG/NBD's P(alive) uses purchases only;
+  the churn model also sees engagement, support and payment signals. Under BG/NBD,
+  ``P(no purchase in W) = 1 − a + a·q`` with ``a`` = P(alive) and ``q`` = P(no purchase in W | alive)
+  ``= ((α+T)/(α+T+W))^(r+x)``. Solving with the churn model's probability gives the alive
+  probability the richer model implies, ``a* = (1 − churn) / (1 − q)``; expected transactions
+  are rescaled by ``a*/a`` (variant ``survival``) or by the mean of the two alive probabilities
+  over ``a`` (variant ``blend``). ``none`` keeps BG/NBD alone (the backtest baseline).
+* **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
+  ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
+* **Cost-to-serve**: the gradient-boosted model's expected cost over the horizon, discounted
+  as if spread evenly over it (without a model: the trailing cost, scaled to the horizon).
+* **Referrals**: a customer's referral rate (referrals to date over tenure, gamma-Poisson shrunk
+  towards the population rate with one year of prior weight) × the horizon × the adjusted alive
+  probability × the measured value of a referred customer (mean trailing net value of customers
+  with ``referred_by``; a config default when the data has none), discounted evenly.
+
+Segments: ``negative`` when value < 0, else ``low / medium / high / top`` at the value quantiles
+of ``settings.segment_quantiles`` among non-negative customers, learned at fit time so weekly
+scorings of one model share cut points.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from customer_value.config import Settings
+
+Adjustment = Literal["survival", "blend", "none"]
+SCORE_COLUMNS = (
+    "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
+    "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
+    "expected_referral_value", "historical_value", "customer_value", "value_segment", "model_uri",
+)
+COMPONENT_COLUMNS = (
+    "bgnbd_p_alive", "adjusted_p_alive", "discounted_expected_revenue", "discounted_expected_margin",
+    "discounted_expected_cost_to_serve", "margin_ratio", "expected_referrals", "historical_cost_to_serve",
+    "historical_revenue",
+)
+REFERRAL_PRIOR_DAYS = 365.0
+MARGIN_PRIOR_ORDERS = 3.0
+
+
+def uniform_discount_factor(horizon_days: float, annual_rate: float) -> float:
+    """Mean of (1 + r)^(−t) over t uniform in [0, horizon]: the discount of a cost spread evenly."""
+    years = horizon_days / 365.0
+    if annual_rate <= 0 or years <= 0:
+        return 1.0
+    k = np.log1p(annual_rate)
+    return float((1.0 - np.exp(-k * years)) / (k * years))
+
+
+def assign_segments(values: np.ndarray, cuts: tuple[float, float, float]) -> np.ndarray:
+    """negative / low / medium / high / top from value cut points (see module docstring)."""
+    values = np.asarray(values, dtype=float)
+    labels = np.array(["low", "medium", "high", "top"], dtype=object)
+    out = labels[np.searchsorted(np.asarray(cuts), values, side="right")]
+    out[values < 0] = "negative"
+    return out
+
+
+def segment_cuts(values: np.ndarray, quantiles: tuple[float, float, float]) -> tuple[float, float, float]:
+    non_negative = np.asarray(values, dtype=float)
+    non_negative = non_negative[np.isfinite(non_negative) & (non_negative >= 0)]
+    if len(non_negative) == 0:
+        return (0.0, 0.0, 0.0)
+    return tuple(float(v) for v in np.quantile(non_negative, quantiles))  # type: ignore[return-value]
+
+
+def survival_factor(bg_p_alive: np.ndarray, p_no_purchase_if_alive: np.ndarray, churn_probability: np.ndarray,
+                    variant: Adjustment) -> tuple[np.ndarray, np.ndarray]:
+    """(adjusted alive probability, factor on BG/NBD's expected transactions)."""
+    a = np.clip(np.asarray(bg_p_alive, dtype=float), 1e-9, 1.0)
+    if variant == "none":
+        return a, np.ones_like(a)
+    q = np.clip(np.asarray(p_no_purchase_if_alive, dtype=float), 0.0, 1.0 - 1e-9)
+    implied = np.clip((1.0 - np.asarray(churn_probability, dtype=float)) / (1.0 - q), 0.0, 1.0)
+    adjusted = implied if variant == "survival" else 0.5 * (a + implied)
+    return adjusted, adjusted / a
+
+
+class ValueModel:
+    """The combined model: fitted parts in, one score row per customer out.
+
+    Parameters are the fitted parts (``purchase_model``, ``spend_model``, optional
+    ``churn_model`` and ``cost_model``) and the settings; ``fit`` learns only what the
+    combination needs (referral value and rates, margin prior, segment cut points).
+    """
+
+    def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
+                 cost_model: Any = None, churn_adjustment: Adjustment = "survival", skipped: dict[str, str] | None = None):
+        self.settings = settings
+        self.purchase_model = purchase_model
+        self.spend_model = spend_model
+        self.churn_model = churn_model
+        self.cost_model = cost_model
+        self.churn_adjustment = churn_adjustment
+        self.skipped = skipped
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, features: pd.DataFrame) -> "ValueModel":
+        """Learn the combination's own quantities from the features as of the training date."""
+        s = self.settings
+        revenue = features["revenue_to_date"].to_numpy(dtype=float)
+        margin = features["margin_to_date"].to_numpy(dtype=float)
+        self.margin_ratio_prior_ = float(margin.sum() / revenue.sum()) if revenue.sum() > 0 else s.margin_rate
+        order_value = features.loc[features["monetary_value"] > 0, "monetary_value"]
+        self.margin_prior_weight_ = float(MARGIN_PRIOR_ORDERS * (order_value.median() if len(order_value) else 1.0))
+        tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
+        referrals = features["acct_referred_customers"].to_numpy(dtype=float)
+        self.referral_rate_prior_ = float(referrals.sum() / tenure.sum()) if tenure.sum() else 0.0
+        referred = features["acct_is_referred"] == 1
+        if referred.sum() >= 20:
+            self.referred_customer_value_ = float(features.loc[referred, "historical_value"].mean())
+            self.referred_customer_value_source_ = f"mean trailing net value of {int(referred.sum())} referred customers"
+        else:
+            self.referred_customer_value_ = float(s.referral_value_default)
+            self.referred_customer_value_source_ = "config default (fewer than 20 referred customers in the data)"
+        parts = self._parts(features, s.horizon_days)
+        self.segment_cuts_ = segment_cuts(parts["customer_value"].to_numpy(), s.segment_quantiles)
+        self.skipped_ = dict(self.skipped or {})
+        return self
+
+    # -- prediction ---------------------------------------------------------------------------
+
+    def _parts(self, features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+        from customer_value.models.evaluation import bgnbd_prob_no_purchase
+
+        s = self.settings
+        unit = 7.0 if s.time_unit == "weeks" else 1.0
+        rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+        purchases = self.purchase_model.predict(rfm, horizon_days / unit, discount_rate=s.discount_rate,
+                                                time_unit=s.time_unit)
+        order_value = np.asarray(self.spend_model.predict(rfm), dtype=float)
+        bg_alive = purchases["p_alive"].to_numpy(dtype=float)
+        window = s.churn_window_days / unit
+        params = self.purchase_model.params_
+        q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
+        churn_input = self._model_input(features, rfm, s.churn_window_days)
+        if self.churn_model is not None:
+            churn = np.asarray(self.churn_model.predict_proba(churn_input), dtype=float)
+        else:
+            churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        variant = self.churn_adjustment if self.churn_model is not None else "none"
+        alive, factor = survival_factor(bg_alive, q, churn, variant)
+
+        expected_tx = purchases["expected_transactions"].to_numpy(dtype=float) * factor
+        discounted_tx = purchases["discounted_expected_transactions"].to_numpy(dtype=float) * factor
+        revenue_to_date = features["revenue_to_date"].to_numpy(dtype=float)
+        margin_to_date = features["margin_to_date"].to_numpy(dtype=float)
+        w = self.margin_prior_weight_
+        ratio = (margin_to_date + w * self.margin_ratio_prior_) / np.clip(revenue_to_date + w, 1e-9, None)
+
+        spread = uniform_discount_factor(horizon_days, s.discount_rate)
+        if self.cost_model is not None:
+            # the cost model predicts its own training horizon; other horizons scale linearly
+            cost_input = self._model_input(features, rfm, s.horizon_days)
+            cost = np.asarray(self.cost_model.predict(cost_input), dtype=float) * horizon_days / s.horizon_days
+        else:
+            cost = features["hist_cost_to_serve"].to_numpy(dtype=float) * horizon_days / s.horizon_days
+        cost = np.clip(cost, 0.0, None)
+
+        tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
+        rate = (features["acct_referred_customers"].to_numpy(dtype=float) + self.referral_rate_prior_ * REFERRAL_PRIOR_DAYS) / (
+            tenure + REFERRAL_PRIOR_DAYS
+        )
+        expected_referrals = rate * horizon_days * alive
+        referral_value = expected_referrals * self.referred_customer_value_ * spread
+
+        revenue = expected_tx * order_value
+        out = pd.DataFrame({
+            "customer_id": features["customer_id"].to_numpy(),
+            "horizon_days": horizon_days,
+            "p_alive": alive,
+            "bgnbd_p_alive": bg_alive,
+            "adjusted_p_alive": alive,
+            "expected_transactions": expected_tx,
+            "expected_order_value": order_value,
+            "expected_revenue": revenue,
+            "expected_margin": revenue * ratio,
+            "discounted_expected_revenue": discounted_tx * order_value,
+            "discounted_expected_margin": discounted_tx * order_value * ratio,
+            "margin_ratio": ratio,
+            "churn_probability": churn,
+            "expected_cost_to_serve": cost,
+            "discounted_expected_cost_to_serve": cost * spread,
+            "expected_referrals": expected_referrals,
+            "expected_referral_value": referral_value,
+            "historical_value": features["historical_value"].to_numpy(dtype=float),
+            "historical_cost_to_serve": features["hist_cost_to_serve"].to_numpy(dtype=float),
+            "historical_revenue": features["hist_revenue"].to_numpy(dtype=float),
+        })
+        out["customer_value"] = out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"] + referral_value
+        return out
+
+    def _model_input(self, features: pd.DataFrame, rfm: pd.DataFrame, window_days: int) -> pd.DataFrame:
+        """Features plus BG/NBD outputs over ``window_days``: what the boosted models were trained on."""
+        from customer_value.models.training_set import purchase_features
+
+        bg = purchase_features(rfm, window_days, self.settings, self.purchase_model)
+        return features.merge(bg, left_on="customer_id", right_index=True, how="left")
+
+    def bgnbd_gg_revenue(self, features: pd.DataFrame) -> np.ndarray:
+        """BG/NBD × Gamma-Gamma expected revenue over the horizon alone: the backtest baseline."""
+        s = self.settings
+        unit = 7.0 if s.time_unit == "weeks" else 1.0
+        rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+        purchases = self.purchase_model.predict(rfm, s.horizon_days / unit, discount_rate=s.discount_rate,
+                                                time_unit=s.time_unit)
+        return purchases["expected_transactions"].to_numpy(dtype=float) * np.asarray(self.spend_model.predict(rfm), dtype=float)
+
+    def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None) -> pd.DataFrame:
+        """Score rows (contract section 5 columns first, then the components) in feature order."""
+        horizon = horizon_days or self.settings.horizon_days
+        parts = self._parts(features, horizon)
+        parts["as_of"] = pd.Timestamp(as_of).date()
+        parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(), self.segment_cuts_)
+        parts["model_uri"] = model_uri
+        ordered = [c for c in SCORE_COLUMNS if c in parts.columns]
+        rest = [c for c in parts.columns if c not in ordered]
+        out = parts[ordered + rest]
+        bad = out.select_dtypes("number").columns[~np.isfinite(out.select_dtypes("number")).all()]
+        if len(bad):
+            raise FloatingPointError(f"non-finite values in score columns {list(bad)}")
+        return out
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """JSON for everything small, LightGBM's own text format for the boosters."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "settings": self.settings.model_dump(mode="json"),
+            "churn_adjustment": self.churn_adjustment,
+            "skipped": self.skipped_,
+            "margin_ratio_prior": self.margin_ratio_prior_,
+            "margin_prior_weight": self.margin_prior_weight_,
+            "referral_rate_prior": self.referral_rate_prior_,
+            "referred_customer_value": self.referred_customer_value_,
+            "referred_customer_value_source": self.referred_customer_value_source_,
+            "segment_cuts": list(self.segment_cuts_),
+            "purchase_model": self.purchase_model.to_dict(),
+            "spend_model": self.spend_model.to_dict(),
+            "churn_model": self.churn_model.to_dict() if self.churn_model is not None else None,
+            "cost_model": self.cost_model.to_dict() if self.cost_model is not None else None,
+        }
+        (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ValueModel":
+        from customer_value.models.churn import ChurnModel
+        from customer_value.models.cost_to_serve import CostToServeModel
+        from customer_value.models.purchases import PurchaseModel
+        from customer_value.models.spend import SpendModel
+
+        state = json.loads((Path(directory) / "value_model.json").read_text())
+        model = cls(
+            Settings.model_validate(state["settings"]),
+            PurchaseModel.from_dict(state["purchase_model"]),
+            SpendModel.from_dict(state["spend_model"]),
+            ChurnModel.from_dict(state["churn_model"]) if state["churn_model"] else None,
+            CostToServeModel.from_dict(state["cost_model"]) if state["cost_model"] else None,
+            churn_adjustment=state["churn_adjustment"],
+            skipped=state["skipped"],
+        )
+        model.skipped_ = state["skipped"]
+        model.margin_ratio_prior_ = state["margin_ratio_prior"]
+        model.margin_prior_weight_ = state["margin_prior_weight"]
+        model.referral_rate_prior_ = state["referral_rate_prior"]
+        model.referred_customer_value_ = state["referred_customer_value"]
+        model.referred_customer_value_source_ = state["referred_customer_value_source"]
+        model.segment_cuts_ = tuple(state["segment_cuts"])
+        return model
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

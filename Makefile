@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README): `make demo` and `make test`.
 # Each creates .venv and installs what it needs; nothing depends on a hand install.
 PYTHON ?= python3
+export OMP_WAIT_POLICY ?= PASSIVE
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)

@@ -221,9 +221,7 @@ def _no_problems() -> pd.DataFrame:
 
 def check_schema(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Row problems found by the table's pandera schema."""
-    import pandera.pandas as pa
-
-    from customer_value.data.schemas import SCHEMAS
+    from customer_value.data.schemas import SCHEMAS, pa
 
     try:
         with warnings.catch_warnings():  # pandera probes pyspark.pandas, which warns about pandas 3

@@ -116,12 +116,12 @@ def write_html_report(scores: pd.DataFrame, path: str | Path, title: str, horizo
     return path
 
 
-def summarize_drivers(contributions: pd.DataFrame, k: int = 3) -> pd.Series:
-    """'feature (+12.3), ...' for the k largest positive contributions per row."""
-    values = contributions.to_numpy(dtype=float)
-    names = np.asarray(contributions.columns)
-    order = np.argsort(-values, axis=1)[:, :k]
-    out = []
-    for row, idx in zip(values, order):
-        out.append(", ".join(f"{names[i]} ({row[i]:+.1f})" for i in idx if row[i] > 0))
-    return pd.Series(out, index=contributions.index)
+def format_drivers(drivers: pd.DataFrame) -> pd.Series:
+    """``explain.top_drivers`` output as one readable string per row: 'feature (+0.83), ...'."""
+    k = sum(1 for c in drivers.columns if c.startswith("driver_") and not c.endswith("_contribution"))
+    parts = [drivers[f"driver_{i}"].astype(str) + drivers[f"driver_{i}_contribution"].map(lambda v: f" ({v:+.2f})")
+             for i in range(1, k + 1)]
+    text = parts[0]
+    for part in parts[1:]:
+        text = text + ", " + part
+    return text

@@ -69,16 +69,16 @@ def check_one_row_per_customer(scores: pd.DataFrame, population: pd.Series) -> N
 
 
 def cost_drivers(model: LoadedModel, features: pd.DataFrame, k: int = 3) -> pd.Series:
-    """'feature (+contribution), ...' of the cost model's largest contributions, per row."""
-    from customer_value.pipeline.report import summarize_drivers
+    """The cost model's k largest SHAP contributions per row (log scale), as readable text."""
+    from customer_value.models.explain import top_drivers
+    from customer_value.pipeline.report import format_drivers
 
     value_model = model.value_model
     if value_model.cost_model is None or features.empty:
         return pd.Series("", index=features.index)
     rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
     model_input = value_model._model_input(features, rfm, value_model.settings.horizon_days)
-    contributions = value_model.cost_model.contributions(model_input).drop(columns=["bias"])
-    return summarize_drivers(contributions, k)
+    return format_drivers(top_drivers(value_model.cost_model, model_input, k))
 
 
 @dataclass

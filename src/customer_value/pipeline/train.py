@@ -85,11 +85,11 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     say("purchases (BG/NBD) and spend (Gamma-Gamma)")
     t0 = time.perf_counter()
     with _child("purchases", log_children):
-        purchases = PurchaseModel(model=settings.purchase_model, penalizer=settings.penalizer).fit(rfm)
+        purchases = PurchaseModel.from_settings(settings).fit(rfm)
         if log_children:
             _log_probabilistic(purchases, "purchases")
     with _child("spend", log_children):
-        spend = SpendModel(penalizer=settings.penalizer).fit(rfm)
+        spend = SpendModel.from_settings(settings).fit(rfm)
         if log_children:
             _log_probabilistic(spend, "spend")
     timings["probabilistic"] = time.perf_counter() - t0
@@ -176,9 +176,9 @@ def _evaluate(task: str, model: Any, training_set: Any, settings: Settings) -> d
 
 def _figures(task: str, model: Any, training_set: Any, settings: Settings) -> dict[str, Any]:
     from customer_value.models import evaluation as ev
-    from customer_value.models.explain import mean_abs_shap
+    from customer_value.models.explain import mean_abs_contributions
 
-    importance = {task: mean_abs_shap(model, training_set.X_valid)}
+    importance = {task: mean_abs_contributions(model, training_set.X_valid)}
     if task == "churn":
         probs = {"model": model.predict_proba(training_set.X_valid),
                  "bgnbd": training_set.X_valid["bgnbd_p_no_purchase"].to_numpy(dtype=float)}

@@ -1,0 +1,27 @@
+"""The Python API for notebooks: the very objects and functions the CLI calls.
+
+    from customer_value import api
+    settings = api.load_settings(seed=7)
+    tables = api.load_tables("data/raw/demo", settings).tables
+    result = api.train("data/raw/demo", date(2024, 7, 1), "my-experiment", settings)
+    scored = api.score("data/raw/demo", date(2024, 7, 1), result.model_uri, Path("scores.parquet"))
+"""
+
+from customer_value.config import Settings, load_settings
+from customer_value.data.cdnow import cdnow_tables, write_cdnow
+from customer_value.data.loading import load_tables
+from customer_value.data.simulate import simulate_world, write_world
+from customer_value.features import build_features, build_targets, rfm_summary
+from customer_value.pipeline.backtest import comparison_table, cutoffs_before, run_backtest
+from customer_value.pipeline.compare import compare_runs, format_table
+from customer_value.pipeline.report import looks_profitable_but_drains, render_html, write_html_report
+from customer_value.pipeline.score import load_model, score, score_features
+from customer_value.pipeline.train import fit_value_model, train
+from customer_value.tracking import setup_tracking
+
+__all__ = [
+    "Settings", "build_features", "build_targets", "cdnow_tables", "compare_runs", "comparison_table",
+    "cutoffs_before", "fit_value_model", "format_table", "load_model", "load_settings", "load_tables",
+    "looks_profitable_but_drains", "render_html", "rfm_summary", "run_backtest", "score", "score_features",
+    "setup_tracking", "simulate_world", "train", "write_cdnow", "write_html_report", "write_world",
+]

@@ -6,7 +6,9 @@ How the parts enter, per customer, over ``horizon_days``:
 
 * **Purchases** (BG/NBD): expected transactions and their discounted count (the purchase model
   integrates its instantaneous purchase rate against the discount factor).
-* **Churn enters the value as a survival adjustment.** BG/NBD's P(alive) uses purchases only;
+* **Churn enters the value as a survival adjustment.** The score file's ``p_alive`` and
+  ``expected_transactions`` stay BG/NBD's own (contract section 5); ``adjusted_p_alive`` and
+  ``adjusted_expected_transactions`` carry the adjustment, and revenue, margin and value use them. BG/NBD's P(alive) uses purchases only;
   the churn model also sees engagement, support and payment signals. Under BG/NBD,
   ``P(no purchase in W) = 1 − a + a·q`` with ``a`` = P(alive) and ``q`` = P(no purchase in W | alive)
   ``= ((α+T)/(α+T+W))^(r+x)``. Solving with the churn model's probability gives the alive
@@ -45,7 +47,7 @@ SCORE_COLUMNS = (
     "expected_referral_value", "historical_value", "customer_value", "value_segment", "model_uri",
 )
 COMPONENT_COLUMNS = (
-    "bgnbd_p_alive", "adjusted_p_alive", "discounted_expected_revenue", "discounted_expected_margin",
+    "adjusted_p_alive", "adjusted_expected_transactions", "discounted_expected_revenue", "discounted_expected_margin",
     "discounted_expected_cost_to_serve", "margin_ratio", "expected_referrals", "historical_cost_to_serve",
     "historical_revenue",
 )
@@ -184,10 +186,10 @@ class ValueModel:
         out = pd.DataFrame({
             "customer_id": features["customer_id"].to_numpy(),
             "horizon_days": horizon_days,
-            "p_alive": alive,
-            "bgnbd_p_alive": bg_alive,
+            "p_alive": bg_alive,
             "adjusted_p_alive": alive,
-            "expected_transactions": expected_tx,
+            "expected_transactions": purchases["expected_transactions"].to_numpy(dtype=float),
+            "adjusted_expected_transactions": expected_tx,
             "expected_order_value": order_value,
             "expected_revenue": revenue,
             "expected_margin": revenue * ratio,

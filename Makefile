@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DATA   ?= data/raw/demo
 DEMO_AS_OF  ?= 2024-07-01
 DEMO_SIZE   ?= 20000
+DEMO_TRIALS ?= 10
 
 .PHONY: demo test java venv clean-demo
 
@@ -32,6 +33,15 @@ java:
 demo: $(STAMP)
 	$(BIN)/customer-value simulate --customers $(DEMO_SIZE) --seed 7 --out $(DEMO_DATA)
 	$(BIN)/customer-value validate --data $(DEMO_DATA)
+	$(BIN)/customer-value train --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --experiment demo \
+	    --trials $(DEMO_TRIALS) --alias champion
+	$(BIN)/customer-value score --data $(DEMO_DATA) --as-of $(DEMO_AS_OF) --model models:/customer_value@champion \
+	    --out data/scores/demo.parquet --report data/reports/demo.html
+	$(BIN)/customer-value compare --experiment demo
+	@echo
+	@echo "scores:    data/scores/demo.parquet"
+	@echo "report:    data/reports/demo.html"
+	@echo "MLflow:    mlflow/mlflow.db (artifacts in mlflow/artifacts); browse with: $(BIN)/customer-value ui"
 
 test: $(STAMP) java
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --timeout 900 -q

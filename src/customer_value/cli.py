@@ -125,6 +125,12 @@ def features(
     console.print(f"[green]wrote[/green] {len(frame):,} customers x {frame.shape[1] - 1} columns to {out}")
 
 
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def _progress(message: str) -> None:
     console.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] {message}")
 
@@ -146,6 +152,7 @@ def train(
     """Fit every part as of AS_OF, log to MLflow, register; prints the model URI last."""
     from customer_value.pipeline.train import train as run_train
 
+    _quiet_optuna()
     settings = settings_from(config, trials=trials, strict=strict, seed=seed, model_name=name)
     day = parse_as_of(as_of)
     try:
@@ -202,6 +209,7 @@ def backtest(
     """Refit as of several earlier dates, score, compare with what happened (beside the baselines)."""
     from customer_value.pipeline.backtest import backtest_command
 
+    _quiet_optuna()
     settings = settings_from(config, trials=trials, strict=strict)
     day = parse_as_of(as_of)
     table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=_progress)

@@ -228,6 +228,10 @@ def train(data_dir: Path, as_of: dt.date, experiment: str, settings: Settings, a
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
         fitted = fit_value_model(tables, as_of, settings, engine=engine, log_children=True, progress=say)
         metrics = {f"train.seconds.{k}": v for k, v in fitted.timings.items()}
+        for part, part_model in (("purchases", fitted.model.purchase_model), ("spend", fitted.model.spend_model)):
+            log_likelihood = getattr(part_model, "log_likelihood_", None)  # on the parent too, for `compare`
+            if log_likelihood is not None:
+                metrics[f"{part}.log_likelihood"] = float(log_likelihood)
         for task, evaluation in fitted.evaluation.items():
             from customer_value.models.evaluation import flatten
 

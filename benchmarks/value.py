@@ -1,0 +1,133 @@
+"""Benchmark: forward-looking customer value against the backward-looking and revenue-only
+baselines and the simulator's oracle, on a simulated world.
+
+    .venv/bin/python benchmarks/value.py                                # 100k customers, 20 trials
+    .venv/bin/python benchmarks/value.py --customers 20000 --trials 3   # a smoke run
+
+Steps:
+
+1. simulate the world (2022-01-01 .. 2025-07-01; ``truth`` holds the oracle as of ``--as-of``);
+2. fit the value model as of ``--as-of`` on the tables cut there (``api.fit_value_model``:
+   BG/NBD, Gamma-Gamma, the tuned churn and cost models, the combination);
+3. score every customer signed up before ``--as-of`` with each churn adjustment (``survival``,
+   ``blend``, and ``none`` = BG/NBD alone): the same fitted parts, only ``churn_adjustment``
+   changes;
+4. join what happened over ``[as_of, as_of + 365 d)`` (``build_targets`` on the full data) and
+   compare rankings of realised net value (margin − cost-to-serve): Spearman, normalised Gini,
+   top-decile capture, and precision / recall of flagging realised negative-value customers.
+
+Targets (issue #6): customer_value beats historical_value and BG/NBD×GG revenue on Spearman and
+top-decile capture, and its ``< 0`` flag beats ``historical_value < 0`` on precision and recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from customer_value import api  # noqa: E402
+from customer_value.config import Settings  # noqa: E402
+from customer_value.models import evaluation as ev  # noqa: E402
+from customer_value.models.training_set import tables_before  # noqa: E402
+from customer_value.pipeline.backtest import join_realised  # noqa: E402
+
+VARIANTS = ("survival", "blend", "none")
+
+
+def ranking_metrics(realised_net: np.ndarray, score: np.ndarray, flags: bool) -> dict[str, float]:
+    out = {
+        "spearman": ev.spearman(realised_net, score),
+        "gini": ev.normalized_gini(realised_net, score),
+        "top_decile_capture": ev.top_decile_capture(realised_net, score),
+        "neg_precision": np.nan,
+        "neg_recall": np.nan,
+        "flagged": np.nan,
+    }
+    if flags:
+        pr = ev.precision_recall_at(realised_net < 0, score < 0)
+        out.update(neg_precision=pr["precision"], neg_recall=pr["recall"], flagged=pr["flagged"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--as-of", default="2024-07-01")
+    parser.add_argument("--trials", type=int, default=20, help="Optuna trials per boosted model")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    as_of = dt.date.fromisoformat(args.as_of)
+    settings = Settings(trials=args.trials, seed=args.seed)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    world = api.simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of)
+    timings["simulate"] = time.perf_counter() - t0
+    print(f"simulated {args.customers:,} customers in {timings['simulate']:.0f}s", flush=True)
+
+    t0 = time.perf_counter()
+    fitted = api.fit_value_model(tables_before(world.tables, as_of), as_of, settings,
+                                 progress=lambda m: print(f"  {time.perf_counter() - t0:6.0f}s {m}", flush=True))
+    timings["fit"] = time.perf_counter() - t0
+    print(f"fitted as of {as_of} in {timings['fit']:.0f}s; skipped: {fitted.skipped or 'nothing'}", flush=True)
+
+    t0 = time.perf_counter()
+    targets = api.build_targets(world.tables, as_of, settings)
+    timings["targets"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model = fitted.model
+    baseline = model.bgnbd_gg_revenue(fitted.features)
+    scored: dict[str, pd.DataFrame] = {}
+    for variant in VARIANTS:
+        model.churn_adjustment = variant
+        scored[variant] = join_realised(model.predict(fitted.features, as_of), targets, baseline)
+    model.churn_adjustment = settings.churn_adjustment
+    timings["score"] = time.perf_counter() - t0
+
+    truth = world.truth.set_index("customer_id")
+    frame = scored["survival"]
+    oracle = (truth["oracle_expected_margin"] - truth["oracle_expected_cost_to_serve"]).reindex(frame["customer_id"])
+    realised = frame["net_value"].to_numpy(dtype=float)
+    assert not np.isnan(realised).any() and not oracle.isna().any()
+
+    rows = {f"customer_value ({v})": ranking_metrics(realised, scored[v]["customer_value"].to_numpy(), True)
+            for v in VARIANTS}
+    rows["historical_value"] = ranking_metrics(realised, frame["historical_value"].to_numpy(dtype=float), True)
+    rows["BG/NBD×GG revenue"] = ranking_metrics(realised, frame["bgnbd_gg_revenue"].to_numpy(dtype=float), False)
+    rows["oracle (margin − cost)"] = ranking_metrics(realised, oracle.to_numpy(dtype=float), True)
+    table = pd.DataFrame(rows).T
+
+    print()
+    print(f"{len(frame):,} customers scored as of {as_of}; realised over [{as_of}, +365 d): "
+          f"{(realised < 0).mean():.1%} with negative net value, total net {realised.sum():,.0f}")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print()
+    print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+
+    cv, hist, rev = rows["customer_value (survival)"], rows["historical_value"], rows["BG/NBD×GG revenue"]
+    checks = {
+        "Spearman beats historical_value": cv["spearman"] > hist["spearman"],
+        "Spearman beats BG/NBD×GG revenue": cv["spearman"] > rev["spearman"],
+        "top-decile capture beats historical_value": cv["top_decile_capture"] > hist["top_decile_capture"],
+        "top-decile capture beats BG/NBD×GG revenue": cv["top_decile_capture"] > rev["top_decile_capture"],
+        "negative precision beats historical_value<0": cv["neg_precision"] > hist["neg_precision"],
+        "negative recall beats historical_value<0": cv["neg_recall"] > hist["neg_recall"],
+    }
+    for name, ok in checks.items():
+        print(f"  [{'ok' if ok else 'MISS'}] customer_value (survival): {name}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Assemble the feature and target frames: pandas in, pandas out, Ibis in between.
+
+Each feature group (:mod:`rfm`, :mod:`engagement`, :mod:`payment`, :mod:`support`,
+:mod:`account`, :mod:`historical`) is one Ibis expression over the whole population; the groups
+run one after another (that is what the progress bar counts), each returns its rows ordered by
+``customer_id``, and the frames are put side by side. No per-customer Python code runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import ibis.expr.types as ir
+import pandas as pd
+from ibis.backends import BaseBackend
+
+from customer_value.config import Settings
+from customer_value.data.tables import Tables
+from customer_value.features.account import account_features
+from customer_value.features.costing import pool_rates
+from customer_value.features.engagement import engagement_features
+from customer_value.features.engine import Engine, Sources, connect, execute, registered, registered_files
+from customer_value.features.historical import historical_features
+from customer_value.features.history import History, as_of_datetime
+from customer_value.features.payment import payment_features
+from customer_value.features.rfm import SUMMARY_COLUMNS, rfm_features, rfm_table
+from customer_value.features.support import support_features
+from customer_value.features.targets import target_table
+
+AsOf = dt.date | dt.datetime | str
+
+
+@contextmanager
+def _backend(engine: Engine) -> Iterator[BaseBackend]:
+    """The backend to run on; a DuckDB connection made here is closed afterwards (a Spark
+    session is kept: sessions are expensive to start and shared by the process)."""
+    backend = connect(engine)
+    try:
+        yield backend
+    finally:
+        if backend is not engine and backend.name == "duckdb":
+            backend.disconnect()
+
+
+@contextmanager
+def _sources(tables: Tables | str | Path, engine: Engine, only: tuple[str, ...] | None = None) -> Iterator[Sources]:
+    with _backend(engine) as backend:
+        if isinstance(tables, Tables):
+            with registered(tables, backend, only) as src:
+                yield src
+        else:
+            with registered_files(tables, backend) as src:
+                yield src
+
+
+def _run(expr: ir.Table) -> pd.DataFrame:
+    return execute(expr.order_by("customer_id")).reset_index(drop=True)
+
+
+def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    ids = frames[0]["customer_id"]
+    for frame in frames[1:]:
+        if len(frame) != len(ids) or not frame["customer_id"].equals(ids):
+            raise RuntimeError("feature groups disagree on the population; this is a bug")
+    parts = [frames[0]] + [f.drop(columns="customer_id") for f in frames[1:]]
+    return pd.concat(parts, axis=1)
+
+
+class _Steps:
+    """A rich progress bar over the feature groups, or nothing when ``progress`` is off."""
+
+    def __init__(self, total: int, enabled: bool, title: str):
+        self._bar = None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(), transient=False,
+            )
+            self._task = self._bar.add_task(title, total=total)
+
+    def __enter__(self) -> "_Steps":
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def run(self, name: str, fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        if self._bar is not None:
+            self._bar.update(self._task, description=name)
+        out = fn()
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        return out
+
+
+def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progress: bool = False) -> pd.DataFrame:
+    """All feature groups for the tables already registered in a backend."""
+    h = History.of(src, as_of, settings)
+    groups: list[tuple[str, Callable[[], ir.Table]]] = [
+        ("account", lambda: account_features(h, settings)),
+        ("rfm", lambda: rfm_features(h, settings)),
+        ("engagement", lambda: engagement_features(h, settings)),
+        ("payment", lambda: payment_features(h, settings)),
+        ("support", lambda: support_features(h, settings)),
+        ("historical cost-to-serve", lambda: historical_features(src, h, settings, pool_rates(src, h.as_of, settings))),
+    ]
+    with _Steps(len(groups), progress, "features") as steps:
+        frames = [steps.run(name, lambda make=make: _run(make())) for name, make in groups]
+    return _side_by_side(frames)
+
+
+def build_features(
+    tables: Tables,
+    as_of: AsOf,
+    settings: Settings,
+    engine: Engine = "duckdb",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row per customer with ``signup_at < as_of`` (sorted by ``customer_id``, which comes
+    first), every feature computed only from what was known before ``as_of``.
+
+    ``engine`` is ``"duckdb"`` (in-process, default), ``"spark"`` (a local session is created or
+    reused) or a connected Ibis backend. ``progress`` shows a rich progress bar per feature group.
+    """
+    with _sources(tables, engine) as src:
+        return features_from_sources(src, as_of, settings, progress)
+
+
+def build_features_from_files(
+    data_dir: str | Path,
+    as_of: AsOf,
+    settings: Settings,
+    engine: Engine = "duckdb",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """:func:`build_features` scanning canonical ``NAME.parquet`` files in place (no pandas
+    round trip of the inputs). For already-validated canonical Parquet only, e.g. the
+    simulator's output; anything else goes through the loader and :func:`build_features`."""
+    with _sources(Path(data_dir), engine) as src:
+        return features_from_sources(src, as_of, settings, progress)
+
+
+def targets_from_sources(
+    src: Sources, as_of: AsOf, settings: Settings, horizon_days: int | None = None
+) -> pd.DataFrame:
+    moment = as_of_datetime(as_of)
+    population = History.of(src, moment, settings).population()
+    rates = pool_rates(src, moment, settings)
+    return _run(target_table(src, population, moment, settings, rates, horizon_days))
+
+
+def build_targets(
+    tables: Tables,
+    as_of: AsOf,
+    settings: Settings,
+    engine: Engine = "duckdb",
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    """Per customer with ``signup_at < as_of``: revenue, margin, transactions, churned, the
+    cost-to-serve components, ``cost_to_serve`` and ``net_value`` over ``[as_of, as_of + H)``
+    (``H = horizon_days`` or ``settings.horizon_days``); see :mod:`.targets` and :mod:`.costing`."""
+    with _sources(tables, engine) as src:
+        return targets_from_sources(src, as_of, settings, horizon_days)
+
+
+def rfm_summary(tables: Tables, as_of: AsOf, settings: Settings, engine: Engine = "duckdb") -> pd.DataFrame:
+    """lifetimes-style summary indexed by ``customer_id``: ``frequency``, ``recency``, ``T``,
+    ``monetary_value`` (in ``settings.time_unit``), ``first_purchase_at``, ``last_purchase_at``,
+    ``revenue`` and ``margin`` to date; conventions in :mod:`.rfm`."""
+    with _sources(tables, engine, only=("customers", "transactions")) as src:
+        h = History.of(src, as_of, settings)
+        out = _run(rfm_table(h, settings))
+    return out.set_index("customer_id")[list(SUMMARY_COLUMNS)]

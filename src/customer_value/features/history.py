@@ -1,0 +1,193 @@
+"""What was known before ``as_of``: the one place that enforces the contract's time semantics.
+
+Every feature builder reads the tables through :class:`History`, never directly, so the rules of
+contract section 1 live here once:
+
+- history is every row whose event time is ``< as_of 00:00`` (a row at exactly ``as_of`` is future);
+- the population is every customer with ``signup_at < as_of``;
+- an invoice with ``paid_at >= as_of`` is unpaid (``paid_at`` becomes null), and its
+  ``failed_payment_attempts`` are used only when it was paid before ``as_of``;
+- a ticket with ``resolved_at >= as_of`` is unresolved and its ``satisfaction`` unknown; a
+  satisfaction score counts only for tickets resolved before ``as_of``.
+
+Times are compared as timestamps against literals; day arithmetic uses UTC calendar day numbers
+(days since 1970-01-01) and fractional days from whole epoch seconds, which compile the same way on
+DuckDB and Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from customer_value.config import TICKET_CHANNELS, Settings
+from customer_value.features.engine import Sources
+
+EVENT_TYPES: tuple[str, ...] = ("login", "feature_use", "email_open", "email_click", "referral", "other")
+"""Engagement event kinds; any other free-text ``event_type`` counts as ``other``."""
+
+_EPOCH = dt.date(1970, 1, 1)
+SECONDS_PER_DAY = 86400.0
+
+
+def as_of_datetime(as_of: dt.date | dt.datetime | str) -> dt.datetime:
+    """``as_of`` as a naive UTC midnight. A date, an ISO date string, or a midnight datetime."""
+    if isinstance(as_of, str):
+        text = as_of.strip()
+        as_of = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+    if isinstance(as_of, dt.datetime):
+        if as_of.tzinfo is not None:
+            as_of = as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if as_of.time() != dt.time(0):
+            raise ValueError(f"as_of must be a date (midnight UTC), got {as_of.isoformat()}")
+        return as_of
+    if isinstance(as_of, dt.date):
+        return dt.datetime(as_of.year, as_of.month, as_of.day)
+    try:  # pandas.Timestamp, numpy.datetime64
+        import pandas as pd
+
+        return as_of_datetime(pd.Timestamp(as_of).to_pydatetime())
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"as_of must be a date or an ISO date string, got {as_of!r}") from exc
+
+
+def day_number(value: dt.datetime | dt.date) -> int:
+    """UTC calendar day number (days since 1970-01-01) of a Python date or datetime."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    return (day - _EPOCH).days
+
+
+def epoch_seconds(value: dt.datetime) -> float:
+    return (value - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+def day_of(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """UTC calendar day number of a timestamp column (integer arithmetic on epoch seconds,
+    cheaper than casting to DATE and taking a date difference)."""
+    return (seconds_of(ts) // 86400).cast("int32")
+
+
+def seconds_of(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Whole epoch seconds of a timestamp column (Spark's ``unix_timestamp`` drops fractions,
+    so DuckDB's are dropped too: day-level features at one-second resolution, equal on both)."""
+    return ts.epoch_seconds().floor().cast("int64")
+
+
+def days_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.FloatingValue:
+    """Fractional days from ``start`` to ``end`` (both columns), to the second."""
+    return (seconds_of(end) - seconds_of(start)).cast("float64") / SECONDS_PER_DAY
+
+
+def days_before(moment: dt.datetime, ts: ir.TimestampValue) -> ir.FloatingValue:
+    """Fractional days from ``ts`` to the Python datetime ``moment``, to the second."""
+    return (ibis.literal(int(epoch_seconds(moment))) - seconds_of(ts)).cast("float64") / SECONDS_PER_DAY
+
+
+def month_of(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """A UTC calendar month key (year * 12 + month)."""
+    return ts.year() * 12 + ts.month()
+
+
+@ibis.udf.agg.builtin(name="arg_min")
+def _duckdb_arg_min(arg: float, val: int) -> float:  # type: ignore[empty-body]
+    """DuckDB's ``arg_min(arg, val)``."""
+
+
+def with_margin(transactions: ir.Table, settings: Settings) -> ir.Table:
+    """Add ``margin``: ``gross_margin``, or ``amount * margin_rate`` where it is missing."""
+    margin = transactions.gross_margin.fill_null(transactions.amount * settings.margin_rate)
+    return transactions.mutate(margin=margin)
+
+
+def ticket_channel(channel: ir.StringValue) -> ir.StringValue:
+    """The ticket channel, any value outside the contract's set read as ``other``."""
+    known = [c for c in TICKET_CHANNELS if c != "other"]
+    return channel.isin(known).ifelse(channel, "other")
+
+
+@dataclass(frozen=True)
+class History:
+    """The tables restricted to what was known before ``as_of`` (see the module docstring)."""
+
+    as_of: dt.datetime
+    day: int
+    """``as_of``'s day number; the last day of history is ``day - 1``."""
+    customers: ir.Table
+    """The population: customers with ``signup_at < as_of``."""
+    transactions: ir.Table
+    """Transactions before ``as_of`` with ``margin`` and the UTC ``day`` number."""
+    events: ir.Table
+    """Engagement events before ``as_of`` with the UTC ``day`` number."""
+    invoices: ir.Table
+    """Invoices issued before ``as_of``; ``paid_at`` and ``failed_payment_attempts`` masked."""
+    tickets: ir.Table
+    """Tickets opened before ``as_of``; ``resolved_at`` and ``satisfaction`` masked; ``channel``
+    normalised to the contract's four."""
+    backend_name: str = "duckdb"
+
+    def arg_min(self, value: ir.Value, key: ir.Value, where: ir.BooleanValue | None = None) -> ir.Value:
+        """``value`` at the row with the smallest ``key`` (keys unique within a group).
+
+        Ibis compiles ``argmin`` to an ordered ``FIRST(... ORDER BY ...)`` on DuckDB, which sorts
+        every group; DuckDB's own ``arg_min`` is a plain hash aggregate, so it is used there."""
+        if self.backend_name == "duckdb":
+            return _duckdb_arg_min(value, key, where=where)
+        return value.argmin(key, where=where)
+
+    @classmethod
+    def of(cls, sources: Sources, as_of: dt.date | dt.datetime | str, settings: Settings) -> "History":
+        moment = as_of_datetime(as_of)
+        cut = ibis.timestamp(moment)
+        customers = sources.customers.filter(sources.customers.signup_at < cut)
+
+        tx = sources.transactions.filter(sources.transactions.occurred_at < cut)
+        tx = with_margin(tx, settings).mutate(day=day_of(tx.occurred_at))
+
+        ev = sources.engagement_events.filter(sources.engagement_events.occurred_at < cut)
+        ev = ev.mutate(day=day_of(ev.occurred_at))
+
+        inv = sources.invoices.filter(sources.invoices.issued_at < cut)
+        paid_known = inv.paid_at.notnull() & (inv.paid_at < cut)
+        inv = inv.mutate(
+            paid_at=paid_known.ifelse(inv.paid_at, ibis.null("timestamp")),
+            failed_payment_attempts=paid_known.ifelse(inv.failed_payment_attempts, ibis.null("int64")),
+        )
+
+        tk = sources.support_tickets.filter(sources.support_tickets.opened_at < cut)
+        resolved_known = tk.resolved_at.notnull() & (tk.resolved_at < cut)
+        tk = tk.mutate(
+            channel=ticket_channel(tk.channel),
+            resolved_at=resolved_known.ifelse(tk.resolved_at, ibis.null("timestamp")),
+            satisfaction=resolved_known.ifelse(tk.satisfaction, ibis.null("int64")),
+        )
+        return cls(
+            backend_name=sources.backend.name,
+            as_of=moment,
+            day=day_number(moment),
+            customers=customers,
+            transactions=tx,
+            events=ev,
+            invoices=inv,
+            tickets=tk,
+        )
+
+    def population(self) -> ir.Table:
+        """One column, ``customer_id``, one row per scored customer."""
+        return self.customers.select("customer_id")
+
+    def complete(self, aggregates: ir.Table, fill: dict[str, object]) -> ir.Table:
+        """``aggregates`` (keyed by ``customer_id``) for every customer of the population, with
+        ``fill`` replacing the nulls of customers without rows (counts and sums become 0)."""
+        return complete(self.population(), aggregates, fill)
+
+
+def complete(population: ir.Table, aggregates: ir.Table, fill: dict[str, object]) -> ir.Table:
+    """Left-join ``aggregates`` onto ``population`` by ``customer_id`` and fill the given nulls."""
+    joined = population.left_join(aggregates, "customer_id")
+    columns = {
+        c: (joined[c].fill_null(fill[c]) if c in fill else joined[c]) for c in aggregates.columns if c != "customer_id"
+    }
+    return joined.select(joined.customer_id, **columns)

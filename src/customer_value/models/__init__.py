@@ -1,0 +1,1 @@
+"""Fitted models: purchases (BG/NBD family), spend (Gamma-Gamma), and the learned models built on them."""

@@ -1,0 +1,364 @@
+"""Hyper-parameter search for the churn and cost models: Optuna TPE, pruned, resumable, tracked.
+
+- Sampler: ``TPESampler(seed=...)`` (Optuna 5's default multivariate TPE with constant liar);
+  trials run one at a time, so the same data, settings and seed give the same trials, the same
+  best parameters and the same final model.
+- Objective: the validation snapshot's loss of the boosted model, early-stopped on that same
+  snapshot: ``binary_logloss`` of the raw churn booster, and for cost the Tweedie deviance with
+  a *fixed* power 1.5 (``tweedie_deviance``), comparable across trials that tune
+  ``tweedie_variance_power`` itself (in ``[1.1, 1.9]``).
+- Pruning: ``optuna_integration.LightGBMPruningCallback`` on that metric (reported every
+  10 rounds: each report is a storage write) with a ``MedianPruner`` (after 5 complete trials
+  and a warm-up of 30 boosting rounds), so hopeless trials stop early.
+- Resuming: with ``storage`` (a SQLite file path or an SQLAlchemy URL) the study is created with
+  ``load_if_exists=True``; a resumed study runs only the trials still missing to reach
+  ``n_trials`` (finished and pruned trials count), with the sampler seeded by ``seed`` plus the
+  number of stored trials (deterministic, though not the same proposals an uninterrupted study
+  would have made). The study remembers its task, ``as_of`` and
+  data size as user attributes and refuses to resume for a different training set.
+- Tracking: when an MLflow run is active, every trial is a child run
+  (``mlflow.start_run(nested=True)``, named ``<task>-trial-NNN``) with the trial's parameters,
+  ``<task>.valid.<metric>`` (its objective value; for a pruned trial the last reported value),
+  ``best_iteration``, and the tags ``optuna.study``, ``optuna.trial``, ``optuna.state``. The
+  active (parent) run gets the best parameters as params ``<task>.best.<name>``, the metrics
+  ``<task>.tuning.best_value``, ``.n_trials``, ``.n_complete``, ``.n_pruned``, ``.seconds``,
+  and the figure ``tuning/<task>_optimization_history.png``. (Optuna's deprecated
+  ``MLflowCallback`` is not used.)
+- Speed: trials train on at most ``max_tuning_rows`` training rows (a seeded subset; default
+  150,000) and the final model is refitted on all of them with the best parameters; the
+  LightGBM Datasets are built once and reused by every trial (``feature_pre_filter`` is off so
+  ``min_data_in_leaf`` can vary); rounds are capped and early-stopped; pruning reports every
+  10 rounds.
+
+The final model is the best trial's fitted model when it was fitted in this process on all the
+training rows, otherwise (subsampled search, resumed study) it is refitted with the best
+parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna_integration import LightGBMPruningCallback
+
+from customer_value.config import Settings
+from customer_value.models.churn import ChurnModel, dataset
+from customer_value.models.cost_to_serve import FEVAL_NAME, CostToServeModel
+from customer_value.models.training_set import TrainingSet
+
+METRICS: dict[str, str] = {"churn": "binary_logloss", "cost": FEVAL_NAME}
+PRUNING_INTERVAL = 10
+"""Boosting rounds between reports to the pruner (each report is a storage write)."""
+
+
+def search_space(trial: optuna.Trial, task: str) -> dict[str, Any]:
+    """LightGBM parameters sampled for one trial."""
+    params: dict[str, Any] = {
+        "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.25, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 15, 191, log=True),
+        # bounded depth keeps TreeSHAP explanations (cost ~ trees x leaves x depth^2) affordable
+        "max_depth": trial.suggest_int("max_depth", 4, 10),
+        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 2000, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+        "bagging_freq": 1,
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
+        "min_gain_to_split": trial.suggest_float("min_gain_to_split", 0.0, 1.0),
+    }
+    if task == "cost":
+        params["tweedie_variance_power"] = trial.suggest_float("tweedie_variance_power", 1.1, 1.9)
+    return params
+
+
+def storage_url(storage: str | Path | None) -> str | None:
+    """A SQLite file path becomes ``sqlite:///<absolute path>``; URLs pass through."""
+    if storage is None:
+        return None
+    text = str(storage)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+@dataclass
+class TuningResult:
+    """What a search produced: the study, the best parameters and value, the final model,
+    and where the time went (``seconds`` in total, per trial, and the pruned trials')."""
+
+    task: str
+    study: optuna.Study
+    best_params: dict[str, Any]
+    best_value: float
+    model: Any
+    n_trials: int
+    n_complete: int
+    n_pruned: int
+    seconds: float
+    trial_seconds: dict[int, float] = field(default_factory=dict)
+    pruned_seconds: float = 0.0
+    final_fit_seconds: float = 0.0
+
+
+def _subsample(ts: TrainingSet, max_rows: int | None, seed: int) -> TrainingSet:
+    """``ts`` with at most ``max_rows`` training rows (a seeded random subset, in row order)."""
+    n = len(ts.X_train)
+    if max_rows is None or n <= max_rows:
+        return ts
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=int(max_rows), replace=False))
+    return replace(
+        ts,
+        X_train=ts.X_train.iloc[rows].reset_index(drop=True),
+        y_train=ts.y_train[rows],
+        groups_train=ts.groups_train[rows],
+        ids_train=ts.ids_train[rows],
+        targets_train=ts.targets_train.iloc[rows].reset_index(drop=True),
+    )
+
+
+def _fingerprint(ts: TrainingSet) -> dict[str, Any]:
+    return {
+        "task": ts.task,
+        "as_of": ts.as_of.isoformat(),
+        "n_train": int(len(ts.X_train)),
+        "n_valid": int(len(ts.X_valid)),
+        "n_features": int(ts.X_train.shape[1]),
+    }
+
+
+def _make_model(task: str, params: dict[str, Any], seed: int, num_threads: int, num_boost_round: int,
+                early_stopping_rounds: int, **model_kwargs: Any) -> Any:
+    if task == "churn":
+        return ChurnModel(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
+                          seed=seed, num_threads=num_threads, **model_kwargs)
+    return CostToServeModel(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
+                            seed=seed, num_threads=num_threads, **model_kwargs)
+
+
+def _fit(task: str, model: Any, ts: TrainingSet, callbacks: list[Any] = (), train_set: Any = None,
+         valid_set: Any = None) -> Any:
+    if task == "churn":
+        return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid, callbacks=callbacks,
+                         train_set=train_set, valid_set=valid_set)
+    components = [c for c in ts.targets_train.columns if c.startswith("cost_") and c != "cost_to_serve"]
+    return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid,
+                     components=ts.targets_train[components] if components else None,
+                     components_valid=ts.targets_valid[components] if components else None,
+                     callbacks=callbacks, train_set=train_set, valid_set=valid_set)
+
+
+def tune(
+    training_set: TrainingSet,
+    settings: Settings | None = None,
+    n_trials: int | None = None,
+    storage: str | Path | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    num_threads: int = 2,
+    num_boost_round: int = 1000,
+    early_stopping_rounds: int = 30,
+    final_model_kwargs: dict[str, Any] | None = None,
+    max_tuning_rows: int | None = 150_000,
+    log_to_mlflow: bool = True,
+) -> TuningResult:
+    """Search LightGBM parameters for ``training_set.task`` (``churn`` or ``cost``) and return
+    the tuned, fitted model (see the module docstring).
+
+    ``n_trials`` defaults to ``settings.trials``, ``seed`` to ``settings.seed``. With
+    ``n_trials=0`` the default parameters are fitted without a search.
+    ``final_model_kwargs`` go to the final model only, e.g. for cost
+    ``{"objective": "auto", "per_component": True}`` compares objectives and per-component
+    models with the tuned parameters (trials always fit the default objective, Tweedie).
+
+    ``max_tuning_rows``: trials train on a seeded random subset of at most this many training
+    rows (validation stays whole); the final model is then refitted on every training row with
+    the best parameters. ``None`` tunes on everything (and keeps the best trial's model)."""
+    import mlflow
+
+    settings = settings or Settings()
+    task = training_set.task
+    n_trials = settings.trials if n_trials is None else int(n_trials)
+    seed = settings.seed if seed is None else int(seed)
+    metric = METRICS[task]
+    final_model_kwargs = dict(final_model_kwargs or {})
+    track = log_to_mlflow and mlflow.active_run() is not None
+    # children go to the parent's experiment (not the "current" one, which may differ)
+    experiment_id = mlflow.active_run().info.experiment_id if track else None
+    start = time.perf_counter()
+
+    fingerprint = _fingerprint(training_set)
+    study_name = study_name or f"{task}-{training_set.as_of.isoformat()}"
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage_url(storage),
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=30),
+        load_if_exists=True,
+    )
+    if study.trials:
+        # A resumed study gets a sampler seeded by its history length: re-using ``seed`` would
+        # replay the first trials' random start-up proposals. Resuming stays deterministic.
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    stored = study.user_attrs.get("training_set")
+    if stored is None:
+        study.set_user_attr("training_set", fingerprint)
+    elif stored != fingerprint:
+        raise ValueError(
+            f"study {study_name!r} in {storage} was run on a different training set ({stored}); "
+            f"this one is {fingerprint}. Use another study_name or storage."
+        )
+
+    # Trials may run on a subset of the training rows; their Datasets are built once and reused.
+    search_set = _subsample(training_set, max_tuning_rows, seed)
+    subsampled = search_set is not training_set
+    train_set = dataset(search_set.X_train, search_set.y_train)
+    valid_set = dataset(search_set.X_valid, search_set.y_valid, reference=train_set)
+
+    fitted: dict[int, Any] = {}
+    trial_seconds: dict[int, float] = {}
+    best_so_far = [np.inf]
+
+    def objective(trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        params = search_space(trial, task)
+        pruning = LightGBMPruningCallback(trial, metric, valid_name="valid", report_interval=PRUNING_INTERVAL)
+        last_value: list[float] = []
+
+        def record(env: Any) -> None:  # the last validation value, for pruned trials' runs
+            for name, m, v, *_ in env.evaluation_result_list or ():
+                if name == "valid" and m == metric:
+                    last_value[:] = [float(v)]
+        model = _make_model(task, params, seed, num_threads, num_boost_round, early_stopping_rounds)
+        run = (
+            mlflow.start_run(run_name=f"{task}-trial-{trial.number:03d}", nested=True, experiment_id=experiment_id)
+            if track
+            else None
+        )
+        pruned: optuna.TrialPruned | None = None
+        try:
+            if run is not None:
+                mlflow.set_tags({"optuna.study": study_name, "optuna.trial": str(trial.number), "task": task})
+                mlflow.log_params(params)
+            try:
+                _fit(task, model, search_set, [record, pruning], train_set, valid_set)
+            except optuna.TrialPruned as exc:
+                pruned = exc
+            if pruned is not None:
+                if run is not None:
+                    mlflow.set_tag("optuna.state", "PRUNED")
+                    if last_value:
+                        mlflow.log_metric(f"{task}.valid.{metric}", last_value[0])
+            else:
+                value = float(model.valid_score_)
+                if run is not None:
+                    mlflow.set_tag("optuna.state", "COMPLETE")
+                    mlflow.log_metrics({f"{task}.valid.{metric}": value, "best_iteration": float(model.best_iteration_)})
+        finally:
+            if run is not None:
+                mlflow.end_run()
+            trial_seconds[trial.number] = time.perf_counter() - t0
+        if pruned is not None:
+            raise pruned
+        trial.set_user_attr("best_iteration", int(model.best_iteration_))
+        if value < best_so_far[0]:  # keep only the best model in memory
+            best_so_far[0] = value
+            fitted.clear()
+            fitted[trial.number] = model
+        return value
+
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    remaining = max(0, n_trials - len(done))
+    if remaining:
+        study.optimize(objective, n_trials=remaining, n_jobs=1, gc_after_trial=False, catch=())
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    pruned_trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+    t_final = time.perf_counter()
+    if complete:
+        best_params = {**study.best_trial.params, "bagging_freq": 1}
+        best_value = float(study.best_value)
+        model = None if subsampled else fitted.get(study.best_trial.number)
+    else:
+        best_params, best_value, model = {}, float("nan"), None
+    if model is None or final_model_kwargs:
+        reuse = not (final_model_kwargs or subsampled)
+        model = _make_model(task, best_params or None, seed, num_threads, num_boost_round, early_stopping_rounds,
+                            **final_model_kwargs)
+        _fit(task, model, training_set, [], train_set if reuse else None, valid_set if reuse else None)
+        if not complete:
+            best_value = float(model.valid_score_)
+    final_fit_seconds = time.perf_counter() - t_final
+
+    result = TuningResult(
+        task=task,
+        study=study,
+        best_params=best_params,
+        best_value=best_value,
+        model=model,
+        n_trials=len(complete) + len(pruned_trials),
+        n_complete=len(complete),
+        n_pruned=len(pruned_trials),
+        seconds=time.perf_counter() - start,
+        trial_seconds=trial_seconds,
+        pruned_seconds=sum(trial_seconds.get(t.number, 0.0) for t in pruned_trials),
+        final_fit_seconds=final_fit_seconds,
+    )
+    if track:
+        log_tuning(result)
+    return result
+
+
+def log_tuning(result: TuningResult) -> None:
+    """Log a search's summary and history figure to the active MLflow run (see module doc)."""
+    import mlflow
+    from matplotlib.figure import Figure
+
+    from customer_value.plots.evaluation import plot_optimization_history
+
+    task = result.task
+    if result.best_params:
+        mlflow.log_params({f"{task}.best.{k}": v for k, v in result.best_params.items()})
+    metrics = {
+        f"{task}.tuning.n_trials": float(result.n_trials),
+        f"{task}.tuning.n_complete": float(result.n_complete),
+        f"{task}.tuning.n_pruned": float(result.n_pruned),
+        f"{task}.tuning.seconds": float(result.seconds),
+    }
+    if np.isfinite(result.best_value):
+        metrics[f"{task}.tuning.best_value"] = float(result.best_value)
+    mlflow.log_metrics(metrics)
+    trials = result.study.get_trials(deepcopy=False)
+    if trials:
+        values, states = [], []
+        for t in trials:
+            if t.value is not None:
+                values.append(t.value)
+            elif t.intermediate_values:
+                values.append(t.intermediate_values[max(t.intermediate_values)])
+            else:
+                values.append(np.nan)
+            states.append(t.state.name)
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        plot_optimization_history(values, states, ax=fig.subplots(), title=f"{task}: {METRICS[task]} by trial")
+        mlflow.log_figure(fig, f"tuning/{task}_optimization_history.png")
+
+
+def tune_churn(training_set: TrainingSet, settings: Settings | None = None, **kwargs: Any) -> TuningResult:
+    """:func:`tune` for a churn training set."""
+    if training_set.task != "churn":
+        raise ValueError(f"expected a churn training set, got {training_set.task!r}")
+    return tune(training_set, settings, **kwargs)
+
+
+def tune_cost(training_set: TrainingSet, settings: Settings | None = None, **kwargs: Any) -> TuningResult:
+    """:func:`tune` for a cost training set."""
+    if training_set.task != "cost":
+        raise ValueError(f"expected a cost training set, got {training_set.task!r}")
+    return tune(training_set, settings, **kwargs)

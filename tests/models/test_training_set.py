@@ -1,0 +1,250 @@
+"""Stacked training sets: snapshot dates, no leakage across as_of or snapshots, the shared
+feature matrix with fixed categories."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_value.config import Settings
+from customer_value.data.tables import Tables
+from customer_value.features import build_features, build_targets
+from customer_value.models.training_set import (
+    Builders,
+    SnapshotCache,
+    build_training_sets,
+    feature_matrix,
+    learn_categories,
+    snapshot_dates,
+    tables_before,
+)
+
+AS_OF = dt.date(2024, 7, 1)
+SETTINGS = Settings(snapshots={"count": 3, "spacing_days": 30})
+
+
+def synthetic_tables(n: int = 300, seed: int = 0, start: str = "2022-01-01", end: str = "2025-01-01") -> Tables:
+    """A small world: sign-ups over two and a half years, Poisson purchases until an exponential
+    lifetime ends, support tickets (more for "difficult" customers), no engagement or invoices."""
+    rng = np.random.default_rng(seed)
+    t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+    span = (t1 - t0).days
+    signup = t0 + pd.to_timedelta(rng.integers(0, span - 200, n), unit="D")
+    signup = signup + pd.to_timedelta(rng.integers(0, 86400, n), unit="s")
+    ids = np.array([f"C{i:05d}" for i in range(n)])
+    rate = rng.gamma(2.0, 1 / 40.0, n)
+    life = rng.exponential(400.0, n)
+    customers = pd.DataFrame({
+        "customer_id": pd.array(ids, dtype="str"),
+        "signup_at": np.asarray(signup, dtype="datetime64[us]"),
+        "plan": pd.array(rng.choice(["basic", "pro", "enterprise"], n), dtype="str"),
+        "acquisition_channel": pd.array(rng.choice(["ads", "organic", "referral"], n), dtype="str"),
+        "region": pd.array(rng.choice(["eu", "us", "apac"], n), dtype="str"),
+        "referred_by": pd.array([None] * n, dtype="str"),
+    })
+    cust, times, amounts = [], [], []
+    for i in range(n):
+        days = max(0.01, min((t1 - signup[i]).days, life[i]))
+        k = rng.poisson(rate[i] * days) + 1
+        offsets = np.sort(rng.uniform(0, days, k))
+        offsets[0] = 0.0
+        cust += [ids[i]] * k
+        times += list(signup[i] + pd.to_timedelta(offsets, unit="D"))
+        amounts += list(rng.gamma(2.0, 25.0, k))
+    tx = pd.DataFrame({"customer_id": cust, "occurred_at": times, "amount": amounts})
+    tx = tx[tx["occurred_at"] < t1].reset_index(drop=True)
+    transactions = pd.DataFrame({
+        "transaction_id": pd.array([f"T{i:07d}" for i in range(len(tx))], dtype="str"),
+        "customer_id": pd.array(tx["customer_id"], dtype="str"),
+        "occurred_at": np.asarray(tx["occurred_at"], dtype="datetime64[us]"),
+        "amount": tx["amount"].to_numpy(float),
+        "gross_margin": tx["amount"].to_numpy(float) * 0.4,
+    })
+    difficult = rng.random(n) < 0.2
+    k = rng.poisson(np.where(difficult, 4.0, 0.8))
+    owner = np.repeat(np.arange(n), k)
+    opened = signup[owner] + pd.to_timedelta(rng.uniform(0, 1, owner.size) * (t1 - signup[owner]).days, unit="D")
+    tickets = pd.DataFrame({
+        "ticket_id": pd.array([f"S{i:06d}" for i in range(owner.size)], dtype="str"),
+        "customer_id": pd.array(ids[owner], dtype="str"),
+        "opened_at": np.asarray(opened, dtype="datetime64[us]"),
+        "channel": pd.array(rng.choice(["email", "chat", "phone"], owner.size), dtype="str"),
+        "handle_minutes": rng.gamma(2.0, 10.0, owner.size),
+        "escalated": rng.random(owner.size) < 0.1,
+        "satisfaction": pd.array([None] * owner.size, dtype="Int64"),
+        "resolved_at": np.asarray(opened + pd.Timedelta(days=2), dtype="datetime64[us]"),
+    })
+    return Tables.from_frames(customers=customers, transactions=transactions, support_tickets=tickets)
+
+
+def _max_time(tables: Tables) -> pd.Timestamp:
+    return max(
+        tables.customers["signup_at"].max(),
+        tables.transactions["occurred_at"].max(),
+        tables.support_tickets["opened_at"].max(),
+        tables.support_tickets["resolved_at"].max(),
+    )
+
+
+@pytest.fixture(scope="module")
+def world() -> Tables:
+    return synthetic_tables()
+
+
+@pytest.fixture(scope="module")
+def built(world: Tables):
+    """Both training sets, built through spies that record what the builders were given."""
+    calls: dict[str, list] = {"features": [], "targets": []}
+
+    def features(tables, as_of, settings, engine="duckdb"):
+        calls["features"].append((as_of, _max_time(tables)))
+        return build_features(tables, as_of, settings, engine=engine)
+
+    def targets(tables, as_of, settings, engine="duckdb", horizon_days=None):
+        calls["targets"].append((as_of, horizon_days, _max_time(tables)))
+        return build_targets(tables, as_of, settings, engine=engine, horizon_days=horizon_days)
+
+    sets, cache = build_training_sets(world, AS_OF, SETTINGS, builders=Builders(features=features, targets=targets))
+    return sets, cache, calls
+
+
+def test_snapshot_dates_end_on_or_before_as_of():
+    dates = snapshot_dates(AS_OF, 90, count=6, spacing_days=30)
+    assert len(dates) == 6
+    assert dates == sorted(dates)
+    assert dates[-1] == AS_OF - dt.timedelta(days=90)  # the latest complete window ends at A
+    assert all(b - a == dt.timedelta(days=30) for a, b in zip(dates, dates[1:]))
+    assert all(s + dt.timedelta(days=90) <= AS_OF for s in dates)
+
+
+def test_no_label_window_crosses_as_of(built):
+    sets, _, calls = built
+    for task, ts in sets.items():
+        assert len(ts.snapshot_dates) == SETTINGS.snapshots.count
+        assert all(s + dt.timedelta(days=ts.window_days) <= AS_OF for s in ts.snapshot_dates)
+        assert ts.valid_date == AS_OF - dt.timedelta(days=ts.window_days)
+        assert set(np.unique(ts.groups_valid)) == {len(ts.snapshot_dates) - 1}
+        assert set(np.unique(ts.groups_train)) == set(range(len(ts.snapshot_dates) - 1))
+    # every target request ends on or before A and sees no data at or after A
+    assert calls["targets"]
+    for as_of, horizon, latest in calls["targets"]:
+        assert as_of + dt.timedelta(days=horizon) <= AS_OF
+        assert latest < pd.Timestamp(AS_OF)
+    for _, latest in calls["features"]:
+        assert latest < pd.Timestamp(AS_OF)
+
+
+def test_rows_and_labels_line_up(built, world):
+    sets, _, _ = built
+    churn, cost = sets["churn"], sets["cost"]
+    assert churn.window_days == SETTINGS.churn_window_days and cost.window_days == SETTINGS.horizon_days
+    for ts in (churn, cost):
+        assert len(ts.X_train) == len(ts.y_train) == len(ts.ids_train) == len(ts.targets_train)
+        assert len(ts.X_valid) == len(ts.y_valid) == len(ts.ids_valid)
+        assert (ts.targets_train["customer_id"].to_numpy() == ts.ids_train).all()
+        assert "customer_id" not in ts.X_train.columns
+        assert {"bgnbd_p_alive", "bgnbd_expected_transactions", "bgnbd_p_no_purchase"} <= set(ts.X_train.columns)
+        assert list(ts.X_train.columns) == list(ts.X_valid.columns)
+    assert set(np.unique(churn.y_train)) <= {0.0, 1.0}
+    assert (cost.y_train >= 0).all()
+    # only customers signed up before each snapshot
+    signup = world.customers.set_index("customer_id")["signup_at"]
+    for k, s in enumerate(churn.snapshot_dates[:-1]):
+        ids = churn.ids_train[churn.groups_train == k]
+        assert (signup.loc[ids] < pd.Timestamp(s)).all()
+
+
+def test_features_at_a_snapshot_ignore_rows_at_or_after_it(built, world):
+    """Altering everything at or after snapshot s leaves the features (incl. BG/NBD) at s alone."""
+    sets, _, _ = built
+    ts = sets["churn"]
+    k = 1
+    s = ts.snapshot_dates[k]
+    cut = pd.Timestamp(s)
+    tx = world.transactions.copy()
+    later = tx["occurred_at"] >= cut
+    tx.loc[later, "amount"] = tx.loc[later, "amount"] * 10 + 5
+    extra = tx.loc[later].head(50).assign(
+        transaction_id=lambda d: "X" + d["transaction_id"], occurred_at=lambda d: d["occurred_at"] + pd.Timedelta(hours=1)
+    )
+    tk = world.support_tickets.copy()
+    tk_later = tk["opened_at"] >= cut
+    tk.loc[tk_later, "handle_minutes"] = 999.0
+    resolved_later = tk["resolved_at"] >= cut
+    tk.loc[resolved_later, "resolved_at"] = pd.NaT
+    altered = Tables.from_frames(
+        customers=world.customers,
+        transactions=pd.concat([tx, extra], ignore_index=True),
+        support_tickets=tk,
+    )
+    cache = SnapshotCache(tables_before(altered, AS_OF), SETTINGS)
+    again = feature_matrix(cache.features(s, ts.window_days), ts.categories)
+    original = ts.X_train[ts.groups_train == k].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), original)
+
+
+def test_rows_after_as_of_are_invisible(world):
+    later = world.transactions.tail(20).assign(
+        transaction_id=lambda d: "F" + d["transaction_id"], occurred_at=pd.Timestamp(AS_OF) + pd.Timedelta(days=3)
+    )
+    inv = pd.DataFrame({
+        "invoice_id": pd.array(["I1", "I2"], dtype="str"),
+        "customer_id": pd.array(world.customers["customer_id"].head(2), dtype="str"),
+        "issued_at": np.asarray([pd.Timestamp("2024-06-01"), pd.Timestamp("2024-07-05")], dtype="datetime64[us]"),
+        "due_at": np.asarray([pd.Timestamp("2024-06-15"), pd.Timestamp("2024-07-20")], dtype="datetime64[us]"),
+        "amount": [10.0, 20.0],
+        "paid_at": pd.to_datetime(["2024-07-02", None]).astype("datetime64[us]"),
+        "failed_payment_attempts": pd.array([2, 0], dtype="Int64"),
+    })
+    plus = Tables.from_frames(
+        customers=world.customers,
+        transactions=pd.concat([world.transactions, later], ignore_index=True),
+        support_tickets=world.support_tickets,
+        invoices=inv,
+    )
+    cut = tables_before(plus, AS_OF)
+    pd.testing.assert_frame_equal(cut.transactions, tables_before(world, AS_OF).transactions)
+    assert len(cut.invoices) == 1  # issued after A: dropped
+    assert pd.isna(cut.invoices["paid_at"].iloc[0])  # paid after A: unknown at A
+    assert pd.isna(cut.invoices["failed_payment_attempts"].iloc[0])
+
+
+def test_feature_matrix_fixes_categories():
+    train = pd.DataFrame({
+        "customer_id": ["a", "b", "c"],
+        "as_of": pd.to_datetime(["2024-01-01"] * 3),
+        "x": [1, 2, 3],
+        "flag": [True, False, True],
+        "plan": pd.array(["pro", "basic", None], dtype="str"),
+    })
+    cats = learn_categories(train)
+    assert cats == {"plan": ["basic", "pro"]}
+    X = feature_matrix(train, cats)
+    assert list(X.columns) == ["x", "flag", "plan"]
+    assert X["flag"].tolist() == [1.0, 0.0, 1.0]
+    score = pd.DataFrame({"customer_id": ["d", "e"], "x": [1, 5], "flag": [False, True], "plan": ["team", "pro"]})
+    Xs = feature_matrix(score, cats)
+    assert list(Xs["plan"].cat.categories) == ["basic", "pro"]
+    assert pd.isna(Xs["plan"].iloc[0]) and Xs["plan"].iloc[1] == "pro"  # unknown -> NaN
+    # a missing categorical column comes back all-NaN with the fitted categories
+    Xm = feature_matrix(score.drop(columns="plan"), cats)
+    assert Xm["plan"].isna().all() and list(Xm["plan"].cat.categories) == ["basic", "pro"]
+    with pytest.raises(ValueError, match="plan"):
+        feature_matrix(score, {})
+
+
+def test_lightgbm_accepts_scoring_frames_with_other_categories():
+    rng = np.random.default_rng(0)
+    n = 400
+    train = pd.DataFrame({"x": rng.normal(size=n), "plan": rng.choice(["basic", "pro", "enterprise"], n)})
+    y = (train["x"] + (train["plan"] == "pro") > 0.5).astype(float)
+    cats = learn_categories(train)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "min_data_in_leaf": 5},
+                        lgb.Dataset(feature_matrix(train, cats), y), 10)
+    score = pd.DataFrame({"x": [0.0, 1.0], "plan": ["pro", "startup"]})  # one value never seen
+    p = booster.predict(feature_matrix(score, cats))
+    assert p.shape == (2,) and np.isfinite(p).all()

@@ -1,0 +1,66 @@
+"""The HTML report and the scoring run logged to MLflow (issue #6, item 6)."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import mlflow
+import pandas as pd
+import pytest
+
+from customer_value.pipeline.report import looks_profitable_but_drains, render_html
+from pipeline_helpers import AS_OF
+
+pytestmark = pytest.mark.slow
+
+
+def test_report_embeds_pngs_and_the_scoring_runs_carry_counts_distribution_and_drift(trained, small_world, tmp_path):
+    from customer_value.pipeline.score import score
+
+    report = tmp_path / "report.html"
+    first = score(small_world, AS_OF, trained.model_uri, tmp_path / "s1.parquet", report=report)
+    text = report.read_text()
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
+    assert len(images) >= 3
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "Looks profitable but drains" in text
+    assert f"{len(first.scores):,}" in text  # headline: customers scored
+
+    second = score(small_world, AS_OF, trained.model_uri, tmp_path / "s2.parquet")
+    client = mlflow.MlflowClient()
+    run1, run2 = client.get_run(first.run_id), client.get_run(second.run_id)
+    for run, result in ((run1, first), (run2, second)):
+        assert run.data.tags["customer_value.run_type"] == "score"
+        assert run.data.tags["customer_value.model_uri"] == trained.model_uri
+        assert run.data.metrics["rows"] == len(result.scores)
+        for key in ("customer_value.mean", "customer_value.p10", "customer_value.p50", "customer_value.p90"):
+            assert key in run.data.metrics
+        assert any(k.startswith("segment_share.") for k in run.data.metrics)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "score_profile.json" in artifacts
+    psi = {k: v for k, v in run2.data.metrics.items() if k.startswith("drift.psi.")}
+    assert psi and second.drift
+    assert all(abs(v) < 1e-6 for v in psi.values())  # the same data scored twice: no drift
+    assert run2.data.tags["customer_value.drift_against_run"] == run1.info.run_id
+
+
+def test_report_lists_the_customers_that_look_profitable_but_drain(trained, small_world, tmp_path):
+    """With one Optuna trial the small world may have no drains; make a few and check they're listed."""
+    from customer_value.pipeline.score import score
+
+    scores = score(small_world, AS_OF, trained.model_uri, tmp_path / "s.parquet", log_run=False).scores
+    top = scores.sort_values("expected_revenue", ascending=False).head(3)["customer_id"]
+    drained = scores.copy()
+    hit = drained["customer_id"].isin(top)
+    drained.loc[hit, "expected_cost_to_serve"] = drained.loc[hit, "expected_margin"] + 1000.0
+    drained.loc[hit, "customer_value"] = -1000.0
+    drained.loc[hit, "value_segment"] = "negative"
+    drains = looks_profitable_but_drains(drained)
+    assert set(top) <= set(drains["customer_id"])
+    text = render_html(drained, "test")
+    section = text.split("Looks profitable but drains", 1)[1]
+    for customer in drains["customer_id"].head(50):
+        assert customer in section
+    ordinary = scores.loc[~scores["customer_id"].isin(drains["customer_id"]), "customer_id"].iloc[0]
+    assert ordinary not in section

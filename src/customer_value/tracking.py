@@ -23,15 +23,19 @@ from customer_value.data.tables import EVENT_TIME, Tables
 ROOT_ENV = "CUSTOMER_VALUE_HOME"
 
 
-def project_root() -> Path:
-    """The checkout this package runs from (``$CUSTOMER_VALUE_HOME`` wins), else the working dir."""
-    if os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV]).resolve()
-    here = Path(__file__).resolve()
-    for parent in here.parents:
+def checkout_root() -> Path | None:
+    """The source checkout this package is imported from (an editable install), if any."""
+    for parent in Path(__file__).resolve().parents:
         if (parent / "pyproject.toml").exists() and (parent / "src" / "customer_value").is_dir():
             return parent
-    return Path.cwd().resolve()
+    return None
+
+
+def project_root() -> Path:
+    """Where the embedded store lives: ``$CUSTOMER_VALUE_HOME``, else the checkout, else the working dir."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
+    return checkout_root() or Path.cwd().resolve()
 
 
 def store_dir() -> Path:
@@ -120,7 +124,9 @@ def fingerprint_params(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 def code_version() -> str:
     """Git commit of the checkout (``+dirty`` when modified), else the package version."""
-    root = project_root()
+    root = checkout_root()
+    if root is None:
+        return f"customer_value=={__version__}"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()

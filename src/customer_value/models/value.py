@@ -138,7 +138,24 @@ class ValueModel:
 
     # -- prediction ---------------------------------------------------------------------------
 
-    def _parts(self, features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The churn probability and the expected cost over the model's own horizon: the two
+        gradient-boosted predictions (the expensive part), which do not depend on the scoring horizon."""
+        s = self.settings
+        churn_input = self.model_input(features, rfm, s.churn_window_days)
+        if self.churn_model is not None:
+            churn = np.asarray(self.churn_model.predict_proba(churn_input), dtype=float)
+        else:
+            churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        if self.cost_model is not None:
+            cost_input = self.model_input(features, rfm, s.horizon_days)
+            cost = np.asarray(self.cost_model.predict(cost_input), dtype=float)
+        else:
+            cost = features["hist_cost_to_serve"].to_numpy(dtype=float)
+        return churn, cost
+
+    def _parts(self, features: pd.DataFrame, horizon_days: int,
+               boosted: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
         from customer_value.models.evaluation import bgnbd_prob_no_purchase
 
         s = self.settings
@@ -151,11 +168,7 @@ class ValueModel:
         window = s.churn_window_days / unit
         params = self.purchase_model.params_
         q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
-        churn_input = self._model_input(features, rfm, s.churn_window_days)
-        if self.churn_model is not None:
-            churn = np.asarray(self.churn_model.predict_proba(churn_input), dtype=float)
-        else:
-            churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        churn, base_cost = boosted if boosted is not None else self._boosted(features, rfm)
         variant = self.churn_adjustment if self.churn_model is not None else "none"
         alive, factor = survival_factor(bg_alive, q, churn, variant)
 
@@ -167,13 +180,9 @@ class ValueModel:
         ratio = (margin_to_date + w * self.margin_ratio_prior_) / np.clip(revenue_to_date + w, 1e-9, None)
 
         spread = uniform_discount_factor(horizon_days, s.discount_rate)
-        if self.cost_model is not None:
-            # the cost model predicts its own training horizon; other horizons scale linearly
-            cost_input = self._model_input(features, rfm, s.horizon_days)
-            cost = np.asarray(self.cost_model.predict(cost_input), dtype=float) * horizon_days / s.horizon_days
-        else:
-            cost = features["hist_cost_to_serve"].to_numpy(dtype=float) * horizon_days / s.horizon_days
-        cost = np.clip(cost, 0.0, None)
+        # the cost model predicts its own training horizon (without one: the trailing cost over the
+        # same span); other horizons scale linearly
+        cost = np.clip(base_cost * horizon_days / s.horizon_days, 0.0, None)
 
         tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
         rate = (features["acct_referred_customers"].to_numpy(dtype=float) + self.referral_rate_prior_ * REFERRAL_PRIOR_DAYS) / (
@@ -208,11 +217,14 @@ class ValueModel:
         out["customer_value"] = out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"] + referral_value
         return out
 
-    def _model_input(self, features: pd.DataFrame, rfm: pd.DataFrame, window_days: int) -> pd.DataFrame:
-        """Features plus BG/NBD outputs over ``window_days``: what the boosted models were trained on."""
+    def model_input(self, features: pd.DataFrame, rfm: pd.DataFrame | None = None, window_days: int | None = None) -> pd.DataFrame:
+        """Features plus BG/NBD outputs over ``window_days`` (default: the horizon): what the
+        boosted models were trained on, e.g. for their SHAP explanations."""
         from customer_value.models.training_set import purchase_features
 
-        bg = purchase_features(rfm, window_days, self.settings, self.purchase_model)
+        if rfm is None:
+            rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+        bg = purchase_features(rfm, window_days or self.settings.horizon_days, self.settings, self.purchase_model)
         return features.merge(bg, left_on="customer_id", right_index=True, how="left")
 
     def bgnbd_gg_revenue(self, features: pd.DataFrame) -> np.ndarray:
@@ -223,6 +235,19 @@ class ValueModel:
         purchases = self.purchase_model.predict(rfm, s.horizon_days / unit, discount_rate=s.discount_rate,
                                                 time_unit=s.time_unit)
         return purchases["expected_transactions"].to_numpy(dtype=float) * np.asarray(self.spend_model.predict(rfm), dtype=float)
+
+    def total_value_by_horizon(self, features: pd.DataFrame, horizons: Any,
+                               boosted: tuple[np.ndarray, np.ndarray] | None = None) -> pd.Series:
+        """Total customer value at each horizon (the sensitivity table). The boosted models run at
+        most once; pass ``boosted`` = (churn_probability, expected_cost_to_serve at the model's own
+        horizon) in feature order, e.g. from score rows, to skip them."""
+        if boosted is None:
+            rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+            boosted = self._boosted(features, rfm)
+        totals = pd.Series({int(h): float(self._parts(features, int(h), boosted)["customer_value"].sum())
+                            for h in horizons}, dtype=float)
+        totals.index.name = "horizon_days"
+        return totals
 
     def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None) -> pd.DataFrame:
         """Score rows (contract section 5 columns first, then the components) in feature order."""

@@ -150,6 +150,7 @@ def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: S
     experiment_id = tracking.experiment_id(experiment)
     tables = load_tables(data_dir, settings).tables
     cutoffs = cutoffs_before(as_of, settings.horizon_days, count, spacing_days)
+    mlflow.set_experiment(experiment_id=experiment_id)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest to {as_of}"):
         mlflow.set_tags({"customer_value.run_type": "backtest", "customer_value.as_of": str(as_of)})
         mlflow.log_params({"as_of": str(as_of), "cutoffs": ",".join(map(str, cutoffs)),

@@ -77,7 +77,7 @@ def cost_drivers(model: LoadedModel, features: pd.DataFrame, k: int = 3) -> pd.S
     if value_model.cost_model is None or features.empty:
         return pd.Series("", index=features.index)
     rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
-    model_input = value_model._model_input(features, rfm, value_model.settings.horizon_days)
+    model_input = value_model.model_input(features, rfm, value_model.settings.horizon_days)
     return format_drivers(top_drivers(value_model.cost_model, model_input, k))
 
 
@@ -126,9 +126,14 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     write_parquet_atomically(scores, out)
     say(f"wrote {len(scores):,} rows to {out}")
 
-    horizon_totals = pd.Series({h: float(score_features(loaded_model, features, as_of, h)["customer_value"].sum())
-                                for h in sorted({*SENSITIVITY_HORIZONS, model_settings.horizon_days})})
-    horizon_totals.index.name = "horizon_days"
+    # the sensitivity table reuses the rows' churn and cost predictions (the boosted models are the
+    # expensive part and do not depend on the horizon); the model's own horizon is the file's total
+    in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])
+    boosted = (in_feature_order["churn_probability"].to_numpy(dtype=float),
+               in_feature_order["expected_cost_to_serve"].to_numpy(dtype=float))
+    horizon_totals = loaded_model.value_model.total_value_by_horizon(
+        features, sorted({*SENSITIVITY_HORIZONS, model_settings.horizon_days}), boosted)
+    horizon_totals[model_settings.horizon_days] = float(scores["customer_value"].sum())
     report_path = None
     if report is not None:
         report_path = write_html_report(scores, report, f"Customer value as of {as_of} ({loaded_model.uri})", horizon_totals)

@@ -215,6 +215,7 @@ def train(data_dir: Path, as_of: dt.date, experiment: str, settings: Settings, a
     loaded = load_tables(data_dir, settings)
     tables = loaded.tables
     fingerprint = tracking.data_fingerprint(tables)
+    mlflow.set_experiment(experiment_id=experiment_id)  # nested runs (parts, trials) follow the active experiment
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {as_of}") as run:
         mlflow.set_tags({
             "customer_value.run_type": "train",

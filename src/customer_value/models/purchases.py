@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 import pandas as pd
 
 from customer_value.models import _fitting as fitting
@@ -118,7 +119,7 @@ def rfm_arrays(rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 
 
-class PurchaseModel:
+class PurchaseModel(BaseEstimator):
     """BG/NBD, MBG/NBD or Pareto/NBD purchase model.
 
     Parameters
@@ -150,21 +151,6 @@ class PurchaseModel:
         self.penalizer = penalizer
         self.time_unit = time_unit
         self.max_iter = max_iter
-
-    # -- scikit-learn protocol -------------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"model": self.model, "penalizer": self.penalizer, "time_unit": self.time_unit, "max_iter": self.max_iter}
-
-    def set_params(self, **params: Any) -> "PurchaseModel":
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"invalid parameter {key!r} for PurchaseModel")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"PurchaseModel({args})"
 
     # -- constructors ---------------------------------------------------------------------------
     @classmethod

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 import pandas as pd
 from scipy.special import digamma, gammaln, polygamma
 
@@ -180,7 +181,7 @@ def _spend_arrays(rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, m
 
 
-class SpendModel:
+class SpendModel(BaseEstimator):
     """Gamma-Gamma model of the mean value of a customer's purchases.
 
     Parameters
@@ -202,20 +203,6 @@ class SpendModel:
     def __init__(self, penalizer: float = 0.0, max_iter: int = 500):
         self.penalizer = penalizer
         self.max_iter = max_iter
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"penalizer": self.penalizer, "max_iter": self.max_iter}
-
-    def set_params(self, **params: Any) -> "SpendModel":
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"invalid parameter {key!r} for SpendModel")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"SpendModel({args})"
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> "SpendModel":

@@ -30,7 +30,7 @@ def test_simulate_then_validate_is_deterministic(tmp_path):
 
 
 def test_validate_fails_on_bad_input_and_reports_in_non_strict_mode(tmp_path, tiny_tables):
-    from conftest import write_tables
+    from contract_fixtures import write_tables
 
     tiny_tables["support_tickets"].loc[1, "channel"] = "pigeon"
     data = write_tables(tmp_path / "d", tiny_tables)
@@ -45,7 +45,7 @@ def test_validate_fails_on_bad_input_and_reports_in_non_strict_mode(tmp_path, ti
 
 
 def test_config_typo_is_named(tmp_path, tiny_tables):
-    from conftest import write_tables
+    from contract_fixtures import write_tables
 
     data = write_tables(tmp_path / "d", tiny_tables)
     config = tmp_path / "c.yaml"
@@ -56,7 +56,7 @@ def test_config_typo_is_named(tmp_path, tiny_tables):
 
 
 def test_features_command_writes_one_row_per_customer(tmp_path, tiny_tables):
-    from conftest import write_tables
+    from contract_fixtures import write_tables
 
     data = write_tables(tmp_path / "d", tiny_tables)
     out = tmp_path / "f.parquet"

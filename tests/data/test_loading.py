@@ -10,7 +10,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.loading import DataValidationError, load_tables
 from customer_value.data.tables import TABLE_COLUMNS
-from conftest import write_tables
+from contract_fixtures import write_tables
 
 
 def _digest(directory):

@@ -11,7 +11,7 @@ import pytest
 
 from customer_value.config import IndirectPool, Settings
 from customer_value.features import build_features, build_targets, pool_rates
-from conftest import make_tables
+from feature_worlds import make_tables
 
 AS_OF = "2024-01-01"
 HORIZON = 91

@@ -7,7 +7,7 @@ import pytest
 
 from customer_value.config import Settings
 from customer_value.features import EVENT_TYPES, build_features
-from conftest import make_tables
+from feature_worlds import make_tables
 
 
 def _ev(who: str, at: str, kind: str) -> dict:

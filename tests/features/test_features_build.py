@@ -10,7 +10,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, build_features_from_files, build_targets, connect
-from conftest import AS_OF
+from feature_worlds import AS_OF
 
 
 def test_missing_optional_tables_give_the_same_schema(world: Tables) -> None:

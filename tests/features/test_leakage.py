@@ -11,7 +11,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, build_targets, rfm_summary
-from conftest import AS_OF, cut_at, random_world
+from feature_worlds import AS_OF, cut_at, random_world
 
 EARLIER = AS_OF - dt.timedelta(days=180)
 

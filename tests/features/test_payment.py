@@ -7,7 +7,7 @@ import pytest
 
 from customer_value.config import Settings
 from customer_value.features import build_features
-from conftest import make_tables
+from feature_worlds import make_tables
 
 
 def _inv(i: str, issued: str, due: str, paid: str | None, amount: float, failed: int | None = None) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, rfm_summary
-from conftest import AS_OF, make_tables
+from feature_worlds import AS_OF, make_tables
 
 CDNOW_AS_OF = dt.date(1997, 10, 1)  # lifetimes' summary uses observation_period_end 1997-09-30
 

@@ -8,7 +8,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, build_targets, rfm_summary
-from conftest import AS_OF
+from feature_worlds import AS_OF
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -29,7 +29,6 @@ def spark_backend():
         .config("spark.default.parallelism", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "1g")
-        .config("spark.sql.codegen.wholeStage", "false")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

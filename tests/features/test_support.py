@@ -7,7 +7,7 @@ import pytest
 
 from customer_value.config import Settings
 from customer_value.features import build_features
-from conftest import make_tables
+from feature_worlds import make_tables
 
 
 def _tk(i: str, opened: str, channel: str, minutes: float, escalated: bool = False, satisfaction: int | None = None,

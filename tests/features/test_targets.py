@@ -8,7 +8,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, build_targets
-from conftest import AS_OF, make_tables
+from feature_worlds import AS_OF, make_tables
 
 
 def _tx(i: str, who: str, at: str, amount: float) -> dict:

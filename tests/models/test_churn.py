@@ -132,3 +132,13 @@ def test_forced_calibration_and_bad_arguments(data):
         ChurnModel(calibration="beta").fit(X, y, Xv, yv)
     with pytest.raises(ValueError, match="single class"):
         ChurnModel().fit(X, np.zeros(len(X)), Xv, yv)
+
+
+def test_global_importance_samples_rows(fitted, data):
+    _, _, Xv, _ = data
+    sampled = mean_abs_contributions(fitted, Xv, max_rows=200, seed=1)
+    expected = fitted.contributions(Xv.sample(n=200, random_state=1)).drop(columns="bias").abs().mean()
+    pd.testing.assert_series_equal(sampled.sort_index(), expected.sort_index(), check_names=False)
+    assert sampled.is_monotonic_decreasing
+    everything = mean_abs_contributions(fitted, Xv, max_rows=None)
+    assert everything.index.tolist()[0] in ("days_since_last_purchase", "purchases_90d")

@@ -11,7 +11,7 @@ import pytest
 from sklearn.base import clone
 
 from customer_value.models import evaluation as ev
-from customer_value.models.cost_to_serve import OBJECTIVES, CostToServeModel, tweedie_feval
+from customer_value.models.cost_to_serve import AUTO_OBJECTIVES, OBJECTIVES, CostToServeModel, tweedie_feval
 from customer_value.models.explain import mean_abs_contributions, top_drivers
 
 
@@ -68,15 +68,16 @@ def test_tweedie_default_predicts_non_negative_costs(fitted, data):
 def test_objectives_are_compared_on_one_scale(data):
     X, comp, Xv, comp_v = data
     y, yv = comp.sum(axis=1), comp_v.sum(axis=1)
-    m = CostToServeModel(objective="auto", num_boost_round=200, num_threads=1).fit(X, y, Xv, yv)
+    m = CostToServeModel(objective=OBJECTIVES, num_boost_round=200, num_threads=1).fit(X, y, Xv, yv)
     assert list(m.objective_scores_) == list(OBJECTIVES)
+    assert CostToServeModel(objective="auto").candidates() == list(AUTO_OBJECTIVES)
     assert all(np.isfinite(v) for v in m.objective_scores_.values())
     assert m.objective_ == min(m.objective_scores_, key=m.objective_scores_.get)
     assert m.valid_score_ == pytest.approx(ev.tweedie_deviance(yv, m.predict(Xv)))
     assert (m.predict(Xv) >= 0).all()
-    by_rmse = CostToServeModel(objective=("l2", "l2_log1p"), selection_metric="rmse", num_boost_round=200, num_threads=1).fit(
-        X, y, Xv, yv
-    )
+    by_rmse = CostToServeModel(
+        objective=("l2", "l2_log1p"), selection_metric="rmse", num_boost_round=200, num_threads=1
+    ).fit(X, y, Xv, yv)
     assert by_rmse.valid_score_ == pytest.approx(ev.rmse(yv, by_rmse.predict(Xv)))
 
 

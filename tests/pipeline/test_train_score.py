@@ -102,23 +102,7 @@ def _three_scorings(model_uri: str, world: Path, tmp_path: Path, engine) -> tupl
 
 
 def test_scores_do_not_depend_on_later_rows_and_repeat_exactly(trained, small_world, tmp_path):
-    """Single-threaded DuckDB (a fixed summation order): the files are identical, byte for byte."""
-    from customer_value.features.engine import connect
-
-    full_a, full_b, from_cut = _three_scorings(trained.model_uri, small_world, tmp_path, connect("duckdb", threads=1))
-    a, b, c = (pd.read_parquet(p) for p in (full_a, full_b, from_cut))
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
-    pd.testing.assert_frame_equal(a, c, check_exact=True)
-    assert full_a.read_bytes() == full_b.read_bytes()
-    assert full_a.read_bytes() == from_cut.read_bytes()
-
-
-@pytest.mark.xfail(strict=False, reason="not yet deterministic with the default multi-threaded DuckDB: "
-                   "(1) features/ money sums (revenue_to_date, monetary_value ...) differ in the last bits between "
-                   "runs (parallel float SUM); (2) worse, features/rfm.py's monetary_value of a customer whose repeat "
-                   "purchases and refunds cancel is 0.0 or 4e-15 by summation order, and SpendModel treats the two "
-                   "differently (order value 90 vs 44). Reported to the features/models owners.")
-def test_scores_with_the_default_engine_are_identical(trained, small_world, tmp_path):
+    """Default (multi-threaded) DuckDB: scoring full data twice and data cut at as_of gives the same bytes."""
     full_a, full_b, from_cut = _three_scorings(trained.model_uri, small_world, tmp_path, "duckdb")
     a, b, c = (pd.read_parquet(p) for p in (full_a, full_b, from_cut))
     for other in (b, c):

@@ -6,6 +6,15 @@ The same expressions run in-process on DuckDB (default) or on a PySpark session:
     X = build_features(tables, "2024-07-01", settings)                    # DuckDB
     y = build_targets(tables, "2024-07-01", settings, engine="spark")     # local Spark
 
+To stack many snapshots, register the tables once and reuse them::
+
+    from customer_value.features import connect, registered, features_from_sources
+    with registered(tables, connect("duckdb")) as src:
+        frames = [features_from_sources(src, d, settings) for d in dates]
+
+``build_features_from_files(data_dir, ...)`` reads canonical Parquet files straight into the
+backend (no pandas round trip of the inputs).
+
 Modules: :mod:`.history` (what was known before ``as_of``; contract section 1),
 :mod:`.rfm`, :mod:`.engagement`, :mod:`.payment`, :mod:`.support`, :mod:`.account`,
 :mod:`.costing` (cost-to-serve, contract section 3), :mod:`.historical`, :mod:`.targets`,

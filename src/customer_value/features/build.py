@@ -56,8 +56,17 @@ def _sources(tables: Tables | str | Path, engine: Engine, only: tuple[str, ...] 
                 yield src
 
 
+# Parallel SUMs add floats in a different order on each run; money is in cents and derived
+# quantities are far coarser than 1e-9, so rounding there makes every output reproducible.
+FLOAT_DECIMALS = 9
+
+
 def _run(expr: ir.Table) -> pd.DataFrame:
-    return execute(expr.order_by("customer_id")).reset_index(drop=True)
+    frame = execute(expr.order_by("customer_id")).reset_index(drop=True)
+    floats = frame.select_dtypes("float").columns
+    if len(floats):
+        frame[floats] = frame[floats].round(FLOAT_DECIMALS)
+    return frame
 
 
 def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:

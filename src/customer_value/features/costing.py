@@ -40,7 +40,7 @@ import ibis.expr.types as ir
 
 from customer_value.config import POOL_DRIVERS, TICKET_CHANNELS, Settings
 from customer_value.features.engine import Sources, execute
-from customer_value.features.history import month_of, ticket_channel, with_margin
+from customer_value.features.history import count_if, month_of, ticket_channel, with_margin
 
 COMPONENTS: tuple[str, ...] = ("cost_support", "cost_orders_and_fees", "cost_invoices_and_late")
 RATE_LOOKBACK_DAYS = 365
@@ -80,7 +80,7 @@ def window_activity(src: Sources, start: dt.datetime, end: dt.datetime, settings
     tx_agg = tx.group_by("customer_id").aggregate(
         revenue=tx.amount.sum(),
         margin=tx.margin.sum(),
-        transactions=tx.count(where=orders),
+        transactions=count_if(orders),
         purchase_amount=tx.amount.sum(where=orders),
     )
 
@@ -95,7 +95,7 @@ def window_activity(src: Sources, start: dt.datetime, end: dt.datetime, settings
 
     inv = src.invoices.filter((src.invoices.issued_at >= lo) & (src.invoices.issued_at < hi))
     late = (inv.due_at < hi) & (inv.paid_at.isnull() | (inv.paid_at > inv.due_at))
-    inv_agg = inv.group_by("customer_id").aggregate(invoices=inv.count(), late_invoices=inv.count(where=late))
+    inv_agg = inv.group_by("customer_id").aggregate(invoices=inv.count(), late_invoices=count_if(late))
 
     aggregates = [tx_agg, tk_agg, inv_agg]
     if needs_active_months(settings):

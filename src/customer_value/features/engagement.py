@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.types as ir
 
 from customer_value.config import Settings
-from customer_value.features.history import EVENT_TYPES, History
+from customer_value.features.history import EVENT_TYPES, History, count_if
 
 ENGAGEMENT_WINDOWS: tuple[int, ...] = (7, 30, 90, 180)
 KNOWN_KINDS: tuple[str, ...] = tuple(k for k in EVENT_TYPES if k != "other")
@@ -47,7 +47,7 @@ def engagement_features(h: History, settings: Settings) -> ir.Table:
     # pass 1, all history: totals and the last day of each kind
     totals: dict[str, ir.Value] = {
         "eng_events_total": ev.count(),
-        "eng_referrals_total": ev.count(where=ev.code == EVENT_TYPES.index("referral")),
+        "eng_referrals_total": count_if(ev.code == EVENT_TYPES.index("referral")),
         "last_any": ev.day.max(),
     }
     for i, k in enumerate(EVENT_TYPES):
@@ -61,14 +61,14 @@ def engagement_features(h: History, settings: Settings) -> ir.Table:
     for w in ENGAGEMENT_WINDOWS:
         in_window = recent.day >= h.day - w
         for i, k in enumerate(EVENT_TYPES):
-            windows[f"eng_{k}_{w}d"] = recent.count(where=in_window & (recent.code == i))
-        windows[f"eng_events_{w}d"] = recent.count(where=in_window)
-    windows["prev_60d"] = recent.count(where=(recent.day >= h.day - 90) & (recent.day < h.day - 30))
+            windows[f"eng_{k}_{w}d"] = count_if(in_window & (recent.code == i))
+        windows[f"eng_events_{w}d"] = count_if(in_window)
+    windows["prev_60d"] = count_if((recent.day >= h.day - 90) & (recent.day < h.day - 30))
     by_window = recent.group_by("customer_id").aggregate(**windows)
 
     days = recent.select("customer_id", "day").distinct()
     active = days.group_by("customer_id").aggregate(
-        **{f"eng_active_days_{w}d": days.count(where=days.day >= h.day - w) for w in ENGAGEMENT_WINDOWS}
+        **{f"eng_active_days_{w}d": count_if(days.day >= h.day - w) for w in ENGAGEMENT_WINDOWS}
     )
 
     count_columns = ["eng_events_total", "eng_referrals_total", *[c for c in windows if c.startswith("eng_")]]

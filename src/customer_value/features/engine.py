@@ -69,6 +69,7 @@ def spark_session(master: str = "local[*]", shuffle_partitions: int | None = Non
         .appName("customer-value-features")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 2 * cores))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()

@@ -96,6 +96,12 @@ def _duckdb_arg_min(arg: float, val: int) -> float:  # type: ignore[empty-body]
     """DuckDB's ``arg_min(arg, val)``."""
 
 
+def count_if(condition: ir.BooleanValue) -> ir.IntegerValue:
+    """Rows where ``condition`` holds (null counts as false), as a plain SUM: on DuckDB many
+    ``COUNT(*) FILTER (WHERE ...)`` aggregates over Arrow scans are about twice as slow."""
+    return condition.ifelse(1, 0).sum()
+
+
 def with_margin(transactions: ir.Table, settings: Settings) -> ir.Table:
     """Add ``margin``: ``gross_margin``, or ``amount * margin_rate`` where it is missing."""
     margin = transactions.gross_margin.fill_null(transactions.amount * settings.margin_rate)

@@ -21,7 +21,7 @@ import ibis
 import ibis.expr.types as ir
 
 from customer_value.config import Settings
-from customer_value.features.history import History, days_before, days_between
+from customer_value.features.history import History, count_if, days_before, days_between
 
 INVOICE_WINDOWS: tuple[int, ...] = (90, 365)
 
@@ -34,19 +34,19 @@ def payment_features(h: History, settings: Settings) -> ir.Table:
     aggs: dict[str, ir.Value] = {
         "pay_invoices": inv.count(),
         "pay_invoiced_amount": inv.amount.sum(),
-        "pay_settled": inv.count(where=settled),
-        "pay_settled_late": inv.count(where=settled & (inv.paid_at > inv.due_at)),
+        "pay_settled": count_if(settled),
+        "pay_settled_late": count_if(settled & (inv.paid_at > inv.due_at)),
         "pay_days_late_mean": days_late.mean(),
         "pay_days_late_max": days_late.max(),
-        "pay_open": inv.count(where=~settled),
+        "pay_open": count_if(~settled),
         "pay_open_amount": inv.amount.sum(where=~settled),
-        "pay_overdue": inv.count(where=~settled & (inv.due_at < cut)),
+        "pay_overdue": count_if(~settled & (inv.due_at < cut)),
         "pay_overdue_amount": inv.amount.sum(where=~settled & (inv.due_at < cut)),
         "pay_failed_attempts": inv.failed_payment_attempts.fill_null(0).sum(where=settled),
         "last_issued_at": inv.issued_at.max(),
     }
     for w in INVOICE_WINDOWS:
-        aggs[f"pay_invoices_{w}d"] = inv.count(where=inv.issued_at >= ibis.timestamp(h.as_of - dt.timedelta(days=w)))
+        aggs[f"pay_invoices_{w}d"] = count_if(inv.issued_at >= ibis.timestamp(h.as_of - dt.timedelta(days=w)))
     agg = inv.group_by("customer_id").aggregate(**aggs)
 
     tx = h.transactions

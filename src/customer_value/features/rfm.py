@@ -19,11 +19,10 @@ Conventions (those of ``lifetimes.utils.summary_data_from_transaction_data`` wit
 
 from __future__ import annotations
 
-import ibis
 import ibis.expr.types as ir
 
 from customer_value.config import Settings
-from customer_value.features.history import History, day_of, days_before
+from customer_value.features.history import History, count_if, day_of, days_before
 
 SPEND_WINDOWS: tuple[int, ...] = (30, 90, 365)
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -50,17 +49,17 @@ def _customer_spend(h: History, features: bool) -> ir.Table:
     per_day: dict[str, ir.Value] = {
         "net": tx.amount.sum(),
         "margin": tx.margin.sum(),
-        "purchases": tx.count(where=is_purchase),
+        "purchases": count_if(is_purchase),
         "first_ts": tx.occurred_at.min(where=is_purchase),
         "last_ts": tx.occurred_at.max(where=is_purchase),
     }
     if features:
-        per_day.update(refunds=tx.count(where=tx.amount < 0), refund_amount=(-tx.amount).sum(where=tx.amount < 0))
+        per_day.update(refunds=count_if(tx.amount < 0), refund_amount=(-tx.amount).sum(where=tx.amount < 0))
     daily = tx.group_by("customer_id", "day").aggregate(**per_day)
 
     bought = daily.purchases > 0
     per_customer: dict[str, ir.Value] = {
-        "purchase_days": daily.count(where=bought),
+        "purchase_days": count_if(bought),
         "first_day": daily.day.min(where=bought),
         "last_day": daily.day.max(where=bought),
         "first_day_net": h.arg_min(daily.net, daily.day, where=bought),

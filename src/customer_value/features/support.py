@@ -19,7 +19,7 @@ import ibis
 import ibis.expr.types as ir
 
 from customer_value.config import TICKET_CHANNELS, Settings
-from customer_value.features.history import History, days_before, days_between
+from customer_value.features.history import History, count_if, days_before, days_between
 
 SUPPORT_WINDOWS: tuple[int, ...] = (30, 90, 365)
 LOW_SATISFACTION = 2
@@ -32,21 +32,21 @@ def support_features(h: History, settings: Settings) -> ir.Table:
     aggs: dict[str, ir.Value] = {
         "sup_tickets": tk.count(),
         "sup_minutes": tk.handle_minutes.sum(),
-        "sup_escalations": tk.count(where=tk.escalated),
-        "sup_rated": tk.count(where=rated),
-        "sup_low_rated": tk.count(where=rated & (tk.satisfaction <= LOW_SATISFACTION)),
-        "sup_open_tickets": tk.count(where=tk.resolved_at.isnull()),
+        "sup_escalations": count_if(tk.escalated),
+        "sup_rated": count_if(rated),
+        "sup_low_rated": count_if(rated & (tk.satisfaction <= LOW_SATISFACTION)),
+        "sup_open_tickets": count_if(tk.resolved_at.isnull()),
         "sup_satisfaction_mean": tk.satisfaction.cast("float64").mean(),
         "sup_resolution_days_mean": resolution_days.mean(),
         "last_opened_at": tk.opened_at.max(),
     }
     for w in SUPPORT_WINDOWS:
         recent = tk.opened_at >= ibis.timestamp(h.as_of - dt.timedelta(days=w))
-        aggs[f"sup_tickets_{w}d"] = tk.count(where=recent)
+        aggs[f"sup_tickets_{w}d"] = count_if(recent)
         aggs[f"sup_minutes_{w}d"] = tk.handle_minutes.sum(where=recent)
-        aggs[f"sup_escalations_{w}d"] = tk.count(where=recent & tk.escalated)
+        aggs[f"sup_escalations_{w}d"] = count_if(recent & tk.escalated)
     for c in TICKET_CHANNELS:
-        aggs[f"sup_tickets_{c}"] = tk.count(where=tk.channel == c)
+        aggs[f"sup_tickets_{c}"] = count_if(tk.channel == c)
         aggs[f"sup_minutes_{c}"] = tk.handle_minutes.sum(where=tk.channel == c)
     agg = tk.group_by("customer_id").aggregate(**aggs)
 

@@ -19,10 +19,11 @@ e.g. ``churn.valid.roc_auc``, ``churn.baseline_recency.brier``, ``cost.valid.spe
 Baselines (:func:`churn_baselines`, :func:`cost_baseline`):
 
 - churn ``baseline_recency``: "no purchase in the last ``churn_window_days``". Its ranking
-  score is the days since the last purchase (ties broken by nothing: customers who never
-  bought rank as the most recent-less, i.e. highest); its probability is the churn rate of
-  each of the two rule groups (flagged / not flagged) measured on the *training* snapshots,
-  so its Brier score and log loss are those of the best-calibrated version of the rule;
+  score is the days since the last purchase (customers who never bought rank highest), so its
+  ROC/PR AUC and lift are those of the recency ranking, not just of the yes/no rule; its
+  probability is the churn rate of each of the two rule groups (flagged / not flagged)
+  measured on the *training* snapshots, so its Brier score and log loss are those of the
+  best-calibrated version of the rule;
 - churn ``baseline_bgnbd``: BG/NBD's P(no purchase in the next ``churn_window_days``), see
   :func:`bgnbd_prob_no_purchase`;
 - cost ``baseline_trailing``: the cost to serve over the trailing window of the same length

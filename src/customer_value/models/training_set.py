@@ -197,7 +197,7 @@ def tables_before(tables: Tables, as_of: dt.date | str) -> Tables:
         late_resolved = tk["resolved_at"].notna() & (tk["resolved_at"] >= cut)
         tk["resolved_at"] = tk["resolved_at"].mask(late_resolved)
         if "satisfaction" in tk:
-            tk["satisfaction"] = tk["satisfaction"].mask(late_resolved | tk["resolved_at"].isna())
+            tk["satisfaction"] = tk["satisfaction"].mask(late_resolved)
     return Tables(
         customers=c.loc[c["signup_at"] < cut],
         transactions=tx.loc[tx["occurred_at"] < cut],
@@ -224,11 +224,14 @@ def purchase_features(
     (P(no purchase in ``window`` days), from the fitted parameters: see
     :func:`customer_value.models.evaluation.bgnbd_prob_no_purchase`).
 
-    ``purchase_model`` is a fitted PurchaseModel; without one a BG/NBD is fitted on ``rfm``."""
+    ``purchase_model`` is a BG/NBD PurchaseModel fitted on this ``rfm`` (e.g. the one a value
+    model already fitted at the same date); without one, or when it is another model family
+    (MBG/NBD, Pareto/NBD: the training snapshots always use BG/NBD, so the features must too),
+    a BG/NBD is fitted on ``rfm``."""
     from customer_value.models.evaluation import bgnbd_prob_no_purchase
     from customer_value.models.purchases import PurchaseModel
 
-    if purchase_model is None:
+    if purchase_model is None or getattr(purchase_model, "model", "bgnbd") != "bgnbd":
         purchase_model = PurchaseModel.from_settings(settings, model="bgnbd").fit(rfm)
     t = _time_units(window, settings)
     pred = purchase_model.predict(rfm, t, discount_rate=0.0)

@@ -25,7 +25,7 @@
   and the figure ``tuning/<task>_optimization_history.png``. (Optuna's deprecated
   ``MLflowCallback`` is not used.)
 - Speed: trials train on at most ``max_tuning_rows`` training rows (a seeded subset; default
-  150,000) and the final model is refitted on all of them with the best parameters; the
+  100,000) and the final model is refitted on all of them with the best parameters; the
   LightGBM Datasets are built once and reused by every trial (``feature_pre_filter`` is off so
   ``min_data_in_leaf`` can vary); rounds are capped and early-stopped; pruning reports every
   10 rounds.
@@ -164,7 +164,7 @@ def tune(
     num_boost_round: int = 1000,
     early_stopping_rounds: int = 30,
     final_model_kwargs: dict[str, Any] | None = None,
-    max_tuning_rows: int | None = 150_000,
+    max_tuning_rows: int | None = 100_000,
     log_to_mlflow: bool = True,
 ) -> TuningResult:
     """Search LightGBM parameters for ``training_set.task`` (``churn`` or ``cost``) and return

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,12 @@ AS_OF = "2024-07-01"
 # -- the jobs (each runs in a child process) ------------------------------------------------------
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _memory import peak_rss_gib  # noqa: E402
+
+
 def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    return peak_rss_gib()
 
 
 def _load(data_dir: Path):

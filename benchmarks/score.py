@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,12 @@ TARGET_SECONDS = 300
 TARGET_GIB = 8.0
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import peak_rss_gib  # noqa: E402
+
+
 def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    return peak_rss_gib()
 
 
 def _env(work: Path) -> dict[str, str]:

@@ -169,7 +169,8 @@ def test_features_at_a_snapshot_ignore_rows_at_or_after_it(built, world):
     later = tx["occurred_at"] >= cut
     tx.loc[later, "amount"] = tx.loc[later, "amount"] * 10 + 5
     extra = tx.loc[later].head(50).assign(
-        transaction_id=lambda d: "X" + d["transaction_id"], occurred_at=lambda d: d["occurred_at"] + pd.Timedelta(hours=1)
+        transaction_id=lambda d: "X" + d["transaction_id"],
+        occurred_at=lambda d: d["occurred_at"] + pd.Timedelta(hours=1),
     )
     tk = world.support_tickets.copy()
     tk_later = tk["opened_at"] >= cut
@@ -248,3 +249,20 @@ def test_lightgbm_accepts_scoring_frames_with_other_categories():
     score = pd.DataFrame({"x": [0.0, 1.0], "plan": ["pro", "startup"]})  # one value never seen
     p = booster.predict(feature_matrix(score, cats))
     assert p.shape == (2,) and np.isfinite(p).all()
+
+
+def test_same_data_settings_and_seed_give_identical_models_and_metrics(built, world):
+    from customer_value.models import evaluation as ev
+    from customer_value.models.training_set import build_training_set
+    from customer_value.models.tuning import tune
+
+    first = built[0]["churn"]
+    again = build_training_set(world, AS_OF, SETTINGS, "churn")
+    pd.testing.assert_frame_equal(again.X_train, first.X_train)
+    pd.testing.assert_frame_equal(again.X_valid, first.X_valid)
+    np.testing.assert_array_equal(again.y_train, first.y_train)
+    runs = [tune(ts, SETTINGS, n_trials=2, num_boost_round=60, num_threads=1) for ts in (first, again)]
+    assert runs[0].best_params == runs[1].best_params
+    assert runs[0].model.booster_.model_to_string() == runs[1].model.booster_.model_to_string()
+    metrics = [ev.churn_metrics(ts.y_valid, r.model.predict_proba(ts.X_valid)) for ts, r in zip((first, again), runs)]
+    assert metrics[0] == metrics[1]

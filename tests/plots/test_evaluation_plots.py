@@ -28,7 +28,9 @@ CALLS = {
     "lift": lambda ax: plot_lift(Y, P, ax=ax),
     "deciles": lambda ax: plot_deciles(decile_table(COST, COST + rng.normal(0, 1, 200)), ax=ax),
     "importance": lambda ax: plot_importance(pd.Series({"a": 3.0, "b": 1.0, "c": 2.0}), top=2, ax=ax),
-    "history": lambda ax: plot_optimization_history([0.5, 0.4, 0.45, np.nan], ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"], ax=ax),
+    "history": lambda ax: plot_optimization_history(
+        [0.5, 0.4, 0.45, np.nan], ["COMPLETE", "COMPLETE", "PRUNED", "FAIL"], ax=ax
+    ),
 }
 
 

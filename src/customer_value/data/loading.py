@@ -339,7 +339,7 @@ def load_tables(data_dir: str | Path, settings: Settings | None = None, strict: 
         if len(problems) and strict:
             raise DataValidationError(describe_problems(name, problems) + f"\n(file: {path})", problems)
         bad_rows = problems["row"].unique()
-        kept = frame.drop(index=bad_rows).reset_index(drop=True)
+        kept = frame.drop(index=bad_rows).reset_index(drop=True) if len(bad_rows) else frame  # no copy when clean
         if name == "customers":
             # referred_by is checked once the valid customers are known; a bad referrer is set aside too
             customer_ids = pd.Index(kept["customer_id"])

@@ -57,7 +57,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "tweedie_variance_power": 1.5,
 }
-_LGB_OBJECTIVE = {"tweedie": "tweedie", "poisson": "poisson", "gamma": "gamma", "l2": "regression", "l2_log1p": "regression"}
+_LGB_OBJECTIVE = {
+    "tweedie": "tweedie", "poisson": "poisson", "gamma": "gamma", "l2": "regression", "l2_log1p": "regression"
+}
 FEVAL_NAME = "tweedie_deviance"
 
 
@@ -256,11 +258,16 @@ class CostToServeModel(BaseEstimator):
             if components is None or components_valid is None:
                 raise ValueError("per_component=True needs components and components_valid")
             models = {
-                c: self._fit_one(self.objective_, Xm, components[c].to_numpy(float), Xv, components_valid[c].to_numpy(float))
+                c: self._fit_one(
+                    self.objective_, Xm, components[c].to_numpy(float), Xv, components_valid[c].to_numpy(float)
+                )
                 for c in components.columns
             }
             pred = np.sum([m.predict(Xv) for m in models.values()], axis=0)
-            self.component_scores_ = {"total": self.valid_score_, "per_component": _score(self.selection_metric, yv, pred)}
+            self.component_scores_ = {
+                "total": self.valid_score_,
+                "per_component": _score(self.selection_metric, yv, pred),
+            }
             if self.component_scores_["per_component"] < self.valid_score_:
                 self.per_component_ = True
                 self.component_models_ = models

@@ -235,6 +235,7 @@ def tune(
             for name, m, v, *_ in env.evaluation_result_list or ():
                 if name == "valid" and m == metric:
                     last_value[:] = [float(v)]
+
         model = _make_model(task, params, seed, num_threads, num_boost_round, early_stopping_rounds)
         run = (
             mlflow.start_run(run_name=f"{task}-trial-{trial.number:03d}", nested=True, experiment_id=experiment_id)
@@ -259,7 +260,9 @@ def tune(
                 value = float(model.valid_score_)
                 if run is not None:
                     mlflow.set_tag("optuna.state", "COMPLETE")
-                    mlflow.log_metrics({f"{task}.valid.{metric}": value, "best_iteration": float(model.best_iteration_)})
+                    mlflow.log_metrics(
+                        {f"{task}.valid.{metric}": value, "best_iteration": float(model.best_iteration_)}
+                    )
         finally:
             if run is not None:
                 mlflow.end_run()

@@ -96,7 +96,6 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     """Load, cut at as_of, build features, score, check, write atomically, report, log."""
     from customer_value.data.loading import load_tables
     from customer_value.features import build_features
-    from customer_value.models.training_set import tables_before
     from customer_value.pipeline.outputs import write_parquet_atomically
     from customer_value.pipeline.report import looks_profitable_but_drains, write_html_report
 
@@ -107,7 +106,10 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     if settings is not None:  # the data's column mapping and strictness come from the caller
         model_settings = model_settings.with_overrides(columns=settings.columns, strict=settings.strict)
     say(f"loading tables from {data_dir}")
-    tables = tables_before(load_tables(data_dir, model_settings).tables, as_of)
+    # no cut copy of the tables: the feature builders are point-in-time by construction (their
+    # leakage tests and this pipeline's cut-vs-full test prove it) and a copy of ~100M rows is
+    # the difference between fitting in 8 GiB or not
+    tables = load_tables(data_dir, model_settings).tables
     say(f"features as of {as_of}")
     features = build_features(tables, as_of, model_settings, engine=engine)
     say(f"scoring {len(features):,} customers")

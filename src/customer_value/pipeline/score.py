@@ -112,9 +112,10 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     tables = load_tables(data_dir, model_settings).tables
     say(f"features as of {as_of}")
     features = build_features(tables, as_of, model_settings, engine=engine)
+    population = tables.customers.loc[tables.customers["signup_at"] < pd.Timestamp(as_of), "customer_id"]
+    del tables  # the raw tables hold most of the memory; nothing below needs them
     say(f"scoring {len(features):,} customers")
     scores = score_features(loaded_model, features, as_of)
-    population = tables.customers.loc[tables.customers["signup_at"] < pd.Timestamp(as_of), "customer_id"]
     check_one_row_per_customer(scores, population)
     scores = scores.sort_values("customer_id", kind="stable").reset_index(drop=True)
     drains = looks_profitable_but_drains(scores)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,6 +59,6 @@ def test_features_and_targets_line_up(world: Tables, pooled_settings: Settings) 
     assert sorted(expected) == x.customer_id.tolist()
     assert not x.drop(columns=[c for c in x.columns if "days_since" in c or "mean" in c or "share" in c
                                or c in ("plan", "region", "pay_days_late_max")]).isna().any().any()
-    assert (y.net_value == y.margin - y.cost_to_serve).all()
+    np.testing.assert_allclose(y.net_value, y.margin - y.cost_to_serve, rtol=0, atol=1e-8)  # outputs rounded to 1e-9
     components = [c for c in y.columns if c.startswith("cost_") and c != "cost_to_serve"]
     pd.testing.assert_series_equal(y[components].sum(axis=1), y.cost_to_serve, check_names=False)

@@ -17,6 +17,9 @@ def write_parquet_atomically(frame: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         frame.to_parquet(tmp, index=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the scores from other readers
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -37,7 +37,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from customer_value.models import evaluation as ev
-from customer_value.models.churn import MAX_BIN, base_params, dataset
+from customer_value.models.churn import DEFAULT_PARAMS as CHURN_DEFAULT_PARAMS
+from customer_value.models.churn import base_params, dataset
 from customer_value.models.training_set import align, categories_of, feature_matrix
 
 OBJECTIVES: tuple[str, ...] = ("tweedie", "poisson", "gamma", "l2", "l2_log1p")
@@ -46,17 +47,7 @@ AUTO_OBJECTIVES: tuple[str, ...] = ("tweedie", "poisson", "l2_log1p")
 cost. ``gamma`` (its deviance is undefined at a zero cost; LightGBM fits it, badly) and ``l2`` on
 the raw cost (dominated by a few large customers) can still be named explicitly."""
 SELECTION_METRICS: tuple[str, ...] = ("tweedie_deviance", "rmse", "mae", "spearman", "gini")
-DEFAULT_PARAMS: dict[str, Any] = {
-    "max_bin": MAX_BIN,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 100,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "tweedie_variance_power": 1.5,
-}
+DEFAULT_PARAMS: dict[str, Any] = {**CHURN_DEFAULT_PARAMS, "tweedie_variance_power": 1.5}
 _LGB_OBJECTIVE = {
     "tweedie": "tweedie", "poisson": "poisson", "gamma": "gamma", "l2": "regression", "l2_log1p": "regression"
 }

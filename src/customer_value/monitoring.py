@@ -66,15 +66,6 @@ def psi_against_profile(profile: dict[str, dict[str, list[float]]], scores: pd.D
     return out
 
 
-def score_drift(previous: pd.DataFrame, current: pd.DataFrame, columns: tuple[str, ...] = DRIFT_COLUMNS) -> dict[str, float]:
-    """PSI per key column present in both scorings."""
-    return {
-        c: population_stability_index(previous[c].to_numpy(), current[c].to_numpy())
-        for c in columns
-        if c in previous.columns and c in current.columns
-    }
-
-
 def score_distribution(scores: pd.DataFrame, columns: tuple[str, ...] = DRIFT_COLUMNS) -> dict[str, float]:
     """Mean and quartiles of each key column, plus segment shares: the numbers logged per scoring."""
     out: dict[str, float] = {"rows": float(len(scores))}

@@ -46,11 +46,6 @@ SCORE_COLUMNS = (
     "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
     "expected_referral_value", "historical_value", "customer_value", "value_segment", "model_uri",
 )
-COMPONENT_COLUMNS = (
-    "adjusted_p_alive", "adjusted_expected_transactions", "discounted_expected_revenue", "discounted_expected_margin",
-    "discounted_expected_cost_to_serve", "margin_ratio", "expected_referrals", "historical_cost_to_serve",
-    "historical_revenue",
-)
 REFERRAL_PRIOR_DAYS = 365.0
 MARGIN_PRIOR_ORDERS = 3.0
 

@@ -47,14 +47,6 @@ def _child(name: str, enabled: bool):
     return mlflow.start_run(run_name=name, nested=True) if enabled else nullcontext()
 
 
-def _log_part_params(prefix: str, model: Any) -> None:
-    import mlflow
-
-    params = {f"{prefix}.{k}": v for k, v in getattr(model, "params_", {}).items()}
-    if params:
-        mlflow.log_metrics({k: float(v) for k, v in params.items() if np.isscalar(v)})
-
-
 def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, engine: Any = "duckdb",
                     log_children: bool = False, progress: Progress | None = None,
                     study_storage: str | Path | None = None) -> FittedValueModel:
@@ -118,7 +110,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             fitted[task] = result.model
             evaluation[task] = _evaluate(task, result.model, training_set, settings)
             if log_children:
-                from customer_value.models.evaluation import flatten, log_evaluation
+                from customer_value.models.evaluation import log_evaluation
 
                 log_evaluation(**{task: evaluation[task]}, figures=_figures(task, result.model, training_set, settings))
                 mlflow.log_dict({"snapshots": [str(d) for d in training_set.snapshot_dates]}, f"{task}_snapshots.json")

@@ -404,6 +404,20 @@ def p_alive(model: str, params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: n
         return np.where(x == 0, 1.0, expit(-log_div))
 
 
+def alive_pair_terms(model: str, params: np.ndarray, x_u: np.ndarray, T_u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (frequency, T) parts of (M)BG/NBD's P(alive): ``k = r + x`` and
+    ``log(a / (b + x - 1)) + k * log(alpha + T)`` (``b + x`` for MBG/NBD; ``-inf`` for BG/NBD's x = 0,
+    i.e. alive for sure). ``p_alive = 1 / (1 + exp(pair_part - k * log(alpha + t_x)))``."""
+    r, alpha, a, b = params
+    with np.errstate(all="ignore"):
+        k = r + x_u
+        if model == "mbgnbd":
+            c = np.log(a) - np.log(b + x_u)
+        else:
+            c = np.where(x_u > 0, np.log(a) - np.log(b + np.maximum(x_u, 1.0) - 1.0), -np.inf)
+        return k, c + k * np.log(alpha + T_u)
+
+
 def p_alive_by_pairs(
     model: str, params: np.ndarray, x_u: np.ndarray, T_u: np.ndarray, inverse: np.ndarray, t_x: np.ndarray
 ) -> np.ndarray:
@@ -413,14 +427,9 @@ def p_alive_by_pairs(
     MBG/NBD) and ``p_alive = 1 / (1 + exp(log_div))``; BG/NBD customers without repeat purchases
     are alive with probability 1.
     """
-    r, alpha, a, b = params
+    alpha = params[1]
+    k, pair_part = alive_pair_terms(model, params, x_u, T_u)
     with np.errstate(all="ignore"):
-        k = r + x_u
-        if model == "mbgnbd":
-            c = np.log(a) - np.log(b + x_u)
-        else:
-            c = np.where(x_u > 0, np.log(a) - np.log(b + np.maximum(x_u, 1.0) - 1.0), -np.inf)
-        pair_part = c + k * np.log(alpha + T_u)
         z = np.log(alpha + t_x)
         z *= k[inverse]
         np.subtract(pair_part[inverse], z, out=z)

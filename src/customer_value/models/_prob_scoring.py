@@ -120,14 +120,8 @@ def score(
         discounted = np.clip(np.nan_to_num(discounted, nan=0.0, posinf=0.0), 0.0, given)
     else:
         discounted = given
-    r, alpha, a, b = theta
-    with np.errstate(all="ignore"):
-        k = r + x_u
-        if model == "mbgnbd":
-            c = np.log(a) - np.log(b + x_u)
-        else:
-            c = np.where(x_u > 0, np.log(a) - np.log(b + np.maximum(x_u, 1.0) - 1.0), -np.inf)
-        pair_part = c + k * np.log(alpha + T_u)
+    alpha = theta[1]
+    k, pair_part = nbd.alive_pair_terms(model, theta, x_u, T_u)
 
     # 4. rows
     if out is None:

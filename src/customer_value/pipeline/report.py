@@ -12,7 +12,6 @@ import html
 import io
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 

@@ -148,8 +148,8 @@ def _validation_baselines(task: str, training_set: Any, settings: Settings) -> d
             _, prob = ev.recency_baseline(days, settings.churn_window_days, rates)
             out["baseline_recency"] = prob
         return out
-    column = "hist_cost_to_serve" if "hist_cost_to_serve" in X else None
-    return {"baseline_trailing": X[column].to_numpy(dtype=float) * settings.horizon_days / settings.horizon_days} if column else {}
+    # the trailing window and the label window are both horizon_days long: no rescaling needed
+    return {"baseline_trailing": X["hist_cost_to_serve"].to_numpy(dtype=float)} if "hist_cost_to_serve" in X else {}
 
 
 def _evaluate(task: str, model: Any, training_set: Any, settings: Settings) -> dict[str, dict[str, float]]:

@@ -204,6 +204,15 @@ def _heatmap(ax: Axes, values: np.ndarray, frequency: np.ndarray, recency: np.nd
     return ax
 
 
+def _alive_on_grid(model: PurchaseModel, X: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """P(alive) over a (frequency, recency) grid; customers without repeats at recency 0."""
+    theta = model._theta()
+    x, r, t = X.ravel(), R.ravel(), T.ravel()
+    with np.errstate(all="ignore"):
+        alive = nbd.p_alive(model.model, theta, x, r, t)
+        return np.where(x == 0, nbd.p_alive(model.model, theta, x, 0 * r, t), alive)
+
+
 def plot_frequency_recency_matrix(
     model: PurchaseModel,
     rfm: pd.DataFrame | None = None,
@@ -215,11 +224,9 @@ def plot_frequency_recency_matrix(
 ) -> Axes:
     """Expected purchases in the next ``horizon`` units by (recency, frequency), for age T = max recency."""
     frequency, recency, X, R, T = _grid(model, rfm, max_frequency, max_recency)
-    theta = model._theta()
+    alive = _alive_on_grid(model, X, R, T)
     with np.errstate(all="ignore"):
-        alive = nbd.p_alive(model.model, theta, X.ravel(), R.ravel(), T.ravel())
-        alive = np.where(X.ravel() == 0, nbd.p_alive(model.model, theta, X.ravel(), 0 * R.ravel(), T.ravel()), alive)
-        given = nbd.expected_given_alive(model.model, theta, frequency, np.full(frequency.shape, T.flat[0]), float(horizon))
+        given = nbd.expected_given_alive(model.model, model._theta(), frequency, np.full(frequency.shape, T.flat[0]), float(horizon))
     values = (alive.reshape(X.shape) * given[:, None]).astype(float)
     return _heatmap(_axes(ax), values, frequency, recency, "expected purchases",
                     f"expected purchases in the next {horizon:g} time units")
@@ -235,9 +242,6 @@ def plot_probability_alive_matrix(
 ) -> Axes:
     """P(alive) by (recency, frequency), for customers of age T = max recency."""
     frequency, recency, X, R, T = _grid(model, rfm, max_frequency, max_recency)
-    theta = model._theta()
-    with np.errstate(all="ignore"):
-        alive = nbd.p_alive(model.model, theta, X.ravel(), R.ravel(), T.ravel())
-        alive = np.where(X.ravel() == 0, nbd.p_alive(model.model, theta, X.ravel(), 0 * R.ravel(), T.ravel()), alive)
+    alive = _alive_on_grid(model, X, R, T)
     return _heatmap(_axes(ax), np.clip(alive.reshape(X.shape), 0, 1), frequency, recency, "P(alive)",
                     "probability a customer is alive")

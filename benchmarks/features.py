@@ -10,6 +10,10 @@ own Python process, so its peak memory (``ru_maxrss``) is its own: the process r
 files into canonical pandas tables (the contract-validated input of ``build_features``; reading
 time is reported separately) and runs one job. Rows/s counts the input rows of all five tables
 (for the RFM jobs: the transactions) per second of the job's wall time.
+
+The simulated transactions come sorted by customer and time, as most exports do; ``rfm`` then
+takes the linear pass of ``features/rfm_sorted.py``. ``rfm_unsorted`` times the same rows shuffled,
+where the Ibis expression runs on DuckDB. lifetimes gets the sorted rows.
 """
 
 from __future__ import annotations
@@ -113,6 +117,17 @@ def job(name: str, data_dir: Path, engine: str, sample: int | None) -> dict:
         from customer_value.features import rfm_summary
 
         out = rfm_summary(tables, AS_OF, settings, engine=engine)
+    elif name == "rfm_unsorted":  # the same rows shuffled (outside the timing): the Ibis/DuckDB expression runs
+        import numpy as np
+
+        from customer_value.data.tables import Tables
+        from customer_value.features import rfm_summary
+
+        order = np.random.default_rng(0).permutation(len(tables.transactions))
+        tables = Tables.from_frames(customers=tables.customers,
+                                    transactions=tables.transactions.iloc[order].reset_index(drop=True))
+        t1, c1 = time.perf_counter(), time.process_time()
+        out = rfm_summary(tables, AS_OF, settings, engine=engine)
     elif name == "rfm_pandas":
         out = pandas_rfm(tables, AS_OF)
     elif name == "rfm_lifetimes":
@@ -178,7 +193,7 @@ def main() -> None:
     parser.add_argument("--engine", default="duckdb")
     parser.add_argument("--lifetimes-sample", type=int, default=None,
                         help="run lifetimes' helper on this many customers only (default: all)")
-    parser.add_argument("--jobs", default="features,targets,features_from_files,rfm,rfm_pandas,rfm_lifetimes")
+    parser.add_argument("--jobs", default="features,targets,features_from_files,rfm,rfm_unsorted,rfm_pandas,rfm_lifetimes")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--simulate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,6 +230,11 @@ def main() -> None:
             print(f"(lifetimes ran on {life['customers']:,} sampled customers; scaled by transactions)")
         print(f"RFM speed-up vs lifetimes: {life['seconds'] * scale / ours['seconds']:.1f}x wall, "
               f"{life['cpu_seconds'] * scale / ours['cpu_seconds']:.1f}x cpu")
+    if "rfm_unsorted" in rows and "rfm_lifetimes" in rows:
+        life, ours = rows["rfm_lifetimes"], rows["rfm_unsorted"]
+        scale = ours["transactions"] / max(life["transactions"], 1) if args.lifetimes_sample else 1.0
+        print(f"RFM speed-up vs lifetimes, transactions in random order (Ibis on DuckDB): "
+              f"{life['seconds'] * scale / ours['seconds']:.1f}x wall, {life['cpu_seconds'] * scale / ours['cpu_seconds']:.1f}x cpu")
     if "rfm" in rows and "rfm_pandas" in rows:
         print(f"RFM speed-up vs pandas groupby: {rows['rfm_pandas']['seconds'] / rows['rfm']['seconds']:.1f}x wall, "
               f"{rows['rfm_pandas']['cpu_seconds'] / rows['rfm']['cpu_seconds']:.1f}x cpu")

@@ -40,6 +40,9 @@ from customer_value.models import evaluation as ev  # noqa: E402
 from customer_value.models.training_set import tables_before  # noqa: E402
 from customer_value.pipeline.backtest import join_realised  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _world import world_params  # noqa: E402
+
 VARIANTS = ("survival", "blend", "none")
 
 
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--as-of", default="2024-07-01")
     parser.add_argument("--trials", type=int, default=20, help="Optuna trials per boosted model")
+    parser.add_argument("--world", action="append", default=[], metavar="PARAM=VALUE",
+                        help="override a simulator parameter (WorldParams), e.g. engagement_purchase_corr=0")
+    parser.add_argument("--save", type=Path, default=None,
+                        help="write each variant's scored frame (with what happened and the oracle) here as Parquet")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     as_of = dt.date.fromisoformat(args.as_of)
@@ -71,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    world = api.simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of)
+    world = api.simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of,
+                               params=world_params(args.world))
     timings["simulate"] = time.perf_counter() - t0
     print(f"simulated {args.customers:,} customers in {timings['simulate']:.0f}s", flush=True)
 
@@ -101,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     realised = frame["net_value"].to_numpy(dtype=float)
     assert not np.isnan(realised).any() and not oracle.isna().any()
 
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        for variant, scored_frame in scored.items():
+            scored_frame.assign(oracle_net_value=oracle.to_numpy()).to_parquet(args.save / f"{variant}.parquet")
     rows = {f"customer_value ({v})": ranking_metrics(realised, scored[v]["customer_value"].to_numpy(), True)
             for v in VARIANTS}
     rows["historical_value"] = ranking_metrics(realised, frame["historical_value"].to_numpy(dtype=float), True)

@@ -27,6 +27,7 @@ from customer_value.features.historical import historical_features
 from customer_value.features.history import History, as_of_datetime
 from customer_value.features.payment import payment_features
 from customer_value.features.rfm import SUMMARY_COLUMNS, rfm_features, rfm_table
+from customer_value.features.rfm_sorted import sorted_rfm_summary
 from customer_value.features.support import support_features
 from customer_value.features.targets import target_table
 
@@ -183,7 +184,14 @@ def build_targets(
 def rfm_summary(tables: Tables, as_of: AsOf, settings: Settings, engine: Engine = "duckdb") -> pd.DataFrame:
     """lifetimes-style summary indexed by ``customer_id``: ``frequency``, ``recency``, ``T``,
     ``monetary_value`` (in ``settings.time_unit``), ``first_purchase_at``, ``last_purchase_at``,
-    ``revenue`` and ``margin`` to date; conventions in :mod:`.rfm`."""
+    ``revenue`` and ``margin`` to date; conventions in :mod:`.rfm`. In process (DuckDB) and with
+    transactions sorted by customer and time, a linear pass computes the same (:mod:`.rfm_sorted`)."""
+    if engine == "duckdb" and isinstance(tables, Tables):  # in process: the linear pass when rows are sorted
+        fast = sorted_rfm_summary(tables, as_of_datetime(as_of), settings)
+        if fast is not None:
+            floats = fast.select_dtypes("float").columns
+            fast[floats] = fast[floats].round(FLOAT_DECIMALS)
+            return fast
     with _sources(tables, engine, only=("customers", "transactions")) as src:
         h = History.of(src, as_of, settings)
         out = _run(rfm_table(h, settings))

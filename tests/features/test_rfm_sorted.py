@@ -13,6 +13,7 @@ from customer_value.features import rfm_summary
 from customer_value.features.build import _run, _sources
 from customer_value.features.history import History, as_of_datetime
 from customer_value.features.rfm import SUMMARY_COLUMNS, rfm_table
+from customer_value.features import rfm_sorted
 from customer_value.features.rfm_sorted import sorted_rfm_summary
 from feature_worlds import make_tables, random_world
 
@@ -47,9 +48,12 @@ def _refunds_and_same_day() -> Tables:
     )
 
 
+@pytest.mark.parametrize("slices", [1, 5])
 @pytest.mark.parametrize("unit", ["days", "weeks"])
 @pytest.mark.parametrize("as_of", ["2023-06-01", "2024-07-01", "2025-01-01"])
-def test_linear_pass_equals_ibis_on_a_random_world(as_of: str, unit: str) -> None:
+def test_linear_pass_equals_ibis_on_a_random_world(as_of: str, unit: str, slices: int, monkeypatch) -> None:
+    """Also cut into slices (one thread each) at customer boundaries, as large inputs are."""
+    monkeypatch.setattr(rfm_sorted, "_slice_count", lambda rows: slices)
     settings = Settings(time_unit=unit, margin_rate=0.4)
     tables = _ordered(random_world(n_customers=400, seed=3), "sorted")
     fast = sorted_rfm_summary(tables, as_of_datetime(as_of), settings)
@@ -68,11 +72,19 @@ def test_linear_pass_handles_refunds_same_day_and_the_cut(as_of: str) -> None:
                                   check_exact=False, rtol=1e-12, atol=1e-9)
 
 
-def test_unsorted_transactions_fall_back_to_the_expression() -> None:
+@pytest.mark.parametrize("slices", [1, 3])
+def test_unsorted_transactions_fall_back_to_the_expression(slices: int, monkeypatch) -> None:
+    monkeypatch.setattr(rfm_sorted, "_slice_count", lambda rows: slices)
     world = random_world(n_customers=200, seed=4)
     shuffled, ordered = _ordered(world, "shuffled"), _ordered(world, "sorted")
     as_of = dt.datetime(2024, 7, 1)
     assert sorted_rfm_summary(shuffled, as_of, Settings()) is None
+    tx = ordered.transactions  # sorted within each slice but not across them
+    half = len(tx) // 2
+    swapped = pd.concat([tx.iloc[half:], tx.iloc[:half]], ignore_index=True)
+    if slices > 1:
+        monkeypatch.setattr(rfm_sorted, "_slice_bounds", lambda ids, parts: [0, len(tx) - half, len(tx)])
+    assert sorted_rfm_summary(Tables.from_frames(customers=ordered.customers, transactions=swapped), as_of, Settings()) is None
     pd.testing.assert_frame_equal(rfm_summary(shuffled, as_of, Settings()), rfm_summary(ordered, as_of, Settings()),
                                   check_exact=False, rtol=1e-12, atol=1e-9)
 

@@ -96,8 +96,8 @@ class Settings(_Frozen):
     )
     snapshots: TrainingSnapshots = Field(default_factory=TrainingSnapshots)
     trials: int = Field(default=20, ge=0, description="Optuna trials per gradient-boosted model")
-    churn_adjustment: Literal["survival", "blend"] = Field(
-        default="survival", description="how the churn model's probability enters the value (models/value.py)"
+    churn_adjustment: Literal["boosted", "survival", "blend"] = Field(
+        default="boosted", description="how the churn model's probability enters the value (models/value.py)"
     )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"

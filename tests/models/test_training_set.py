@@ -266,3 +266,27 @@ def test_same_data_settings_and_seed_give_identical_models_and_metrics(built, wo
     assert runs[0].model.booster_.model_to_string() == runs[1].model.booster_.model_to_string()
     metrics = [ev.churn_metrics(ts.y_valid, r.model.predict_proba(ts.X_valid)) for ts, r in zip((first, again), runs)]
     assert metrics[0] == metrics[1]
+
+
+def test_margin_labels_and_the_churn_probability_feature(built):
+    """Margin labels are the window's margin floored at 0; the churn probability added to each
+    margin row is the churn model applied to that row's own snapshot features."""
+    from customer_value.models.margin import CHURN_FEATURE, with_churn_probability
+
+    sets, cache, _ = built
+    margin = sets["margin"]
+    assert margin.window_days == SETTINGS.horizon_days
+    np.testing.assert_array_equal(margin.y_train, np.clip(margin.targets_train["margin"].to_numpy(float), 0, None))
+    assert (margin.y_valid >= 0).all()
+
+    class DaysSince:  # a stand-in churn model: a known function of the snapshot's own features
+        def predict_proba(self, X):
+            return np.tanh(X["days_since_last_purchase"].fillna(999).to_numpy(float) / 100.0)
+
+    added = with_churn_probability(margin, cache, DaysSince(), SETTINGS)
+    for k, s in enumerate(margin.snapshot_dates[:-1]):
+        rows = margin.groups_train == k
+        expected = np.tanh(margin.X_train.loc[rows, "days_since_last_purchase"].fillna(999).to_numpy(float) / 100.0)
+        np.testing.assert_allclose(added.X_train.loc[rows, CHURN_FEATURE].to_numpy(), expected)
+    expected_valid = np.tanh(margin.X_valid["days_since_last_purchase"].fillna(999).to_numpy(float) / 100.0)
+    np.testing.assert_allclose(added.X_valid[CHURN_FEATURE].to_numpy(), expected_valid)

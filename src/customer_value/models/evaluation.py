@@ -373,9 +373,11 @@ def log_evaluation(
     cost: Mapping[str, Mapping[str, float]] | None = None,
     figures: Mapping[str, Any] | None = None,
     step: int | None = None,
+    margin: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, float]:
     """Log evaluations (``{source: {metric: value}}`` per task, as returned by
-    :func:`churn_evaluation` / :func:`cost_evaluation`) to the active MLflow run under
+    :func:`churn_evaluation` / :func:`cost_evaluation`, which also scores the margin model) to
+    the active MLflow run under
     ``<task>.<source>.<metric>``, and ``figures`` (``{artifact_file: Figure}``, e.g. from
     :func:`evaluation_figures`) with ``mlflow.log_figure``. Returns the logged metrics.
     """
@@ -388,6 +390,8 @@ def log_evaluation(
         logged.update(flatten("churn", churn))
     if cost:
         logged.update(flatten("cost", cost))
+    if margin:
+        logged.update(flatten("margin", margin))
     if logged:
         mlflow.log_metrics(logged, step=step)
     for artifact_file, figure in (figures or {}).items():
@@ -403,10 +407,12 @@ def evaluation_figures(
     cost_preds: Mapping[str, Any] | None = None,
     importance: Mapping[str, pd.Series] | None = None,
     prefix: str = "evaluation",
+    amount: str = "cost to serve",
 ) -> dict[str, Any]:
     """The standard figures as ``{artifact_file: matplotlib Figure}``: churn calibration curve
-    and lift chart, cost decile chart, and one importance chart per entry of ``importance``
-    (e.g. ``{"churn": mean_abs_shap, "cost": ...}``). Figures are built without pyplot."""
+    and lift chart, decile chart of a predicted amount (``cost_*``; ``amount`` names it, e.g.
+    ``"margin"``), and one importance chart per entry of ``importance`` (e.g.
+    ``{"churn": mean_abs_shap, "cost": ...}``). Figures are built without pyplot."""
     from matplotlib.figure import Figure
 
     from customer_value.plots.evaluation import plot_calibration, plot_deciles, plot_importance, plot_lift
@@ -427,8 +433,9 @@ def evaluation_figures(
     if cost_true is not None and cost_preds:
         for source, pred in cost_preds.items():
             fig, ax = new()
-            plot_deciles(decile_table(cost_true, pred), ax=ax, title=f"cost to serve by predicted decile ({source})")
-            figures[f"{prefix}/cost_deciles_{source}.png"] = fig
+            plot_deciles(decile_table(cost_true, pred), ax=ax, title=f"{amount} by predicted decile ({source})")
+            name = "cost" if amount == "cost to serve" else amount.replace(" ", "_")
+            figures[f"{prefix}/{name}_deciles_{source}.png"] = fig
     for task, series in (importance or {}).items():
         fig, ax = new()
         plot_importance(series, ax=ax, title=f"{task}: mean |SHAP|")

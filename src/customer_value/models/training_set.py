@@ -1,8 +1,8 @@
-"""Stacked, leakage-free training sets for the gradient-boosted churn and cost models.
+"""Stacked, leakage-free training sets for the gradient-boosted churn, cost and margin models.
 
 A model "trained as of A" may use nothing at or after A. Its examples come from snapshots
 ``s < A``: features as of ``s`` (history ``< s``) and labels over the window ``[s, s + W)``
-(``W = churn_window_days`` for churn, ``horizon_days`` for cost). Only snapshots whose label
+(``W = churn_window_days`` for churn, ``horizon_days`` for cost and margin). Only snapshots whose label
 window ends on or before A are used, so the latest one is ``s_last = A − W`` and earlier ones
 step back by ``settings.snapshots.spacing_days`` (``settings.snapshots.count`` in total; the
 defaults give six monthly snapshots, i.e. the half year before ``A − W``)::
@@ -51,8 +51,8 @@ import pandas as pd
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 
-TASKS: tuple[str, ...] = ("churn", "cost")
-LABELS: dict[str, str] = {"churn": "churned", "cost": "cost_to_serve"}
+TASKS: tuple[str, ...] = ("churn", "cost", "margin")
+LABELS: dict[str, str] = {"churn": "churned", "cost": "cost_to_serve", "margin": "margin"}
 ID_COLUMNS: tuple[str, ...] = ("customer_id", "as_of", "snapshot", "snapshot_date")
 PURCHASE_COLUMNS: tuple[str, ...] = ("bgnbd_p_alive", "bgnbd_expected_transactions", "bgnbd_p_no_purchase")
 
@@ -76,7 +76,7 @@ def window_days(task: str, settings: Settings) -> int:
     """The label window ``W`` of a task: ``churn_window_days`` or ``horizon_days``."""
     if task == "churn":
         return settings.churn_window_days
-    if task == "cost":
+    if task in ("cost", "margin"):
         return settings.horizon_days
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
@@ -441,9 +441,9 @@ def build_training_set(
         window_days=w,
         snapshot_dates=tuple(dates),
         X_train=feature_matrix(train_f, categories),
-        y_train=train_t[label].to_numpy(dtype=float),
+        y_train=_label(train_t, task),
         X_valid=feature_matrix(valid_f, categories),
-        y_valid=valid_t[label].to_numpy(dtype=float),
+        y_valid=_label(valid_t, task),
         groups_train=train_f["snapshot"].to_numpy(),
         groups_valid=valid_f["snapshot"].to_numpy(),
         ids_train=train_f["customer_id"].to_numpy(),
@@ -453,6 +453,13 @@ def build_training_set(
         categories=categories,
         timings=timings,
     )
+
+
+def _label(targets: pd.DataFrame, task: str) -> np.ndarray:
+    """The task's label; a window whose refunds outweigh its purchases earns no margin (the
+    log-link objectives need labels >= 0)."""
+    y = targets[LABELS[task]].to_numpy(dtype=float)
+    return np.clip(y, 0.0, None) if task == "margin" else y
 
 
 def build_training_sets(

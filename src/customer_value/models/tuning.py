@@ -49,9 +49,10 @@ from optuna_integration import LightGBMPruningCallback
 from customer_value.config import Settings
 from customer_value.models.churn import ChurnModel, dataset
 from customer_value.models.cost_to_serve import FEVAL_NAME, CostToServeModel
+from customer_value.models.margin import MarginModel
 from customer_value.models.training_set import TrainingSet
 
-METRICS: dict[str, str] = {"churn": "binary_logloss", "cost": FEVAL_NAME}
+METRICS: dict[str, str] = {"churn": "binary_logloss", "cost": FEVAL_NAME, "margin": FEVAL_NAME}
 PRUNING_INTERVAL = 10
 """Boosting rounds between reports to the pruner (each report is a storage write)."""
 
@@ -70,7 +71,7 @@ def search_space(trial: optuna.Trial, task: str) -> dict[str, Any]:
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
         "min_gain_to_split": trial.suggest_float("min_gain_to_split", 0.0, 1.0),
     }
-    if task == "cost":
+    if task in ("cost", "margin"):
         params["tweedie_variance_power"] = trial.suggest_float("tweedie_variance_power", 1.1, 1.9)
     return params
 
@@ -137,13 +138,17 @@ def _make_model(task: str, params: dict[str, Any], seed: int, num_threads: int, 
     if task == "churn":
         return ChurnModel(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
                           seed=seed, num_threads=num_threads, **model_kwargs)
-    return CostToServeModel(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
-                            seed=seed, num_threads=num_threads, **model_kwargs)
+    regressor = MarginModel if task == "margin" else CostToServeModel
+    return regressor(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
+                     seed=seed, num_threads=num_threads, **model_kwargs)
 
 
 def _fit(task: str, model: Any, ts: TrainingSet, callbacks: list[Any] = (), train_set: Any = None,
          valid_set: Any = None) -> Any:
     if task == "churn":
+        return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid, callbacks=callbacks,
+                         train_set=train_set, valid_set=valid_set)
+    if task == "margin":
         return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid, callbacks=callbacks,
                          train_set=train_set, valid_set=valid_set)
     components = [c for c in ts.targets_train.columns if c.startswith("cost_") and c != "cost_to_serve"]
@@ -167,7 +172,7 @@ def tune(
     max_tuning_rows: int | None = 100_000,
     log_to_mlflow: bool = True,
 ) -> TuningResult:
-    """Search LightGBM parameters for ``training_set.task`` (``churn`` or ``cost``) and return
+    """Search LightGBM parameters for ``training_set.task`` (``churn``, ``cost`` or ``margin``) and return
     the tuned, fitted model (see the module docstring).
 
     ``n_trials`` defaults to ``settings.trials``, ``seed`` to ``settings.seed``. With

@@ -15,6 +15,13 @@ How the parts enter, per customer, over ``horizon_days``:
   probability the richer model implies, ``a* = (1 − churn) / (1 − q)``; expected transactions
   are rescaled by ``a*/a`` (variant ``survival``) or by the mean of the two alive probabilities
   over ``a`` (variant ``blend``). ``none`` keeps BG/NBD alone (the backtest baseline).
+* **Or churn feeds a gradient-boosted margin** (variant ``boosted``, :mod:`.margin`): a LightGBM
+  model of the margin over the horizon, whose inputs are the BG/NBD outputs, every signal and the
+  churn model's probability, replaces the survival-adjusted BG/NBD × Gamma-Gamma margin. Other
+  horizons follow BG/NBD's timing: margin(h) = boosted margin × E[tx(h)] / E[tx(H)] at the
+  model's horizon H (discounted alike); revenue = margin / margin ratio, and
+  ``adjusted_expected_transactions`` = revenue / expected order value. ``adjusted_p_alive`` (for
+  referrals) stays the survival one. Without a margin model ``boosted`` falls back to ``survival``.
 * **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
   ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
 * **Cost-to-serve**: the gradient-boosted model's expected cost over the horizon, discounted
@@ -40,7 +47,7 @@ import pandas as pd
 
 from customer_value.config import Settings
 
-Adjustment = Literal["survival", "blend", "none"]
+Adjustment = Literal["boosted", "survival", "blend", "none"]
 SCORE_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
     "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
@@ -82,6 +89,7 @@ def survival_factor(bg_p_alive: np.ndarray, p_no_purchase_if_alive: np.ndarray, 
     a = np.clip(np.asarray(bg_p_alive, dtype=float), 1e-9, 1.0)
     if variant == "none":
         return a, np.ones_like(a)
+    variant = "survival" if variant == "boosted" else variant  # the alive probability of the boosted variant
     q = np.clip(np.asarray(p_no_purchase_if_alive, dtype=float), 0.0, 1.0 - 1e-9)
     implied = np.clip((1.0 - np.asarray(churn_probability, dtype=float)) / (1.0 - q), 0.0, 1.0)
     adjusted = implied if variant == "survival" else 0.5 * (a + implied)
@@ -92,17 +100,19 @@ class ValueModel:
     """The combined model: fitted parts in, one score row per customer out.
 
     Parameters are the fitted parts (``purchase_model``, ``spend_model``, optional
-    ``churn_model`` and ``cost_model``) and the settings; ``fit`` learns only what the
+    ``churn_model``, ``cost_model`` and ``margin_model``) and the settings; ``fit`` learns only what the
     combination needs (referral value and rates, margin prior, segment cut points).
     """
 
     def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
-                 cost_model: Any = None, churn_adjustment: Adjustment = "survival", skipped: dict[str, str] | None = None):
+                 cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
+                 skipped: dict[str, str] | None = None):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
         self.churn_model = churn_model
         self.cost_model = cost_model
+        self.margin_model = margin_model
         self.churn_adjustment = churn_adjustment
         self.skipped = skipped
 
@@ -133,24 +143,33 @@ class ValueModel:
 
     # -- prediction ---------------------------------------------------------------------------
 
-    def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The churn probability and the expected cost over the model's own horizon: the two
-        gradient-boosted predictions (the expensive part), which do not depend on the scoring horizon."""
+    def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The churn probability, the expected cost and the boosted margin (``None`` without a
+        margin model) over the models' own horizons: the gradient-boosted predictions (the
+        expensive part), which do not depend on the scoring horizon."""
+        from customer_value.models.margin import margin_input
+
         s = self.settings
         churn_input = self.model_input(features, rfm, s.churn_window_days)
         if self.churn_model is not None:
             churn = np.asarray(self.churn_model.predict_proba(churn_input), dtype=float)
         else:
             churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        horizon_input = None
+        if self.cost_model is not None or self.margin_model is not None:
+            horizon_input = self.model_input(features, rfm, s.horizon_days)
         if self.cost_model is not None:
-            cost_input = self.model_input(features, rfm, s.horizon_days)
-            cost = np.asarray(self.cost_model.predict(cost_input), dtype=float)
+            cost = np.asarray(self.cost_model.predict(horizon_input), dtype=float)
         else:
             cost = features["hist_cost_to_serve"].to_numpy(dtype=float)
-        return churn, cost
+        margin = None
+        if self.margin_model is not None:
+            with_churn = margin_input(horizon_input, churn if self.churn_model is not None else None, self.margin_model)
+            margin = np.clip(np.asarray(self.margin_model.predict(with_churn), dtype=float), 0.0, None)
+        return churn, cost, margin
 
     def _parts(self, features: pd.DataFrame, horizon_days: int,
-               boosted: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+               boosted: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> pd.DataFrame:
         from customer_value.models.evaluation import bgnbd_prob_no_purchase
 
         s = self.settings
@@ -163,16 +182,35 @@ class ValueModel:
         window = s.churn_window_days / unit
         params = self.purchase_model.params_
         q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
-        churn, base_cost = boosted if boosted is not None else self._boosted(features, rfm)
+        churn, base_cost, boosted_margin = boosted if boosted is not None else self._boosted(features, rfm)
         variant = self.churn_adjustment if self.churn_model is not None else "none"
+        if variant == "boosted" and boosted_margin is None:
+            variant = "survival"
         alive, factor = survival_factor(bg_alive, q, churn, variant)
 
-        expected_tx = purchases["expected_transactions"].to_numpy(dtype=float) * factor
-        discounted_tx = purchases["discounted_expected_transactions"].to_numpy(dtype=float) * factor
         revenue_to_date = features["revenue_to_date"].to_numpy(dtype=float)
         margin_to_date = features["margin_to_date"].to_numpy(dtype=float)
         w = self.margin_prior_weight_
         ratio = (margin_to_date + w * self.margin_ratio_prior_) / np.clip(revenue_to_date + w, 1e-9, None)
+        bg_tx = purchases["expected_transactions"].to_numpy(dtype=float)
+        bg_discounted_tx = purchases["discounted_expected_transactions"].to_numpy(dtype=float)
+        if variant == "boosted":  # the boosted margin over H, spread over the horizon as BG/NBD spreads purchases
+            bg_tx_model = bg_tx if horizon_days == s.horizon_days else self.purchase_model.predict(
+                rfm, s.horizon_days / unit, discount_rate=s.discount_rate, time_unit=s.time_unit
+            )["expected_transactions"].to_numpy(dtype=float)
+            known = bg_tx_model > 1e-12
+            per_tx = boosted_margin / np.where(known, bg_tx_model, 1.0)
+            fallback = boosted_margin * horizon_days / s.horizon_days
+            margin = np.where(known, per_tx * bg_tx, fallback)
+            discounted_margin = np.where(known, per_tx * bg_discounted_tx,
+                                         fallback * uniform_discount_factor(horizon_days, s.discount_rate))
+            revenue_ratio = np.clip(ratio, 0.05, None)  # revenue and orders implied by the margin
+            revenue, discounted_revenue = margin / revenue_ratio, discounted_margin / revenue_ratio
+            expected_tx = revenue / np.clip(order_value, 1e-9, None)
+        else:
+            expected_tx = bg_tx * factor
+            revenue, discounted_revenue = expected_tx * order_value, bg_discounted_tx * factor * order_value
+            margin, discounted_margin = revenue * ratio, discounted_revenue * ratio
 
         spread = uniform_discount_factor(horizon_days, s.discount_rate)
         # the cost model predicts its own training horizon (without one: the trailing cost over the
@@ -186,7 +224,6 @@ class ValueModel:
         expected_referrals = rate * horizon_days * alive
         referral_value = expected_referrals * self.referred_customer_value_ * spread
 
-        revenue = expected_tx * order_value
         out = pd.DataFrame({
             "customer_id": features["customer_id"].to_numpy(),
             "horizon_days": horizon_days,
@@ -196,9 +233,9 @@ class ValueModel:
             "adjusted_expected_transactions": expected_tx,
             "expected_order_value": order_value,
             "expected_revenue": revenue,
-            "expected_margin": revenue * ratio,
-            "discounted_expected_revenue": discounted_tx * order_value,
-            "discounted_expected_margin": discounted_tx * order_value * ratio,
+            "expected_margin": margin,
+            "discounted_expected_revenue": discounted_revenue,
+            "discounted_expected_margin": discounted_margin,
             "margin_ratio": ratio,
             "churn_probability": churn,
             "expected_cost_to_serve": cost,
@@ -209,6 +246,8 @@ class ValueModel:
             "historical_cost_to_serve": features["hist_cost_to_serve"].to_numpy(dtype=float),
             "historical_revenue": features["hist_revenue"].to_numpy(dtype=float),
         })
+        if boosted_margin is not None:  # at the model's horizon, so other horizons can reuse it
+            out["boosted_expected_margin"] = boosted_margin
         out["customer_value"] = out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"] + referral_value
         return out
 
@@ -232,10 +271,11 @@ class ValueModel:
         return purchases["expected_transactions"].to_numpy(dtype=float) * np.asarray(self.spend_model.predict(rfm), dtype=float)
 
     def total_value_by_horizon(self, features: pd.DataFrame, horizons: Any,
-                               boosted: tuple[np.ndarray, np.ndarray] | None = None) -> pd.Series:
+                               boosted: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> pd.Series:
         """Total customer value at each horizon (the sensitivity table). The boosted models run at
-        most once; pass ``boosted`` = (churn_probability, expected_cost_to_serve at the model's own
-        horizon) in feature order, e.g. from score rows, to skip them."""
+        most once; pass ``boosted`` = (churn_probability, expected_cost_to_serve and
+        boosted_expected_margin or None, at the models' own horizons) in feature order, e.g. from
+        score rows, to skip them."""
         if boosted is None:
             rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
             boosted = self._boosted(features, rfm)
@@ -279,6 +319,7 @@ class ValueModel:
             "spend_model": self.spend_model.to_dict(),
             "churn_model": self.churn_model.to_dict() if self.churn_model is not None else None,
             "cost_model": self.cost_model.to_dict() if self.cost_model is not None else None,
+            "margin_model": self.margin_model.to_dict() if self.margin_model is not None else None,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -287,6 +328,7 @@ class ValueModel:
     def load(cls, directory: str | Path) -> "ValueModel":
         from customer_value.models.churn import ChurnModel
         from customer_value.models.cost_to_serve import CostToServeModel
+        from customer_value.models.margin import MarginModel
         from customer_value.models.purchases import PurchaseModel
         from customer_value.models.spend import SpendModel
 
@@ -297,6 +339,7 @@ class ValueModel:
             SpendModel.from_dict(state["spend_model"]),
             ChurnModel.from_dict(state["churn_model"]) if state["churn_model"] else None,
             CostToServeModel.from_dict(state["cost_model"]) if state["cost_model"] else None,
+            MarginModel.from_dict(state["margin_model"]) if state.get("margin_model") else None,
             churn_adjustment=state["churn_adjustment"],
             skipped=state["skipped"],
         )

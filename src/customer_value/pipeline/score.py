@@ -128,11 +128,13 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     write_parquet_atomically(scores, out)
     say(f"wrote {len(scores):,} rows to {out}")
 
-    # the sensitivity table reuses the rows' churn and cost predictions (the boosted models are the
+    # the sensitivity table reuses the rows' churn, cost and margin predictions (the boosted models are the
     # expensive part and do not depend on the horizon); the model's own horizon is the file's total
     in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])
     boosted = (in_feature_order["churn_probability"].to_numpy(dtype=float),
-               in_feature_order["expected_cost_to_serve"].to_numpy(dtype=float))
+               in_feature_order["expected_cost_to_serve"].to_numpy(dtype=float),
+               in_feature_order["boosted_expected_margin"].to_numpy(dtype=float)
+               if "boosted_expected_margin" in in_feature_order else None)
     horizon_totals = loaded_model.value_model.total_value_by_horizon(
         features, sorted({*SENSITIVITY_HORIZONS, model_settings.horizon_days}), boosted)
     horizon_totals[model_settings.horizon_days] = float(scores["customer_value"].sum())

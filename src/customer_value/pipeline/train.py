@@ -1,8 +1,9 @@
 """`customer-value train`: fit every part as of a date, log it all to MLflow, register one model.
 
 A training run is a parent MLflow run (tag ``customer_value.run_type = train``) with one child
-run per part: ``purchases`` (BG/NBD), ``spend`` (Gamma-Gamma), ``churn`` and ``cost`` (each with
-its Optuna trials as children), ``backtest`` (the internal backtest whose averaged metrics are
+run per part: ``purchases`` (BG/NBD), ``spend`` (Gamma-Gamma), ``churn``, ``cost`` and ``margin``
+(each with its Optuna trials as children; the margin model takes the churn model's probability
+as an input), ``backtest`` (the internal backtest whose averaged metrics are
 copied to the parent as ``backtest.*``). The parent carries params (``as_of``, the config as
 ``config.*``, the data fingerprint as ``data.*``), the code version, and the registered model.
 """
@@ -50,7 +51,7 @@ def _child(name: str, enabled: bool):
 def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, engine: Any = "duckdb",
                     log_children: bool = False, progress: Progress | None = None,
                     study_storage: str | Path | None = None) -> FittedValueModel:
-    """Fit purchases, spend, churn and cost as of ``as_of`` on tables cut there; combine them.
+    """Fit purchases, spend, churn, cost and margin as of ``as_of`` on tables cut there; combine them.
 
     Parts that cannot be trained (too little history for the snapshots, a single churn class,
     no cost at all) are skipped with the reason recorded in ``skipped``; the value model then
@@ -60,7 +61,16 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
 
     from customer_value.models.purchases import PurchaseModel
     from customer_value.models.spend import SpendModel
-    from customer_value.models.training_set import SnapshotCache, Builders, build_training_set, tables_before, to_date
+    from customer_value.models.margin import with_churn_probability
+    from customer_value.models.training_set import (
+        LABELS,
+        TASKS,
+        Builders,
+        SnapshotCache,
+        build_training_set,
+        tables_before,
+        to_date,
+    )
     from customer_value.models.tuning import tune
 
     say = progress or (lambda _: None)
@@ -89,15 +99,17 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     skipped: dict[str, str] = {}
     fitted: dict[str, Any] = {}
     evaluation: dict[str, dict[str, dict[str, float]]] = {}
-    for task in ("churn", "cost"):
+    for task in TASKS:
         t0 = time.perf_counter()
         say(f"{task}: stacking snapshots")
         try:
             training_set = build_training_set(cut, day, settings, task, engine, cache=cache)
             if task == "churn" and np.unique(training_set.y_train).size < 2:
                 raise ValueError("the churn labels of the training snapshots have a single class")
-            if task == "cost" and not np.any(training_set.y_train > 0):
-                raise ValueError("no customer has any cost-to-serve in the training snapshots")
+            if task in ("cost", "margin") and not np.any(training_set.y_train > 0):
+                raise ValueError(f"no customer has any {LABELS[task]} in the training snapshots")
+            if task == "margin" and "churn" in fitted:
+                training_set = with_churn_probability(training_set, cache, fitted["churn"], settings)
         except ValueError as exc:
             skipped[task] = str(exc)
             say(f"{task}: skipped ({exc})")
@@ -116,7 +128,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
                 mlflow.log_dict({"snapshots": [str(d) for d in training_set.snapshot_dates]}, f"{task}_snapshots.json")
         timings[task] = time.perf_counter() - t0
 
-    model = ValueModel(settings, purchases, spend, fitted.get("churn"), fitted.get("cost"),
+    model = ValueModel(settings, purchases, spend, fitted.get("churn"), fitted.get("cost"), fitted.get("margin"),
                        churn_adjustment=settings.churn_adjustment, skipped=skipped).fit(features)
     timings["total"] = time.perf_counter() - start
     return FittedValueModel(model, features, day, skipped, evaluation, timings)
@@ -149,6 +161,11 @@ def _validation_baselines(task: str, training_set: Any, settings: Settings) -> d
             out["baseline_recency"] = prob
         return out
     # the trailing window and the label window are both horizon_days long: no rescaling needed
+    if task == "margin":  # BG/NBD transactions x mean repeat order value x margin ratio; trailing-year margin
+        bgnbd = X["bgnbd_expected_transactions"].to_numpy(dtype=float) * X["monetary_value"].to_numpy(dtype=float)
+        ratio = X["margin_to_date"].to_numpy(dtype=float) / np.clip(X["revenue_to_date"].to_numpy(dtype=float), 1e-9, None)
+        return {"baseline_bgnbd": bgnbd * np.clip(ratio, 0.0, 1.0),
+                "baseline_trailing": (X["historical_value"] + X["hist_cost_to_serve"]).to_numpy(dtype=float)}
     return {"baseline_trailing": X["hist_cost_to_serve"].to_numpy(dtype=float)} if "hist_cost_to_serve" in X else {}
 
 
@@ -176,7 +193,8 @@ def _figures(task: str, model: Any, training_set: Any, settings: Settings) -> di
                  "bgnbd": training_set.X_valid["bgnbd_p_no_purchase"].to_numpy(dtype=float)}
         return ev.evaluation_figures(churn_true=training_set.y_valid, churn_probs=probs, importance=importance)
     preds = {"model": model.predict(training_set.X_valid)}
-    return ev.evaluation_figures(cost_true=training_set.y_valid, cost_preds=preds, importance=importance)
+    return ev.evaluation_figures(cost_true=training_set.y_valid, cost_preds=preds, importance=importance,
+                                 amount="margin" if task == "margin" else "cost to serve")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         exp = mlflow.create_experiment("benchmark-models", artifact_location=f"{tmp.name}/artifacts")
         run = mlflow.start_run(experiment_id=exp, run_name="train")
     t_train = time.perf_counter()
-    sets, cache = build_training_sets(tables, as_of, settings)
+    sets, cache = build_training_sets(tables, as_of, settings, tasks=("churn", "cost"))
     t_sets = time.perf_counter() - t_train
     timings, n_dates = dict(cache.timings), len(cache._features)
     for ts in sets.values():

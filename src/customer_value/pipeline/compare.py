@@ -14,9 +14,11 @@ KEY_METRICS = (
     "backtest.cost.spearman",
     "churn.valid.roc_auc",
     "cost.valid.spearman",
+    "margin.valid.spearman",
     "purchases.log_likelihood",
 )
-KEY_PARAMS = ("as_of", "config.horizon_days", "config.purchase_model", "config.trials", "config.seed", "code_version")
+KEY_PARAMS = ("as_of", "config.horizon_days", "config.purchase_model", "config.churn_adjustment", "config.trials",
+              "config.seed", "code_version")
 
 
 def compare_runs(experiments: list[str], metric: str = "backtest.value.spearman", ascending: bool = False) -> pd.DataFrame:

@@ -1,10 +1,10 @@
-"""Hyper-parameter search for the churn and cost models: Optuna TPE, pruned, resumable, tracked.
+"""Hyper-parameter search for the churn, cost and margin models: Optuna TPE, pruned, resumable, tracked.
 
 - Sampler: ``TPESampler(seed=...)`` (Optuna 5's default multivariate TPE with constant liar);
   trials run one at a time, so the same data, settings and seed give the same trials, the same
   best parameters and the same final model.
 - Objective: the validation snapshot's loss of the boosted model, early-stopped on that same
-  snapshot: ``binary_logloss`` of the raw churn booster, and for cost the Tweedie deviance with
+  snapshot: ``binary_logloss`` of the raw churn booster, and for cost and margin the Tweedie deviance with
   a *fixed* power 1.5 (``tweedie_deviance``), comparable across trials that tune
   ``tweedie_variance_power`` itself (in ``[1.1, 1.9]``).
 - Pruning: ``optuna_integration.LightGBMPruningCallback`` on that metric (reported every

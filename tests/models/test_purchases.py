@@ -20,21 +20,13 @@ from customer_value.models.purchases import (
     continuous_discount_rate,
     horizon_in_units,
 )
-
-
-def _lifetimes():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lifetimes
-        import lifetimes.datasets
-
-    return lifetimes
+from lifetimes_reference import lifetimes
 
 
 @pytest.fixture(scope="module")
 def cdnow() -> pd.DataFrame:
     """lifetimes' cdnow_customers_summary: 2357 customers, weeks, as of 1997-10-01."""
-    return _lifetimes().datasets.load_cdnow_summary(index_col=[0])
+    return lifetimes().datasets.load_cdnow_summary(index_col=[0])
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +75,7 @@ def test_conditional_expectation_matches_hardie(fitted):
 
 
 def test_mbgnbd_fit_and_standard_errors_match_lifetimes(cdnow, fitted):
-    lt = _lifetimes()
+    lt = lifetimes()
     ref = lt.ModifiedBetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
     ours = fitted["mbgnbd"]
     for name in ("r", "alpha", "a", "b"):
@@ -92,7 +84,7 @@ def test_mbgnbd_fit_and_standard_errors_match_lifetimes(cdnow, fitted):
 
 
 def test_bgnbd_standard_errors_match_lifetimes_hessian(cdnow, fitted):
-    ref = _lifetimes().BetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
+    ref = lifetimes().BetaGeoFitter().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
     for name in ("r", "alpha", "a", "b"):
         assert fitted["bgnbd"].params_se_[name] == pytest.approx(ref.standard_errors_[name], rel=1e-4)
         low, high = fitted["bgnbd"].params_ci_[name]
@@ -101,7 +93,7 @@ def test_bgnbd_standard_errors_match_lifetimes_hessian(cdnow, fitted):
 
 @pytest.mark.parametrize("model", ["bgnbd", "mbgnbd", "pareto_nbd"])
 def test_predictions_equal_lifetimes_at_the_same_parameters(cdnow, fitted, model):
-    lt = _lifetimes()
+    lt = lifetimes()
     ours = fitted[model]
     ref = {"bgnbd": lt.BetaGeoFitter, "mbgnbd": lt.ModifiedBetaGeoFitter, "pareto_nbd": lt.ParetoNBDFitter}[model]()
     ref.params_ = pd.Series(ours.params_)
@@ -126,7 +118,7 @@ def test_compressed_log_likelihood_equals_per_customer_sum(daily, model):
     if model == "pareto_nbd":
         per_row = nbd.pareto_conditional_log_likelihood(theta, x, t_x, T).sum()
     else:
-        lt = _lifetimes()
+        lt = lifetimes()
         fitter = lt.BetaGeoFitter if model == "bgnbd" else lt.ModifiedBetaGeoFitter
         per_row = -fitter._negative_log_likelihood(np.log(theta), x, t_x, T, np.ones_like(x), 0.0) * len(x)
     compressed = pm.log_likelihood(daily)

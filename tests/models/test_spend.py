@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,21 +12,13 @@ from customer_value.data.parametric import CDNOW_BGNBD_DAILY, simulate_rfm
 from customer_value.models import _fitting
 from customer_value.models.purchases import PurchaseModel
 from customer_value.models.spend import GammaGammaObjective, SpendModel, predict_revenue, revenue_intervals
-
-
-def _lifetimes():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import lifetimes
-        import lifetimes.datasets
-
-    return lifetimes
+from lifetimes_reference import lifetimes
 
 
 @pytest.fixture(scope="module")
 def cdnow() -> pd.DataFrame:
     """CDNOW summary with the mean repeat-purchase value (weeks)."""
-    return _lifetimes().datasets.load_cdnow_summary_data_with_monetary_value()
+    return lifetimes().datasets.load_cdnow_summary_data_with_monetary_value()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def test_gamma_gamma_matches_published_cdnow_parameters(spend):
 
 def test_matches_lifetimes_fit_likelihood_and_predictions(cdnow, spend):
     repeat = cdnow[cdnow["frequency"] > 0]
-    ref = _lifetimes().GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+    ref = lifetimes().GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
     for ours, theirs in (("p", "p"), ("q", "q"), ("gamma", "v")):
         assert spend.params_[ours] == pytest.approx(ref.params_[theirs], rel=1e-6)
         assert spend.params_se_[ours] == pytest.approx(ref.standard_errors_[theirs], rel=1e-4)

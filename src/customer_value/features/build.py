@@ -62,12 +62,15 @@ def _sources(tables: Tables | str | Path, engine: Engine, only: tuple[str, ...] 
 FLOAT_DECIMALS = 9
 
 
-def _run(expr: ir.Table) -> pd.DataFrame:
-    frame = execute(expr.order_by("customer_id")).reset_index(drop=True)
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     floats = frame.select_dtypes("float").columns
     if len(floats):
         frame[floats] = frame[floats].round(FLOAT_DECIMALS)
     return frame
+
+
+def _run(expr: ir.Table) -> pd.DataFrame:
+    return _rounded(execute(expr.order_by("customer_id")).reset_index(drop=True))
 
 
 def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -189,9 +192,7 @@ def rfm_summary(tables: Tables, as_of: AsOf, settings: Settings, engine: Engine 
     if engine == "duckdb" and isinstance(tables, Tables):  # in process: the linear pass when rows are sorted
         fast = sorted_rfm_summary(tables, as_of_datetime(as_of), settings)
         if fast is not None:
-            floats = fast.select_dtypes("float").columns
-            fast[floats] = fast[floats].round(FLOAT_DECIMALS)
-            return fast
+            return _rounded(fast)
     with _sources(tables, engine, only=("customers", "transactions")) as src:
         h = History.of(src, as_of, settings)
         out = _run(rfm_table(h, settings))

@@ -288,3 +288,27 @@ def summarise(
             for n, lp, s in zip(names, log_params, se_log)
         }
     return params, se, ci
+
+
+def fitted_state(model: Any) -> dict[str, Any]:
+    """The maximum-likelihood results every probabilistic model saves (JSON-ready)."""
+    return {
+        "params": dict(model.params_),
+        "penalizer": model.penalizer,
+        "params_se": dict(model.params_se_),
+        "params_ci": {k: list(v) for k, v in model.params_ci_.items()},
+        "log_params_cov": np.asarray(model.log_params_cov_).tolist(),
+        "log_likelihood": model.log_likelihood_,
+        "fit_path": model.fit_path_,
+    }
+
+
+def restore_fitted_state(model: Any, data: Any) -> None:
+    """Put :func:`fitted_state` back on a model built ``from_params`` (missing keys keep its values)."""
+    model.penalizer = data.get("penalizer", 0.0)
+    model.params_se_ = {k: float(v) for k, v in data.get("params_se", model.params_se_).items()}
+    model.params_ci_ = {k: (float(v[0]), float(v[1])) for k, v in data.get("params_ci", {}).items()} or model.params_ci_
+    if "log_params_cov" in data:
+        model.log_params_cov_ = np.asarray(data["log_params_cov"], dtype=float)
+    model.log_likelihood_ = float(data.get("log_likelihood", float("nan")))
+    model.fit_path_ = data.get("fit_path", "given")

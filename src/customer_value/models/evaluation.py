@@ -407,11 +407,12 @@ def evaluation_figures(
     cost_preds: Mapping[str, Any] | None = None,
     importance: Mapping[str, pd.Series] | None = None,
     prefix: str = "evaluation",
-    amount: str = "cost to serve",
+    amount: str = "cost",
+    amount_title: str = "cost to serve",
 ) -> dict[str, Any]:
     """The standard figures as ``{artifact_file: matplotlib Figure}``: churn calibration curve
-    and lift chart, decile chart of a predicted amount (``cost_*``; ``amount`` names it, e.g.
-    ``"margin"``), and one importance chart per entry of ``importance`` (e.g.
+    and lift chart, decile chart of a predicted amount (``cost_*``; ``amount`` names its files and
+    ``amount_title`` its charts, e.g. ``"margin"``), and one importance chart per entry of ``importance`` (e.g.
     ``{"churn": mean_abs_shap, "cost": ...}``). Figures are built without pyplot."""
     from matplotlib.figure import Figure
 
@@ -433,9 +434,8 @@ def evaluation_figures(
     if cost_true is not None and cost_preds:
         for source, pred in cost_preds.items():
             fig, ax = new()
-            plot_deciles(decile_table(cost_true, pred), ax=ax, title=f"{amount} by predicted decile ({source})")
-            name = "cost" if amount == "cost to serve" else amount.replace(" ", "_")
-            figures[f"{prefix}/{name}_deciles_{source}.png"] = fig
+            plot_deciles(decile_table(cost_true, pred), ax=ax, title=f"{amount_title} by predicted decile ({source})")
+            figures[f"{prefix}/{amount}_deciles_{source}.png"] = fig
     for task, series in (importance or {}).items():
         fig, ax = new()
         plot_importance(series, ax=ax, title=f"{task}: mean |SHAP|")

@@ -32,8 +32,7 @@ class MarginModel(CostToServeModel):
     """Expected margin over the horizon per customer (never negative); see the module docstring."""
 
     def fit(self, X: pd.DataFrame, y: Any, X_valid: pd.DataFrame, y_valid: Any, **kwargs: Any) -> "MarginModel":
-        kwargs.pop("components", None)
-        kwargs.pop("components_valid", None)
+        """The cost model's fit on margins floored at 0 (a window of net refunds earns nothing)."""
         super().fit(X, np.clip(np.asarray(y, dtype=float), 0.0, None), X_valid,
                     np.clip(np.asarray(y_valid, dtype=float), 0.0, None), **kwargs)
         return self

@@ -188,14 +188,8 @@ class PurchaseModel(BaseEstimator):
         self._check_fitted()
         return {
             "model": self.model,
-            "penalizer": self.penalizer,
             "time_unit": self.time_unit,
-            "params": dict(self.params_),
-            "params_se": dict(self.params_se_),
-            "params_ci": {k: list(v) for k, v in self.params_ci_.items()},
-            "log_params_cov": np.asarray(self.log_params_cov_).tolist(),
-            "log_likelihood": self.log_likelihood_,
-            "fit_path": self.fit_path_,
+            **fitting.fitted_state(self),
             "n_customers": self.n_customers_,
             "n_patterns": self.n_patterns_,
         }
@@ -203,13 +197,7 @@ class PurchaseModel(BaseEstimator):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PurchaseModel":
         self = cls.from_params(data["params"], model=data["model"], time_unit=data.get("time_unit", "days"))
-        self.penalizer = data.get("penalizer", 0.0)
-        self.params_se_ = {k: float(v) for k, v in data.get("params_se", self.params_se_).items()}
-        self.params_ci_ = {k: (float(v[0]), float(v[1])) for k, v in data.get("params_ci", {}).items()} or self.params_ci_
-        if "log_params_cov" in data:
-            self.log_params_cov_ = np.asarray(data["log_params_cov"], dtype=float)
-        self.log_likelihood_ = float(data.get("log_likelihood", float("nan")))
-        self.fit_path_ = data.get("fit_path", "given")
+        fitting.restore_fitted_state(self, data)
         self.n_customers_ = int(data.get("n_customers", 0))
         self.n_patterns_ = int(data.get("n_patterns", 0))
         return self

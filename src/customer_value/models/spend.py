@@ -235,13 +235,7 @@ class SpendModel(BaseEstimator):
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         return {
-            "params": dict(self.params_),
-            "penalizer": self.penalizer,
-            "params_se": dict(self.params_se_),
-            "params_ci": {k: list(v) for k, v in self.params_ci_.items()},
-            "log_params_cov": np.asarray(self.log_params_cov_).tolist(),
-            "log_likelihood": self.log_likelihood_,
-            "fit_path": self.fit_path_,
+            **fitting.fitted_state(self),
             "population_mean": self.population_mean_,
             "freq_spend_corr": self.freq_spend_corr_,
             "n_customers": self.n_customers_,
@@ -254,13 +248,7 @@ class SpendModel(BaseEstimator):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SpendModel":
         self = cls.from_params(data["params"])
-        self.penalizer = data.get("penalizer", 0.0)
-        self.params_se_ = {k: float(v) for k, v in data.get("params_se", self.params_se_).items()}
-        self.params_ci_ = {k: (float(v[0]), float(v[1])) for k, v in data.get("params_ci", {}).items()} or self.params_ci_
-        if "log_params_cov" in data:
-            self.log_params_cov_ = np.asarray(data["log_params_cov"], dtype=float)
-        self.log_likelihood_ = float(data.get("log_likelihood", float("nan")))
-        self.fit_path_ = data.get("fit_path", "given")
+        fitting.restore_fitted_state(self, data)
         self.freq_spend_corr_ = float(data.get("freq_spend_corr", float("nan")))
         for key in ("n_customers", "n_fit_customers", "n_excluded", "n_patterns"):
             setattr(self, key + "_", int(data.get(key, 0)))

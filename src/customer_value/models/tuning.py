@@ -145,10 +145,7 @@ def _make_model(task: str, params: dict[str, Any], seed: int, num_threads: int, 
 
 def _fit(task: str, model: Any, ts: TrainingSet, callbacks: list[Any] = (), train_set: Any = None,
          valid_set: Any = None) -> Any:
-    if task == "churn":
-        return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid, callbacks=callbacks,
-                         train_set=train_set, valid_set=valid_set)
-    if task == "margin":
+    if task in ("churn", "margin"):  # no per-component labels
         return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid, callbacks=callbacks,
                          train_set=train_set, valid_set=valid_set)
     components = [c for c in ts.targets_train.columns if c.startswith("cost_") and c != "cost_to_serve"]

@@ -89,7 +89,6 @@ def survival_factor(bg_p_alive: np.ndarray, p_no_purchase_if_alive: np.ndarray, 
     a = np.clip(np.asarray(bg_p_alive, dtype=float), 1e-9, 1.0)
     if variant == "none":
         return a, np.ones_like(a)
-    variant = "survival" if variant == "boosted" else variant  # the alive probability of the boosted variant
     q = np.clip(np.asarray(p_no_purchase_if_alive, dtype=float), 0.0, 1.0 - 1e-9)
     implied = np.clip((1.0 - np.asarray(churn_probability, dtype=float)) / (1.0 - q), 0.0, 1.0)
     adjusted = implied if variant == "survival" else 0.5 * (a + implied)
@@ -186,7 +185,8 @@ class ValueModel:
         variant = self.churn_adjustment if self.churn_model is not None else "none"
         if variant == "boosted" and boosted_margin is None:
             variant = "survival"
-        alive, factor = survival_factor(bg_alive, q, churn, variant)
+        # the boosted variant takes its alive probability (for referrals) from the survival adjustment
+        alive, factor = survival_factor(bg_alive, q, churn, "survival" if variant == "boosted" else variant)
 
         revenue_to_date = features["revenue_to_date"].to_numpy(dtype=float)
         margin_to_date = features["margin_to_date"].to_numpy(dtype=float)

@@ -193,8 +193,9 @@ def _figures(task: str, model: Any, training_set: Any, settings: Settings) -> di
                  "bgnbd": training_set.X_valid["bgnbd_p_no_purchase"].to_numpy(dtype=float)}
         return ev.evaluation_figures(churn_true=training_set.y_valid, churn_probs=probs, importance=importance)
     preds = {"model": model.predict(training_set.X_valid)}
+    titles = {"cost": "cost to serve", "margin": "margin"}
     return ev.evaluation_figures(cost_true=training_set.y_valid, cost_preds=preds, importance=importance,
-                                 amount="margin" if task == "margin" else "cost to serve")
+                                 amount=task, amount_title=titles[task])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ Steps:
    ``none`` = BG/NBD alone): the same fitted parts, only ``churn_adjustment`` changes;
 4. join what happened over ``[as_of, as_of + 365 d)`` (``build_targets`` on the full data) and
    compare rankings of realised net value (margin − cost-to-serve): Spearman, normalised Gini,
-   top-decile capture, and precision / recall of flagging realised negative-value customers.
+   top-decile capture, and precision / recall of flagging realised negative-value customers:
+   ``customer_value < 0`` per variant, the drain model's ``drain_flag`` (P(net value < 0) at its
+   F1-optimal validation threshold; the same for every variant) and ``historical_value < 0``.
 
 Targets (issue #6): customer_value beats historical_value and BG/NBD×GG revenue on Spearman and
-top-decile capture, and its ``< 0`` flag beats ``historical_value < 0`` on precision and recall.
+top-decile capture, and the toolkit's negative-value flag (``drain_flag``) beats
+``historical_value < 0`` on precision and recall.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,19 +50,23 @@ from _world import world_params  # noqa: E402
 VARIANTS = ("boosted", "survival", "blend", "none")
 
 
-def ranking_metrics(realised_net: np.ndarray, score: np.ndarray, flags: bool) -> dict[str, float]:
-    out = {
-        "spearman": ev.spearman(realised_net, score),
-        "gini": ev.normalized_gini(realised_net, score),
-        "top_decile_capture": ev.top_decile_capture(realised_net, score),
-        "neg_precision": np.nan,
-        "neg_recall": np.nan,
-        "flagged": np.nan,
-    }
-    if flags:
-        pr = ev.precision_recall_at(realised_net < 0, score < 0)
+def ranking_metrics(realised_net: np.ndarray, score: np.ndarray | None,
+                    flag: np.ndarray | None) -> dict[str, float]:
+    """Ranking metrics of ``score`` (a value: higher is better) and flagging metrics of ``flag``."""
+    out = dict.fromkeys(("spearman", "gini", "top_decile_capture", "neg_precision", "neg_recall", "flagged"), np.nan)
+    if score is not None:
+        out.update(spearman=ev.spearman(realised_net, score), gini=ev.normalized_gini(realised_net, score),
+                   top_decile_capture=ev.top_decile_capture(realised_net, score))
+    if flag is not None:
+        pr = ev.precision_recall_at(realised_net < 0, flag)
         out.update(neg_precision=pr["precision"], neg_recall=pr["recall"], flagged=pr["flagged"])
     return out
+
+
+def value_row(realised_net: np.ndarray, value: Any) -> dict[str, float]:
+    """A value ranks customers and flags those below zero."""
+    value = np.asarray(value, dtype=float)
+    return ranking_metrics(realised_net, value, value < 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,29 +121,40 @@ def main(argv: list[str] | None = None) -> int:
         args.save.mkdir(parents=True, exist_ok=True)
         for variant, scored_frame in scored.items():
             scored_frame.assign(oracle_net_value=oracle.to_numpy()).to_parquet(args.save / f"{variant}.parquet")
-    rows = {f"customer_value ({v})": ranking_metrics(realised, scored[v]["customer_value"].to_numpy(), True)
-            for v in VARIANTS}
-    rows["historical_value"] = ranking_metrics(realised, frame["historical_value"].to_numpy(dtype=float), True)
-    rows["BG/NBD×GG revenue"] = ranking_metrics(realised, frame["bgnbd_gg_revenue"].to_numpy(dtype=float), False)
-    rows["oracle (margin − cost)"] = ranking_metrics(realised, oracle.to_numpy(dtype=float), True)
+    rows = {f"customer_value ({v})": value_row(realised, scored[v]["customer_value"]) for v in VARIANTS}
+    default = settings.churn_adjustment
+    has_drain = "drain_probability" in scored[default]
+    if has_drain:
+        drain = scored[default]
+        rows["drain_flag"] = ranking_metrics(realised, None, drain["drain_flag"].to_numpy(dtype=bool))
+        auc = {"drain_probability": ev.roc_auc(realised < 0, drain["drain_probability"])}
+    rows["historical_value"] = value_row(realised, frame["historical_value"])
+    rows["BG/NBD×GG revenue"] = ranking_metrics(realised, frame["bgnbd_gg_revenue"].to_numpy(dtype=float), None)
+    rows["oracle (margin − cost)"] = value_row(realised, oracle)
     table = pd.DataFrame(rows).T
 
     print()
     print(f"{len(frame):,} customers scored as of {as_of}; realised over [{as_of}, +365 d): "
           f"{(realised < 0).mean():.1%} with negative net value, total net {realised.sum():,.0f}")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if has_drain:
+        auc.update({f"-{name}": ev.roc_auc(realised < 0, -scored[default][name].to_numpy(dtype=float))
+                    for name in ("customer_value", "historical_value")})
+        auc["-oracle"] = ev.roc_auc(realised < 0, -oracle.to_numpy(dtype=float))
+        print("ROC AUC for realised net value < 0: " + ", ".join(f"{k} {v:.4f}" for k, v in auc.items())
+              + f"; drain threshold {fitted.model.drain_model.threshold_:.3f}")
     print()
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
 
-    default = settings.churn_adjustment
     cv, hist, rev = rows[f"customer_value ({default})"], rows["historical_value"], rows["BG/NBD×GG revenue"]
+    flag = rows.get("drain_flag", cv)
     checks = {
         "Spearman beats historical_value": cv["spearman"] > hist["spearman"],
         "Spearman beats BG/NBD×GG revenue": cv["spearman"] > rev["spearman"],
         "top-decile capture beats historical_value": cv["top_decile_capture"] > hist["top_decile_capture"],
         "top-decile capture beats BG/NBD×GG revenue": cv["top_decile_capture"] > rev["top_decile_capture"],
-        "negative precision beats historical_value<0": cv["neg_precision"] > hist["neg_precision"],
-        "negative recall beats historical_value<0": cv["neg_recall"] > hist["neg_recall"],
+        "drain_flag: negative precision beats historical_value<0": flag["neg_precision"] > hist["neg_precision"],
+        "drain_flag: negative recall beats historical_value<0": flag["neg_recall"] > hist["neg_recall"],
     }
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'MISS'}] customer_value ({default}, the default): {name}")

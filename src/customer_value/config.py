@@ -99,6 +99,11 @@ class Settings(_Frozen):
     churn_adjustment: Literal["boosted", "survival", "blend"] = Field(
         default="boosted", description="how the churn model's probability enters the value (models/value.py)"
     )
+    drain_threshold: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="drain_probability at which a customer is flagged (drain_flag); none: the F1-optimal "
+                    "cut on the validation snapshot (models/drain.py)",
+    )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"
     )

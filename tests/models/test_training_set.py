@@ -290,3 +290,14 @@ def test_margin_labels_and_the_churn_probability_feature(built):
         np.testing.assert_allclose(added.X_train.loc[rows, CHURN_FEATURE].to_numpy(), expected)
     expected_valid = np.tanh(margin.X_valid["days_since_last_purchase"].fillna(999).to_numpy(float) / 100.0)
     np.testing.assert_allclose(added.X_valid[CHURN_FEATURE].to_numpy(), expected_valid)
+
+
+def test_drain_labels_are_a_negative_net_value_over_the_horizon(built):
+    sets, _, _ = built
+    drain = sets["drain"]
+    assert drain.window_days == SETTINGS.horizon_days
+    assert drain.snapshot_dates == sets["cost"].snapshot_dates
+    net = drain.targets_train["margin"] - drain.targets_train["cost_to_serve"]
+    np.testing.assert_array_equal(drain.y_train, (net < 0).to_numpy(float))
+    np.testing.assert_array_equal(drain.y_valid, (drain.targets_valid["net_value"] < 0).to_numpy(float))
+    assert 0 < drain.y_train.mean() < 1

@@ -12,7 +12,7 @@ from customer_value.features import build_features
 from customer_value.models.margin import CHURN_FEATURE
 from customer_value.models.purchases import PurchaseModel
 from customer_value.models.spend import SpendModel
-from customer_value.models.value import ValueModel
+from customer_value.models.value import BoostedPredictions, ValueModel
 
 AS_OF = "2024-07-01"
 
@@ -84,8 +84,8 @@ def test_other_horizons_follow_bgnbd_timing_and_reuse_the_boosted_predictions(pa
     known = tx_h > 1e-12
     np.testing.assert_allclose(longer["expected_margin"][known],
                                at_h["boosted_expected_margin"][known] * tx_3h[known] / tx_h[known])
-    reused = (at_h["churn_probability"].to_numpy(), at_h["expected_cost_to_serve"].to_numpy(),
-              at_h["boosted_expected_margin"].to_numpy())
+    reused = BoostedPredictions.from_scores(at_h)
+    assert reused.drain_probability is None  # no drain model here
     totals = model.total_value_by_horizon(features, [settings.horizon_days, 3 * settings.horizon_days], reused)
     assert totals.loc[settings.horizon_days] == pytest.approx(at_h["customer_value"].sum())
     assert totals.loc[3 * settings.horizon_days] == pytest.approx(longer["customer_value"].sum())

@@ -41,4 +41,6 @@ def check_score_file(scores: pd.DataFrame, customers: pd.DataFrame, as_of: dt.da
     assert set(scores["value_segment"]) <= SEGMENTS
     assert (scores.loc[scores["customer_value"] < 0, "value_segment"] == "negative").all()
     assert (scores["model_uri"] == model_uri).all()
+    assert scores["drain_flag"].dtype == bool
+    assert scores["drain_probability"].between(0.0, 1.0).all()
     assert (pd.to_datetime(scores["as_of"]).dt.date == as_of).all()

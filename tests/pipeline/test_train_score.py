@@ -38,6 +38,26 @@ def test_train_prints_the_registered_version_last(trained):
     assert str(version.version) == "1"
 
 
+def test_every_part_is_a_child_run_with_its_documented_metrics(trained):
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["pipeline-tests"], output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("customer_value.run_type") == "train")
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert {"purchases", "spend", "churn", "cost", "margin", "drain"} <= set(children)
+    documented = {
+        "churn": ("churn.valid.roc_auc", "churn.valid.brier", "churn.baseline_bgnbd.roc_auc"),
+        "cost": ("cost.valid.spearman", "cost.baseline_trailing.spearman"),
+        "margin": ("margin.valid.spearman", "margin.baseline_bgnbd.spearman"),
+        "drain": ("drain.valid.roc_auc", "drain.valid.brier", "drain.valid.flag_precision", "drain.valid.flag_recall",
+                  "drain.valid.threshold", "drain.baseline_historical.flag_precision"),
+    }
+    for part, names in documented.items():
+        missing = [n for n in names if n not in children[part].data.metrics]
+        assert not missing, (part, missing)
+    assert 0.0 < children["drain"].data.metrics["drain.valid.threshold"] < 1.0
+
+
 def test_score_by_version_alias_and_local_directory(trained, small_world, tmp_path):
     customers = pd.read_parquet(small_world / "customers.parquet")
     by_version = _score_cli(small_world, trained.model_uri, tmp_path / "v.parquet", "--no-log")

@@ -374,9 +374,11 @@ def log_evaluation(
     figures: Mapping[str, Any] | None = None,
     step: int | None = None,
     margin: Mapping[str, Mapping[str, float]] | None = None,
+    drain: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, float]:
     """Log evaluations (``{source: {metric: value}}`` per task, as returned by
-    :func:`churn_evaluation` / :func:`cost_evaluation`, which also scores the margin model) to
+    :func:`churn_evaluation`, which also scores the drain model, / :func:`cost_evaluation`, which
+    also scores the margin model) to
     the active MLflow run under
     ``<task>.<source>.<metric>``, and ``figures`` (``{artifact_file: Figure}``, e.g. from
     :func:`evaluation_figures`) with ``mlflow.log_figure``. Returns the logged metrics.
@@ -392,6 +394,8 @@ def log_evaluation(
         logged.update(flatten("cost", cost))
     if margin:
         logged.update(flatten("margin", margin))
+    if drain:
+        logged.update(flatten("drain", drain))
     if logged:
         mlflow.log_metrics(logged, step=step)
     for artifact_file, figure in (figures or {}).items():
@@ -409,9 +413,10 @@ def evaluation_figures(
     prefix: str = "evaluation",
     amount: str = "cost",
     amount_title: str = "cost to serve",
+    classifier: str = "churn",
 ) -> dict[str, Any]:
-    """The standard figures as ``{artifact_file: matplotlib Figure}``: churn calibration curve
-    and lift chart, decile chart of a predicted amount (``cost_*``; ``amount`` names its files and
+    """The standard figures as ``{artifact_file: matplotlib Figure}``: a classifier's calibration
+    curve and lift chart (``churn_*``; ``classifier`` names their files, e.g. ``"drain"``), decile chart of a predicted amount (``cost_*``; ``amount`` names its files and
     ``amount_title`` its charts, e.g. ``"margin"``), and one importance chart per entry of ``importance`` (e.g.
     ``{"churn": mean_abs_shap, "cost": ...}``). Figures are built without pyplot."""
     from matplotlib.figure import Figure
@@ -426,11 +431,11 @@ def evaluation_figures(
 
     if churn_true is not None and churn_probs:
         fig, ax = new()
-        plot_calibration(churn_true, churn_probs, ax=ax)
-        figures[f"{prefix}/churn_calibration.png"] = fig
+        plot_calibration(churn_true, churn_probs, ax=ax, title=f"{classifier} calibration")
+        figures[f"{prefix}/{classifier}_calibration.png"] = fig
         fig, ax = new()
-        plot_lift(churn_true, churn_probs, ax=ax)
-        figures[f"{prefix}/churn_lift.png"] = fig
+        plot_lift(churn_true, churn_probs, ax=ax, title=f"{classifier}: cumulative gains")
+        figures[f"{prefix}/{classifier}_lift.png"] = fig
     if cost_true is not None and cost_preds:
         for source, pred in cost_preds.items():
             fig, ax = new()

@@ -1,8 +1,8 @@
-"""Stacked, leakage-free training sets for the gradient-boosted churn, cost and margin models.
+"""Stacked, leakage-free training sets for the gradient-boosted churn, cost, margin and drain models.
 
 A model "trained as of A" may use nothing at or after A. Its examples come from snapshots
 ``s < A``: features as of ``s`` (history ``< s``) and labels over the window ``[s, s + W)``
-(``W = churn_window_days`` for churn, ``horizon_days`` for cost and margin). Only snapshots whose label
+(``W = churn_window_days`` for churn, ``horizon_days`` for cost, margin and drain). Only snapshots whose label
 window ends on or before A are used, so the latest one is ``s_last = A − W`` and earlier ones
 step back by ``settings.snapshots.spacing_days`` (``settings.snapshots.count`` in total; the
 defaults give six monthly snapshots, i.e. the half year before ``A − W``)::
@@ -51,8 +51,9 @@ import pandas as pd
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 
-TASKS: tuple[str, ...] = ("churn", "cost", "margin")
-LABELS: dict[str, str] = {"churn": "churned", "cost": "cost_to_serve", "margin": "margin"}
+TASKS: tuple[str, ...] = ("churn", "cost", "margin", "drain")
+LABELS: dict[str, str] = {"churn": "churned", "cost": "cost_to_serve", "margin": "margin", "drain": "net_value"}
+"""The target column each task's label comes from (``drain``'s label is ``net_value < 0``)."""
 ID_COLUMNS: tuple[str, ...] = ("customer_id", "as_of", "snapshot", "snapshot_date")
 PURCHASE_COLUMNS: tuple[str, ...] = ("bgnbd_p_alive", "bgnbd_expected_transactions", "bgnbd_p_no_purchase")
 
@@ -76,7 +77,7 @@ def window_days(task: str, settings: Settings) -> int:
     """The label window ``W`` of a task: ``churn_window_days`` or ``horizon_days``."""
     if task == "churn":
         return settings.churn_window_days
-    if task in ("cost", "margin"):
+    if task in ("cost", "margin", "drain"):
         return settings.horizon_days
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
@@ -457,8 +458,10 @@ def build_training_set(
 
 def _label(targets: pd.DataFrame, task: str) -> np.ndarray:
     """The task's label; a window whose refunds outweigh its purchases earns no margin (the
-    log-link objectives need labels >= 0)."""
+    log-link objectives need labels >= 0); a drain is a window whose net value is below zero."""
     y = targets[LABELS[task]].to_numpy(dtype=float)
+    if task == "drain":
+        return (y < 0).astype(float)
     return np.clip(y, 0.0, None) if task == "margin" else y
 
 

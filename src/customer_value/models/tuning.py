@@ -1,10 +1,10 @@
-"""Hyper-parameter search for the churn, cost and margin models: Optuna TPE, pruned, resumable, tracked.
+"""Hyper-parameter search for the churn, cost, margin and drain models: Optuna TPE, pruned, resumable, tracked.
 
 - Sampler: ``TPESampler(seed=...)`` (Optuna 5's default multivariate TPE with constant liar);
   trials run one at a time, so the same data, settings and seed give the same trials, the same
   best parameters and the same final model.
 - Objective: the validation snapshot's loss of the boosted model, early-stopped on that same
-  snapshot: ``binary_logloss`` of the raw churn booster, and for cost and margin the Tweedie deviance with
+  snapshot: ``binary_logloss`` of the raw churn and drain boosters, and for cost and margin the Tweedie deviance with
   a *fixed* power 1.5 (``tweedie_deviance``), comparable across trials that tune
   ``tweedie_variance_power`` itself (in ``[1.1, 1.9]``).
 - Pruning: ``optuna_integration.LightGBMPruningCallback`` on that metric (reported every
@@ -49,10 +49,14 @@ from optuna_integration import LightGBMPruningCallback
 from customer_value.config import Settings
 from customer_value.models.churn import ChurnModel, dataset
 from customer_value.models.cost_to_serve import FEVAL_NAME, CostToServeModel
+from customer_value.models.drain import DrainModel
 from customer_value.models.margin import MarginModel
 from customer_value.models.training_set import TrainingSet
 
-METRICS: dict[str, str] = {"churn": "binary_logloss", "cost": FEVAL_NAME, "margin": FEVAL_NAME}
+METRICS: dict[str, str] = {"churn": "binary_logloss", "cost": FEVAL_NAME, "margin": FEVAL_NAME,
+                           "drain": "binary_logloss"}
+CLASSIFIERS: dict[str, type] = {"churn": ChurnModel, "drain": DrainModel}
+REGRESSORS: dict[str, type] = {"cost": CostToServeModel, "margin": MarginModel}
 PRUNING_INTERVAL = 10
 """Boosting rounds between reports to the pruner (each report is a storage write)."""
 
@@ -71,7 +75,7 @@ def search_space(trial: optuna.Trial, task: str) -> dict[str, Any]:
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
         "min_gain_to_split": trial.suggest_float("min_gain_to_split", 0.0, 1.0),
     }
-    if task in ("cost", "margin"):
+    if task in REGRESSORS:
         params["tweedie_variance_power"] = trial.suggest_float("tweedie_variance_power", 1.1, 1.9)
     return params
 
@@ -135,17 +139,14 @@ def _fingerprint(ts: TrainingSet) -> dict[str, Any]:
 
 def _make_model(task: str, params: dict[str, Any], seed: int, num_threads: int, num_boost_round: int,
                 early_stopping_rounds: int, **model_kwargs: Any) -> Any:
-    if task == "churn":
-        return ChurnModel(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
-                          seed=seed, num_threads=num_threads, **model_kwargs)
-    regressor = MarginModel if task == "margin" else CostToServeModel
-    return regressor(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
-                     seed=seed, num_threads=num_threads, **model_kwargs)
+    model_class = {**CLASSIFIERS, **REGRESSORS}[task]
+    return model_class(params=params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
+                       seed=seed, num_threads=num_threads, **model_kwargs)
 
 
 def _fit(task: str, model: Any, ts: TrainingSet, callbacks: list[Any] = (), train_set: Any = None,
          valid_set: Any = None) -> Any:
-    if task in ("churn", "margin"):  # no per-component labels
+    if task != "cost":  # only cost has per-component labels
         return model.fit(ts.X_train, ts.y_train, ts.X_valid, ts.y_valid, callbacks=callbacks,
                          train_set=train_set, valid_set=valid_set)
     components = [c for c in ts.targets_train.columns if c.startswith("cost_") and c != "cost_to_serve"]
@@ -169,7 +170,7 @@ def tune(
     max_tuning_rows: int | None = 100_000,
     log_to_mlflow: bool = True,
 ) -> TuningResult:
-    """Search LightGBM parameters for ``training_set.task`` (``churn``, ``cost`` or ``margin``) and return
+    """Search LightGBM parameters for ``training_set.task`` (one of :data:`METRICS`) and return
     the tuned, fitted model (see the module docstring).
 
     ``n_trials`` defaults to ``settings.trials``, ``seed`` to ``settings.seed``. With

@@ -31,6 +31,12 @@ How the parts enter, per customer, over ``horizon_days``:
   probability × the measured value of a referred customer (mean trailing net value of customers
   with ``referred_by``; a config default when the data has none), discounted evenly.
 
+* **Drains** (:mod:`.drain`): ``drain_probability``, the classifier's P(net value over the
+  horizon < 0), and ``drain_flag`` (probability at or above the model's threshold) answer "which
+  accounts will cost more than they bring" directly; the expectation ``customer_value`` is not
+  a good yes/no answer to that (see the drain module). Without a drain model the flag is
+  ``customer_value < 0`` and there is no probability column.
+
 Segments: ``negative`` when value < 0, else ``low / medium / high / top`` at the value quantiles
 of ``settings.segment_quantiles`` among non-negative customers, learned at fit time so weekly
 scorings of one model share cut points.
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,6 +61,29 @@ SCORE_COLUMNS = (
 )
 REFERRAL_PRIOR_DAYS = 365.0
 MARGIN_PRIOR_ORDERS = 3.0
+
+
+class BoostedPredictions(NamedTuple):
+    """The gradient-boosted models' predictions at their own horizons (they do not depend on the
+    scoring horizon, so the horizon table reuses them); ``None`` where the model is missing."""
+
+    churn_probability: np.ndarray
+    expected_cost_to_serve: np.ndarray
+    boosted_expected_margin: np.ndarray | None = None
+    drain_probability: np.ndarray | None = None
+
+    @classmethod
+    def from_scores(cls, scores: pd.DataFrame) -> "BoostedPredictions":
+        """Read back from score rows (their columns of the same names)."""
+        def column(name: str) -> np.ndarray | None:
+            return scores[name].to_numpy(dtype=float) if name in scores else None
+
+        return cls(*(column(name) for name in cls._fields))  # type: ignore[arg-type]
+
+
+def _rfm(features: pd.DataFrame) -> pd.DataFrame:
+    """The RFM columns the probabilistic models read, indexed by customer."""
+    return features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
 
 
 def uniform_discount_factor(horizon_days: float, annual_rate: float) -> float:
@@ -99,13 +128,13 @@ class ValueModel:
     """The combined model: fitted parts in, one score row per customer out.
 
     Parameters are the fitted parts (``purchase_model``, ``spend_model``, optional
-    ``churn_model``, ``cost_model`` and ``margin_model``) and the settings; ``fit`` learns only what the
+    ``churn_model``, ``cost_model``, ``margin_model`` and ``drain_model``) and the settings; ``fit`` learns only what the
     combination needs (referral value and rates, margin prior, segment cut points).
     """
 
     def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
                  cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
-                 skipped: dict[str, str] | None = None):
+                 skipped: dict[str, str] | None = None, drain_model: Any = None):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -114,6 +143,7 @@ class ValueModel:
         self.margin_model = margin_model
         self.churn_adjustment = churn_adjustment
         self.skipped = skipped
+        self.drain_model = drain_model
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -142,10 +172,8 @@ class ValueModel:
 
     # -- prediction ---------------------------------------------------------------------------
 
-    def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The churn probability, the expected cost and the boosted margin (``None`` without a
-        margin model) over the models' own horizons: the gradient-boosted predictions (the
-        expensive part), which do not depend on the scoring horizon."""
+    def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> BoostedPredictions:
+        """The gradient-boosted predictions (the expensive part), see :class:`BoostedPredictions`."""
         from customer_value.models.margin import margin_input
 
         s = self.settings
@@ -155,7 +183,7 @@ class ValueModel:
         else:
             churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
         horizon_input = None
-        if self.cost_model is not None or self.margin_model is not None:
+        if self.cost_model is not None or self.margin_model is not None or self.drain_model is not None:
             horizon_input = self.model_input(features, rfm, s.horizon_days)
         if self.cost_model is not None:
             cost = np.asarray(self.cost_model.predict(horizon_input), dtype=float)
@@ -165,15 +193,18 @@ class ValueModel:
         if self.margin_model is not None:
             with_churn = margin_input(horizon_input, churn if self.churn_model is not None else None, self.margin_model)
             margin = np.clip(np.asarray(self.margin_model.predict(with_churn), dtype=float), 0.0, None)
-        return churn, cost, margin
+        drain = None
+        if self.drain_model is not None:
+            drain = np.asarray(self.drain_model.predict_proba(horizon_input), dtype=float)
+        return BoostedPredictions(churn, cost, margin, drain)
 
     def _parts(self, features: pd.DataFrame, horizon_days: int,
-               boosted: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> pd.DataFrame:
+               boosted: BoostedPredictions | None = None) -> pd.DataFrame:
         from customer_value.models.evaluation import bgnbd_prob_no_purchase
 
         s = self.settings
         unit = 7.0 if s.time_unit == "weeks" else 1.0
-        rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+        rfm = _rfm(features)
         purchases = self.purchase_model.predict(rfm, horizon_days / unit, discount_rate=s.discount_rate,
                                                 time_unit=s.time_unit)
         order_value = np.asarray(self.spend_model.predict(rfm), dtype=float)
@@ -181,7 +212,7 @@ class ValueModel:
         window = s.churn_window_days / unit
         params = self.purchase_model.params_
         q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
-        churn, base_cost, boosted_margin = boosted if boosted is not None else self._boosted(features, rfm)
+        churn, base_cost, boosted_margin, _ = boosted if boosted is not None else self._boosted(features, rfm)
         variant = self.churn_adjustment if self.churn_model is not None else "none"
         if variant == "boosted" and boosted_margin is None:
             variant = "survival"
@@ -257,7 +288,7 @@ class ValueModel:
         from customer_value.models.training_set import purchase_features
 
         if rfm is None:
-            rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+            rfm = _rfm(features)
         bg = purchase_features(rfm, window_days or self.settings.horizon_days, self.settings, self.purchase_model)
         return features.merge(bg, left_on="customer_id", right_index=True, how="left")
 
@@ -265,19 +296,18 @@ class ValueModel:
         """BG/NBD × Gamma-Gamma expected revenue over the horizon alone: the backtest baseline."""
         s = self.settings
         unit = 7.0 if s.time_unit == "weeks" else 1.0
-        rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+        rfm = _rfm(features)
         purchases = self.purchase_model.predict(rfm, s.horizon_days / unit, discount_rate=s.discount_rate,
                                                 time_unit=s.time_unit)
         return purchases["expected_transactions"].to_numpy(dtype=float) * np.asarray(self.spend_model.predict(rfm), dtype=float)
 
     def total_value_by_horizon(self, features: pd.DataFrame, horizons: Any,
-                               boosted: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None) -> pd.Series:
+                               boosted: BoostedPredictions | None = None) -> pd.Series:
         """Total customer value at each horizon (the sensitivity table). The boosted models run at
-        most once; pass ``boosted`` = (churn_probability, expected_cost_to_serve and
-        boosted_expected_margin or None, at the models' own horizons) in feature order, e.g. from
-        score rows, to skip them."""
+        most once; pass ``boosted`` in feature order (e.g. ``BoostedPredictions.from_scores`` of
+        the score rows) to skip them."""
         if boosted is None:
-            rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+            rfm = _rfm(features)
             boosted = self._boosted(features, rfm)
         totals = pd.Series({int(h): float(self._parts(features, int(h), boosted)["customer_value"].sum())
                             for h in horizons}, dtype=float)
@@ -287,9 +317,16 @@ class ValueModel:
     def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None) -> pd.DataFrame:
         """Score rows (contract section 5 columns first, then the components) in feature order."""
         horizon = horizon_days or self.settings.horizon_days
-        parts = self._parts(features, horizon)
+        rfm = _rfm(features)
+        boosted = self._boosted(features, rfm)
+        parts = self._parts(features, horizon, boosted)
         parts["as_of"] = pd.Timestamp(as_of).date()
         parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(), self.segment_cuts_)
+        if boosted.drain_probability is not None:
+            parts["drain_probability"] = boosted.drain_probability
+            parts["drain_flag"] = self.drain_model.flag(features, boosted.drain_probability)
+        else:
+            parts["drain_flag"] = parts["customer_value"].to_numpy() < 0
         parts["model_uri"] = model_uri
         ordered = [c for c in SCORE_COLUMNS if c in parts.columns]
         rest = [c for c in parts.columns if c not in ordered]
@@ -320,6 +357,7 @@ class ValueModel:
             "churn_model": self.churn_model.to_dict() if self.churn_model is not None else None,
             "cost_model": self.cost_model.to_dict() if self.cost_model is not None else None,
             "margin_model": self.margin_model.to_dict() if self.margin_model is not None else None,
+            "drain_model": self.drain_model.to_dict() if self.drain_model is not None else None,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -328,6 +366,7 @@ class ValueModel:
     def load(cls, directory: str | Path) -> "ValueModel":
         from customer_value.models.churn import ChurnModel
         from customer_value.models.cost_to_serve import CostToServeModel
+        from customer_value.models.drain import DrainModel
         from customer_value.models.margin import MarginModel
         from customer_value.models.purchases import PurchaseModel
         from customer_value.models.spend import SpendModel
@@ -342,6 +381,7 @@ class ValueModel:
             MarginModel.from_dict(state["margin_model"]) if state.get("margin_model") else None,
             churn_adjustment=state["churn_adjustment"],
             skipped=state["skipped"],
+            drain_model=DrainModel.from_dict(state["drain_model"]) if state.get("drain_model") else None,
         )
         model.skipped_ = state["skipped"]
         model.margin_ratio_prior_ = state["margin_ratio_prior"]

@@ -4,7 +4,10 @@ For each cutoff ``c`` the whole model is fitted on the tables cut at ``c`` (noth
 ``c`` is seen), customers are scored as of ``c`` and compared with the realised targets over
 ``[c, c + horizon)``. Every metric stands beside two baselines: ``historical_value`` (margin −
 cost over the horizon before ``c``) and BG/NBD × Gamma-Gamma revenue alone (no churn model, no
-cost). Metric names are stable (``backtest.value.spearman`` ...) so runs compare in MLflow.
+cost). Flagging realised negative-value customers is measured for ``customer_value < 0``
+(``value.negative_*``), the drain model's ``drain_flag`` (``drain.negative_*``) and
+``historical_value < 0``. Metric names are stable (``backtest.value.spearman`` ...) so runs
+compare in MLflow.
 """
 
 from __future__ import annotations
@@ -71,7 +74,13 @@ def value_metrics(scored: pd.DataFrame) -> dict[str, float]:
         out["churn.roc_auc"] = ev.roc_auc(churned, scored["churn_probability"])
         out["churn.brier"] = ev.brier(churned, scored["churn_probability"])
     negative = realised_net < 0
-    for name, flag in (("value", scored["customer_value"] < 0), ("baseline_historical_value", scored["historical_value"] < 0)):
+    flags = {"value": scored["customer_value"] < 0, "baseline_historical_value": scored["historical_value"] < 0}
+    if "drain_flag" in scored:
+        flags["drain"] = scored["drain_flag"].astype(bool)
+    if "drain_probability" in scored and 0 < negative.mean() < 1:
+        out["drain.roc_auc"] = ev.roc_auc(negative, scored["drain_probability"])
+        out["drain.brier"] = ev.brier(negative, scored["drain_probability"])
+    for name, flag in flags.items():
         pr = ev.precision_recall_at(negative, flag.to_numpy())
         out[f"{name}.negative_precision"] = pr["precision"]
         out[f"{name}.negative_recall"] = pr["recall"]
@@ -109,10 +118,10 @@ def comparison_table(result: BacktestResult) -> pd.DataFrame:
     """Model beside baselines, averaged over cutoffs: one row per score, one column per metric."""
     avg = result.average()
     rows = {}
-    for source in ("value", "baseline_historical_value", "baseline_bgnbd_gg_revenue"):
+    for source in ("value", "drain", "baseline_historical_value", "baseline_bgnbd_gg_revenue"):
         rows[source] = {m: avg.get(f"{source}.{m}", np.nan) for m in
                         ("spearman", "gini", "top_decile_capture", "negative_precision", "negative_recall")}
-    return pd.DataFrame(rows).T.round(4)
+    return pd.DataFrame(rows).T.dropna(how="all").round(4)
 
 
 def backtest_figures(result: BacktestResult) -> dict[str, Any]:
@@ -165,6 +174,7 @@ def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: S
     per_cutoff = result.metrics[["cutoff", "value.spearman", "baseline_historical_value.spearman",
                                  "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture",
                                  "revenue.spearman", "cost.spearman"]
-                                + [c for c in ("churn.roc_auc", "churn.brier") if c in result.metrics]].round(4)
+                                + [c for c in ("churn.roc_auc", "churn.brier", "drain.roc_auc")
+                                   if c in result.metrics]].round(4)
     table = comparison_table(result).reset_index(names="score")
     return format_table(per_cutoff, "markdown") + "\n\n" + format_table(table, "markdown")

@@ -12,9 +12,12 @@ KEY_METRICS = (
     "backtest.churn.roc_auc",
     "backtest.churn.brier",
     "backtest.cost.spearman",
+    "backtest.drain.negative_precision",
+    "backtest.drain.negative_recall",
     "churn.valid.roc_auc",
     "cost.valid.spearman",
     "margin.valid.spearman",
+    "drain.valid.roc_auc",
     "purchases.log_likelihood",
 )
 KEY_PARAMS = ("as_of", "config.horizon_days", "config.purchase_model", "config.churn_adjustment", "config.trials",

@@ -23,17 +23,24 @@ from customer_value.plots.value import (
 
 DRAIN_COLUMNS = (
     "customer_id", "plan", "acquisition_channel", "expected_revenue", "expected_margin",
-    "expected_cost_to_serve", "customer_value", "hist_cost_support", "hist_cost_orders_and_fees",
+    "expected_cost_to_serve", "customer_value", "drain_probability", "hist_cost_support", "hist_cost_orders_and_fees",
     "hist_cost_invoices_and_late", "top_cost_drivers",
 )
 
 
 def looks_profitable_but_drains(scores: pd.DataFrame, revenue_quantile: float = 0.75) -> pd.DataFrame:
-    """Customers in the top quarter of expected revenue whose net value is negative, worst first."""
+    """Customers in the top quarter of expected revenue whose expected net value is negative or
+    who are flagged to drain (``drain_flag``): most likely drains first (lowest value first
+    without a drain probability)."""
     if scores.empty:
         return scores
     threshold = scores["expected_revenue"].quantile(revenue_quantile)
-    drains = scores[(scores["expected_revenue"] >= threshold) & (scores["customer_value"] < 0)]
+    draining = scores["customer_value"] < 0
+    if "drain_flag" in scores:
+        draining |= scores["drain_flag"].astype(bool)
+    drains = scores[(scores["expected_revenue"] >= threshold) & draining]
+    if "drain_probability" in drains:
+        return drains.sort_values(["drain_probability", "customer_value"], ascending=[False, True], kind="stable")
     return drains.sort_values("customer_value", kind="stable")
 
 
@@ -86,6 +93,8 @@ def render_html(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | No
         "expected cost-to-serve": f"{scores['expected_cost_to_serve'].sum():,.0f}",
         "negative-value customers": f"{int(negative.sum()):,} ({negative.mean():.1%})",
         "look profitable but drain": f"{len(drains):,}",
+        **({"flagged to drain (drain_flag)": f"{int(scores['drain_flag'].sum()):,} ({scores['drain_flag'].mean():.1%})"}
+           if "drain_flag" in scores else {}),
     }
     parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"

@@ -95,6 +95,7 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     """Load, cut at as_of, build features, score, check, write atomically, report, log."""
     from customer_value.data.loading import load_tables
     from customer_value.features import build_features
+    from customer_value.models.value import BoostedPredictions
     from customer_value.pipeline.outputs import write_parquet_atomically
     from customer_value.pipeline.report import looks_profitable_but_drains, write_html_report
 
@@ -131,12 +132,9 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     # the sensitivity table reuses the rows' churn, cost and margin predictions (the boosted models are the
     # expensive part and do not depend on the horizon); the model's own horizon is the file's total
     in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])
-    boosted = (in_feature_order["churn_probability"].to_numpy(dtype=float),
-               in_feature_order["expected_cost_to_serve"].to_numpy(dtype=float),
-               in_feature_order["boosted_expected_margin"].to_numpy(dtype=float)
-               if "boosted_expected_margin" in in_feature_order else None)
     horizon_totals = loaded_model.value_model.total_value_by_horizon(
-        features, sorted({*SENSITIVITY_HORIZONS, model_settings.horizon_days}), boosted)
+        features, sorted({*SENSITIVITY_HORIZONS, model_settings.horizon_days}),
+        BoostedPredictions.from_scores(in_feature_order))
     horizon_totals[model_settings.horizon_days] = float(scores["customer_value"].sum())
     report_path = None
     if report is not None:

@@ -1,9 +1,9 @@
 """`customer-value train`: fit every part as of a date, log it all to MLflow, register one model.
 
 A training run is a parent MLflow run (tag ``customer_value.run_type = train``) with one child
-run per part: ``purchases`` (BG/NBD), ``spend`` (Gamma-Gamma), ``churn``, ``cost`` and ``margin``
-(each with its Optuna trials as children; the margin model takes the churn model's probability
-as an input), ``backtest`` (the internal backtest whose averaged metrics are
+run per part: ``purchases`` (BG/NBD), ``spend`` (Gamma-Gamma), ``churn``, ``cost``, ``margin`` and
+``drain`` (each with its Optuna trials as children; the margin model takes the churn model's
+probability as an input), ``backtest`` (the internal backtest whose averaged metrics are
 copied to the parent as ``backtest.*``). The parent carries params (``as_of``, the config as
 ``config.*``, the data fingerprint as ``data.*``), the code version, and the registered model.
 """
@@ -51,7 +51,7 @@ def _child(name: str, enabled: bool):
 def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, engine: Any = "duckdb",
                     log_children: bool = False, progress: Progress | None = None,
                     study_storage: str | Path | None = None) -> FittedValueModel:
-    """Fit purchases, spend, churn, cost and margin as of ``as_of`` on tables cut there; combine them.
+    """Fit purchases, spend, churn, cost, margin and drain as of ``as_of`` on tables cut there; combine them.
 
     Parts that cannot be trained (too little history for the snapshots, a single churn class,
     no cost at all) are skipped with the reason recorded in ``skipped``; the value model then
@@ -104,8 +104,11 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         say(f"{task}: stacking snapshots")
         try:
             training_set = build_training_set(cut, day, settings, task, engine, cache=cache)
-            if task == "churn" and np.unique(training_set.y_train).size < 2:
-                raise ValueError("the churn labels of the training snapshots have a single class")
+            if task == "drain" and "cost" not in fitted:
+                raise ValueError("a drain is net value below zero, which needs the cost-to-serve model "
+                                 f"(skipped: {skipped.get('cost', 'not fitted')})")
+            if task in ("churn", "drain") and np.unique(training_set.y_train).size < 2:
+                raise ValueError(f"the {task} labels of the training snapshots have a single class")
             if task in ("cost", "margin") and not np.any(training_set.y_train > 0):
                 raise ValueError(f"no customer has any {LABELS[task]} in the training snapshots")
             if task == "margin" and "churn" in fitted:
@@ -118,7 +121,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         with _child(task, log_children):
             storage = None if study_storage is None else Path(study_storage) / f"{task}-{day}.db"
             result = tune(training_set, settings, storage=storage, log_to_mlflow=log_children,
-                          final_model_kwargs={"objective": "auto"} if task == "cost" else None)
+                          final_model_kwargs=_final_model_kwargs(task, settings))
             fitted[task] = result.model
             evaluation[task] = _evaluate(task, result.model, training_set, settings)
             if log_children:
@@ -129,9 +132,20 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         timings[task] = time.perf_counter() - t0
 
     model = ValueModel(settings, purchases, spend, fitted.get("churn"), fitted.get("cost"), fitted.get("margin"),
-                       churn_adjustment=settings.churn_adjustment, skipped=skipped).fit(features)
+                       churn_adjustment=settings.churn_adjustment, skipped=skipped,
+                       drain_model=fitted.get("drain")).fit(features)
     timings["total"] = time.perf_counter() - start
     return FittedValueModel(model, features, day, skipped, evaluation, timings)
+
+
+def _final_model_kwargs(task: str, settings: Settings) -> dict[str, Any] | None:
+    """What the tuned final model gets beyond the searched parameters: the cost model compares
+    objectives; the drain model takes a fixed flag threshold when the config sets one."""
+    if task == "cost":
+        return {"objective": "auto"}
+    if task == "drain" and settings.drain_threshold is not None:
+        return {"threshold": settings.drain_threshold}
+    return None
 
 
 def _log_probabilistic(model: Any, prefix: str) -> None:
@@ -160,6 +174,8 @@ def _validation_baselines(task: str, training_set: Any, settings: Settings) -> d
             _, prob = ev.recency_baseline(days, settings.churn_window_days, rates)
             out["baseline_recency"] = prob
         return out
+    if task == "drain":  # the trailing year's net value below zero, as a 0/1 probability
+        return {"baseline_historical": (X["historical_value"].to_numpy(dtype=float) < 0).astype(float)}
     # the trailing window and the label window are both horizon_days long: no rescaling needed
     if task == "margin":  # BG/NBD transactions x mean repeat order value x margin ratio; trailing-year margin
         bgnbd = X["bgnbd_expected_transactions"].to_numpy(dtype=float) * X["monetary_value"].to_numpy(dtype=float)
@@ -179,6 +195,16 @@ def _evaluate(task: str, model: Any, training_set: Any, settings: Settings) -> d
         if "baseline_recency" in baselines:
             scores["baseline_recency"] = ev.recency_score(training_set.X_valid["days_since_last_purchase"])
         return ev.churn_evaluation(training_set.y_valid, predictions, scores)
+    if task == "drain":
+        probability = model.predict_proba(training_set.X_valid)
+        scores = {"baseline_historical": -training_set.X_valid["historical_value"].to_numpy(dtype=float)}
+        out = ev.churn_evaluation(training_set.y_valid, {"valid": probability, **baselines}, scores)
+        flags = {"valid": model.flag(training_set.X_valid, probability), "baseline_historical": baselines["baseline_historical"] > 0}
+        for source, flag in flags.items():
+            pr = ev.precision_recall_at(training_set.y_valid > 0, flag)
+            out[source].update(flag_precision=pr["precision"], flag_recall=pr["recall"])
+        out["valid"]["threshold"] = model.threshold_
+        return out
     predictions = {"valid": model.predict(training_set.X_valid), **baselines}
     return ev.cost_evaluation(training_set.y_valid, predictions)
 
@@ -188,10 +214,12 @@ def _figures(task: str, model: Any, training_set: Any, settings: Settings) -> di
     from customer_value.models.explain import mean_abs_contributions
 
     importance = {task: mean_abs_contributions(model, training_set.X_valid)}
-    if task == "churn":
-        probs = {"model": model.predict_proba(training_set.X_valid),
-                 "bgnbd": training_set.X_valid["bgnbd_p_no_purchase"].to_numpy(dtype=float)}
-        return ev.evaluation_figures(churn_true=training_set.y_valid, churn_probs=probs, importance=importance)
+    if task in ("churn", "drain"):
+        probs = {"model": model.predict_proba(training_set.X_valid)}
+        if task == "churn":
+            probs["bgnbd"] = training_set.X_valid["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        return ev.evaluation_figures(churn_true=training_set.y_valid, churn_probs=probs, importance=importance,
+                                     classifier=task)
     preds = {"model": model.predict(training_set.X_valid)}
     titles = {"cost": "cost to serve", "margin": "margin"}
     return ev.evaluation_figures(cost_true=training_set.y_valid, cost_preds=preds, importance=importance,

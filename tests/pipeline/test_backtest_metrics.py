@@ -1,0 +1,55 @@
+"""Backtest metrics of one scored cutoff: flags of realised negative-value customers for the value,
+the drain model and the historical baseline, computed by hand on a tiny frame."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_value.pipeline.backtest import BacktestResult, comparison_table, value_metrics
+
+
+def _scored(with_drain: bool) -> pd.DataFrame:
+    net = np.array([-50.0, -5.0, -1.0, 10.0, 20.0, 30.0, 0.0, 40.0])
+    frame = pd.DataFrame({
+        "net_value": net,
+        "customer_value": [-10.0, 3.0, 4.0, -2.0, 15.0, 25.0, -1.0, 30.0],  # flags rows 0, 3, 6
+        "historical_value": [-8.0, -3.0, 5.0, 6.0, -4.0, 20.0, 1.0, 35.0],  # flags rows 0, 1, 4
+        "bgnbd_gg_revenue": np.arange(8.0),
+        "expected_margin": net + 5.0, "expected_cost_to_serve": 5.0, "expected_referral_value": 0.0,
+        "revenue": np.arange(8.0), "expected_revenue": np.arange(8.0),
+        "cost_to_serve": np.arange(8.0), "historical_cost_to_serve": np.arange(8.0),
+        "churned": [1, 1, 0, 0, 1, 0, 1, 0], "churn_probability": 0.5,
+    })
+    if with_drain:
+        frame["drain_probability"] = [0.9, 0.7, 0.6, 0.1, 0.2, 0.1, 0.3, 0.05]
+        frame["drain_flag"] = frame["drain_probability"] >= 0.5  # flags rows 0, 1, 2
+    return frame
+
+
+def test_each_flag_is_scored_against_realised_negatives():
+    m = value_metrics(_scored(with_drain=True))  # realised negatives: rows 0, 1, 2
+    assert m["value.negative_precision"] == pytest.approx(1 / 3)
+    assert m["value.negative_recall"] == pytest.approx(1 / 3)
+    assert m["baseline_historical_value.negative_precision"] == pytest.approx(2 / 3)
+    assert m["baseline_historical_value.negative_recall"] == pytest.approx(2 / 3)
+    assert m["drain.negative_precision"] == 1.0 and m["drain.negative_recall"] == 1.0
+    assert m["drain.roc_auc"] == 1.0
+
+
+def test_without_a_drain_model_there_are_no_drain_metrics():
+    m = value_metrics(_scored(with_drain=False))
+    assert not [k for k in m if k.startswith("drain.")]
+    table = comparison_table(BacktestResult(pd.DataFrame([{"cutoff": dt.date(2024, 1, 1), **m}])))
+    assert "drain" not in table.index and "value" in table.index
+
+
+def test_comparison_table_puts_the_drain_flag_beside_the_baselines():
+    m = value_metrics(_scored(with_drain=True))
+    table = comparison_table(BacktestResult(pd.DataFrame([{"cutoff": dt.date(2024, 1, 1), **m}])))
+    assert table.loc["drain", "negative_precision"] == 1.0
+    assert np.isnan(table.loc["drain", "spearman"])  # a flag, not a ranking of value
+    assert table.loc["baseline_historical_value", "negative_recall"] == pytest.approx(2 / 3, abs=1e-4)  # rounded

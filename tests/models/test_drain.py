@@ -9,16 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from customer_value.config import Settings
-from customer_value.data.simulate import simulate_world
-from customer_value.features import build_features
 from customer_value.models.drain import DrainModel, f1_threshold
-from customer_value.models.purchases import PurchaseModel
-from customer_value.models.spend import SpendModel
 from customer_value.models.value import ValueModel
 from test_churn import churn_frame
 
-AS_OF = "2024-07-01"
+AS_OF = "2024-07-01"  # the date of the value_parts fixture (conftest.py)
 
 
 def _brute_force_f1(y: np.ndarray, p: np.ndarray) -> float:
@@ -104,17 +99,8 @@ class _Drain:
         return probability >= self.threshold_
 
 
-@pytest.fixture(scope="module")
-def parts():
-    settings = Settings()
-    world = simulate_world(1200, 8, settings=settings)
-    features = build_features(world.tables, AS_OF, settings)
-    rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
-    return settings, features, PurchaseModel.from_settings(settings).fit(rfm), SpendModel.from_settings(settings).fit(rfm)
-
-
-def test_score_rows_carry_the_drain_probability_and_flag(parts):
-    settings, features, purchases, spend = parts
+def test_score_rows_carry_the_drain_probability_and_flag(value_parts):
+    settings, features, purchases, spend = value_parts
     with_drain = ValueModel(settings, purchases, spend, drain_model=_Drain()).fit(features)
     out = with_drain.predict(features, AS_OF)
     expected = np.clip(features["hist_cost_to_serve"].to_numpy(dtype=float) / 100.0, 0.0, 1.0)

@@ -6,15 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.config import Settings
-from customer_value.data.simulate import simulate_world
-from customer_value.features import build_features
 from customer_value.models.margin import CHURN_FEATURE
-from customer_value.models.purchases import PurchaseModel
-from customer_value.models.spend import SpendModel
 from customer_value.models.value import BoostedPredictions, ValueModel
 
-AS_OF = "2024-07-01"
+AS_OF = "2024-07-01"  # the date of the value_parts fixture (conftest.py)
 
 
 class _Churn:
@@ -41,13 +36,8 @@ class _Margin:
 
 
 @pytest.fixture(scope="module")
-def parts():
-    settings = Settings()
-    world = simulate_world(1500, 5, settings=settings)
-    features = build_features(world.tables, AS_OF, settings)
-    rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
-    purchases, spend = PurchaseModel.from_settings(settings).fit(rfm), SpendModel.from_settings(settings).fit(rfm)
-    return settings, features, purchases, spend
+def parts(value_parts):
+    return value_parts
 
 
 def _model(parts, margin) -> ValueModel:

@@ -190,7 +190,9 @@ def score(
         console.print(f"[red]invalid input:[/red] {exc}")
         raise typer.Exit(1) from exc
     segments = result.scores["value_segment"].value_counts().to_dict()
-    console.print(f"[green]scored[/green] {len(result.scores):,} customers -> {out}; segments {segments}")
+    drains = int(result.scores["drain_flag"].sum())
+    console.print(f"[green]scored[/green] {len(result.scores):,} customers -> {out}; segments {segments}; "
+                  f"flagged to drain {drains:,}")
     if result.drift:
         console.print("drift (PSI vs previous scoring): " + ", ".join(f"{k} {v:.3f}" for k, v in result.drift.items()))
 

@@ -49,6 +49,8 @@ def test_cdnow_trains_scores_and_matches_the_published_bgnbd(mlflow_store, tmp_p
     run = mlflow.search_runs(experiment_names=["cdnow"], filter_string="tags.`customer_value.run_type` = 'train'",
                              output_format="list")[0]
     assert run.data.tags["customer_value.skipped.cost"] == model.skipped_["cost"][:250]
+    # a drain is net value below zero: without the cost model there is none, and the flag is value < 0
+    assert "cost-to-serve" in model.skipped_["drain"] and model.drain_model is None
 
     # our BG/NBD fit is within 0.5% of the published parameters
     params = model.purchase_model.params_
@@ -62,6 +64,8 @@ def test_cdnow_trains_scores_and_matches_the_published_bgnbd(mlflow_store, tmp_p
     scores = pd.read_parquet(out)
     assert len(scores) == 2357 and scores["customer_id"].is_unique
     assert np.isfinite(scores.select_dtypes("number").to_numpy(dtype=float)).all()
+    assert "drain_probability" not in scores
+    assert (scores["drain_flag"] == (scores["customer_value"] < 0)).all()
 
     # lifetimes at the published parameters, on our own RFM summary in weeks
     from customer_value.config import Settings

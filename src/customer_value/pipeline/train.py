@@ -103,10 +103,10 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         t0 = time.perf_counter()
         say(f"{task}: stacking snapshots")
         try:
-            training_set = build_training_set(cut, day, settings, task, engine, cache=cache)
             if task == "drain" and "cost" not in fitted:
                 raise ValueError("a drain is net value below zero, which needs the cost-to-serve model "
                                  f"(skipped: {skipped.get('cost', 'not fitted')})")
+            training_set = build_training_set(cut, day, settings, task, engine, cache=cache)
             if task in ("churn", "drain") and np.unique(training_set.y_train).size < 2:
                 raise ValueError(f"the {task} labels of the training snapshots have a single class")
             if task in ("cost", "margin") and not np.any(training_set.y_train > 0):

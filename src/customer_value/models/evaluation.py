@@ -377,9 +377,8 @@ def log_evaluation(
     drain: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, float]:
     """Log evaluations (``{source: {metric: value}}`` per task, as returned by
-    :func:`churn_evaluation`, which also scores the drain model, / :func:`cost_evaluation`, which
-    also scores the margin model) to
-    the active MLflow run under
+    :func:`churn_evaluation`, which also scores the drain model, or :func:`cost_evaluation`,
+    which also scores the margin model) to the active MLflow run under
     ``<task>.<source>.<metric>``, and ``figures`` (``{artifact_file: Figure}``, e.g. from
     :func:`evaluation_figures`) with ``mlflow.log_figure``. Returns the logged metrics.
     """
@@ -416,9 +415,10 @@ def evaluation_figures(
     classifier: str = "churn",
 ) -> dict[str, Any]:
     """The standard figures as ``{artifact_file: matplotlib Figure}``: a classifier's calibration
-    curve and lift chart (``churn_*``; ``classifier`` names their files, e.g. ``"drain"``), decile chart of a predicted amount (``cost_*``; ``amount`` names its files and
-    ``amount_title`` its charts, e.g. ``"margin"``), and one importance chart per entry of ``importance`` (e.g.
-    ``{"churn": mean_abs_shap, "cost": ...}``). Figures are built without pyplot."""
+    curve and lift chart (``churn_*``; ``classifier`` names their files, e.g. ``"drain"``), the
+    decile chart of a predicted amount (``cost_*``; ``amount`` names its files and
+    ``amount_title`` its charts, e.g. ``"margin"``), and one importance chart per entry of
+    ``importance`` (e.g. ``{"churn": mean_abs_shap, "cost": ...}``). Figures are built without pyplot."""
     from matplotlib.figure import Figure
 
     from customer_value.plots.evaluation import plot_calibration, plot_deciles, plot_importance, plot_lift

@@ -128,8 +128,9 @@ class ValueModel:
     """The combined model: fitted parts in, one score row per customer out.
 
     Parameters are the fitted parts (``purchase_model``, ``spend_model``, optional
-    ``churn_model``, ``cost_model``, ``margin_model`` and ``drain_model``) and the settings; ``fit`` learns only what the
-    combination needs (referral value and rates, margin prior, segment cut points).
+    ``churn_model``, ``cost_model``, ``margin_model`` and ``drain_model``) and the settings;
+    ``fit`` learns only what the combination needs (referral value and rates, margin prior,
+    segment cut points).
     """
 
     def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,

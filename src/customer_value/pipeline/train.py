@@ -199,7 +199,8 @@ def _evaluate(task: str, model: Any, training_set: Any, settings: Settings) -> d
         probability = model.predict_proba(training_set.X_valid)
         scores = {"baseline_historical": -training_set.X_valid["historical_value"].to_numpy(dtype=float)}
         out = ev.churn_evaluation(training_set.y_valid, {"valid": probability, **baselines}, scores)
-        flags = {"valid": model.flag(training_set.X_valid, probability), "baseline_historical": baselines["baseline_historical"] > 0}
+        flags = {"valid": model.flag(training_set.X_valid, probability),  # at the cut chosen on these rows
+                 "baseline_historical": baselines["baseline_historical"] > 0}
         for source, flag in flags.items():
             pr = ev.precision_recall_at(training_set.y_valid > 0, flag)
             out[source].update(flag_precision=pr["precision"], flag_recall=pr["recall"])

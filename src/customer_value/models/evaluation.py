@@ -387,14 +387,9 @@ def log_evaluation(
     if mlflow.active_run() is None:
         raise RuntimeError("log_evaluation needs an active MLflow run (mlflow.start_run())")
     logged: dict[str, float] = {}
-    if churn:
-        logged.update(flatten("churn", churn))
-    if cost:
-        logged.update(flatten("cost", cost))
-    if margin:
-        logged.update(flatten("margin", margin))
-    if drain:
-        logged.update(flatten("drain", drain))
+    for task, evaluation in {"churn": churn, "cost": cost, "margin": margin, "drain": drain}.items():
+        if evaluation:
+            logged.update(flatten(task, evaluation))
     if logged:
         mlflow.log_metrics(logged, step=step)
     for artifact_file, figure in (figures or {}).items():

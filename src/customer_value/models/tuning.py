@@ -53,10 +53,10 @@ from customer_value.models.drain import DrainModel
 from customer_value.models.margin import MarginModel
 from customer_value.models.training_set import TrainingSet
 
-METRICS: dict[str, str] = {"churn": "binary_logloss", "cost": FEVAL_NAME, "margin": FEVAL_NAME,
-                           "drain": "binary_logloss"}
 CLASSIFIERS: dict[str, type] = {"churn": ChurnModel, "drain": DrainModel}
 REGRESSORS: dict[str, type] = {"cost": CostToServeModel, "margin": MarginModel}
+METRICS: dict[str, str] = {**dict.fromkeys(CLASSIFIERS, "binary_logloss"), **dict.fromkeys(REGRESSORS, FEVAL_NAME)}
+"""The objective each task's search minimises (see the module docstring)."""
 PRUNING_INTERVAL = 10
 """Boosting rounds between reports to the pruner (each report is a storage write)."""
 

@@ -35,9 +35,7 @@ def looks_profitable_but_drains(scores: pd.DataFrame, revenue_quantile: float = 
     if scores.empty:
         return scores
     threshold = scores["expected_revenue"].quantile(revenue_quantile)
-    draining = scores["customer_value"] < 0
-    if "drain_flag" in scores:
-        draining |= scores["drain_flag"].astype(bool)
+    draining = (scores["customer_value"] < 0) | scores["drain_flag"].astype(bool)
     drains = scores[(scores["expected_revenue"] >= threshold) & draining]
     if "drain_probability" in drains:
         return drains.sort_values(["drain_probability", "customer_value"], ascending=[False, True], kind="stable")
@@ -93,8 +91,7 @@ def render_html(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | No
         "expected cost-to-serve": f"{scores['expected_cost_to_serve'].sum():,.0f}",
         "negative-value customers": f"{int(negative.sum()):,} ({negative.mean():.1%})",
         "look profitable but drain": f"{len(drains):,}",
-        **({"flagged to drain (drain_flag)": f"{int(scores['drain_flag'].sum()):,} ({scores['drain_flag'].mean():.1%})"}
-           if "drain_flag" in scores else {}),
+        "flagged to drain (drain_flag)": f"{int(scores['drain_flag'].sum()):,} ({scores['drain_flag'].mean():.1%})",
     }
     parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"

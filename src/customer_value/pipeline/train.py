@@ -71,7 +71,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         tables_before,
         to_date,
     )
-    from customer_value.models.tuning import tune
+    from customer_value.models.tuning import CLASSIFIERS, REGRESSORS, tune
 
     say = progress or (lambda _: None)
     day = to_date(as_of)
@@ -107,9 +107,9 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
                 raise ValueError("a drain is net value below zero, which needs the cost-to-serve model "
                                  f"(skipped: {skipped.get('cost', 'not fitted')})")
             training_set = build_training_set(cut, day, settings, task, engine, cache=cache)
-            if task in ("churn", "drain") and np.unique(training_set.y_train).size < 2:
+            if task in CLASSIFIERS and np.unique(training_set.y_train).size < 2:
                 raise ValueError(f"the {task} labels of the training snapshots have a single class")
-            if task in ("cost", "margin") and not np.any(training_set.y_train > 0):
+            if task in REGRESSORS and not np.any(training_set.y_train > 0):
                 raise ValueError(f"no customer has any {LABELS[task]} in the training snapshots")
             if task == "margin" and "churn" in fitted:
                 training_set = with_churn_probability(training_set, cache, fitted["churn"], settings)
@@ -123,11 +123,13 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             result = tune(training_set, settings, storage=storage, log_to_mlflow=log_children,
                           final_model_kwargs=_final_model_kwargs(task, settings))
             fitted[task] = result.model
-            evaluation[task] = _evaluate(task, result.model, training_set, settings)
+            prediction = _valid_prediction(task, result.model, training_set)
+            evaluation[task] = _evaluate(task, result.model, training_set, settings, prediction)
             if log_children:
                 from customer_value.models.evaluation import log_evaluation
 
-                log_evaluation(**{task: evaluation[task]}, figures=_figures(task, result.model, training_set, settings))
+                log_evaluation(**{task: evaluation[task]},
+                               figures=_figures(task, result.model, training_set, prediction))
                 mlflow.log_dict({"snapshots": [str(d) for d in training_set.snapshot_dates]}, f"{task}_snapshots.json")
         timings[task] = time.perf_counter() - t0
 
@@ -185,45 +187,53 @@ def _validation_baselines(task: str, training_set: Any, settings: Settings) -> d
     return {"baseline_trailing": X["hist_cost_to_serve"].to_numpy(dtype=float)} if "hist_cost_to_serve" in X else {}
 
 
-def _evaluate(task: str, model: Any, training_set: Any, settings: Settings) -> dict[str, dict[str, float]]:
+def _valid_prediction(task: str, model: Any, training_set: Any) -> np.ndarray:
+    """The model on the validation snapshot (a probability for the classifiers), computed once for
+    the metrics and the figures."""
+    from customer_value.models.tuning import CLASSIFIERS
+
+    X = training_set.X_valid
+    return model.predict_proba(X) if task in CLASSIFIERS else model.predict(X)
+
+
+def _evaluate(task: str, model: Any, training_set: Any, settings: Settings,
+              prediction: np.ndarray) -> dict[str, dict[str, float]]:
     from customer_value.models import evaluation as ev
 
     baselines = _validation_baselines(task, training_set, settings)
     if task == "churn":
-        predictions = {"valid": model.predict_proba(training_set.X_valid), **baselines}
+        predictions = {"valid": prediction, **baselines}
         scores = {}
         if "baseline_recency" in baselines:
             scores["baseline_recency"] = ev.recency_score(training_set.X_valid["days_since_last_purchase"])
         return ev.churn_evaluation(training_set.y_valid, predictions, scores)
     if task == "drain":
-        probability = model.predict_proba(training_set.X_valid)
         scores = {"baseline_historical": -training_set.X_valid["historical_value"].to_numpy(dtype=float)}
-        out = ev.churn_evaluation(training_set.y_valid, {"valid": probability, **baselines}, scores)
-        flags = {"valid": model.flag(training_set.X_valid, probability),  # at the cut chosen on these rows
+        out = ev.churn_evaluation(training_set.y_valid, {"valid": prediction, **baselines}, scores)
+        flags = {"valid": model.flag(training_set.X_valid, prediction),  # at the cut chosen on these rows
                  "baseline_historical": baselines["baseline_historical"] > 0}
         for source, flag in flags.items():
             pr = ev.precision_recall_at(training_set.y_valid > 0, flag)
             out[source].update(flag_precision=pr["precision"], flag_recall=pr["recall"])
         out["valid"]["threshold"] = model.threshold_
         return out
-    predictions = {"valid": model.predict(training_set.X_valid), **baselines}
-    return ev.cost_evaluation(training_set.y_valid, predictions)
+    return ev.cost_evaluation(training_set.y_valid, {"valid": prediction, **baselines})
 
 
-def _figures(task: str, model: Any, training_set: Any, settings: Settings) -> dict[str, Any]:
+def _figures(task: str, model: Any, training_set: Any, prediction: np.ndarray) -> dict[str, Any]:
     from customer_value.models import evaluation as ev
     from customer_value.models.explain import mean_abs_contributions
+    from customer_value.models.tuning import CLASSIFIERS
 
     importance = {task: mean_abs_contributions(model, training_set.X_valid)}
-    if task in ("churn", "drain"):
-        probs = {"model": model.predict_proba(training_set.X_valid)}
+    if task in CLASSIFIERS:
+        probs = {"model": prediction}
         if task == "churn":
             probs["bgnbd"] = training_set.X_valid["bgnbd_p_no_purchase"].to_numpy(dtype=float)
         return ev.evaluation_figures(churn_true=training_set.y_valid, churn_probs=probs, importance=importance,
                                      classifier=task)
-    preds = {"model": model.predict(training_set.X_valid)}
     titles = {"cost": "cost to serve", "margin": "margin"}
-    return ev.evaluation_figures(cost_true=training_set.y_valid, cost_preds=preds, importance=importance,
+    return ev.evaluation_figures(cost_true=training_set.y_valid, cost_preds={"model": prediction}, importance=importance,
                                  amount=task, amount_title=titles[task])
 
 

@@ -16,7 +16,10 @@ Steps (all as of ``--as-of``, default 2024-07-01; the simulator starts 2022-01-0
 4. score every customer signed up before ``as_of`` and compare with what happened in
    ``[as_of, as_of + horizon)`` (``build_targets`` on the full data): the models, the baselines
    of ``models/evaluation.py`` and the oracle (``oracle_churn_probability``,
-   ``oracle_expected_cost_to_serve``), side by side.
+   ``oracle_expected_cost_to_serve``), side by side. For churn also the *ceiling*
+   (``ceiling_churn_probability``): the oracle without the purchase rate, which it infers from
+   the purchase history exactly (Bayes). No model of the observable data can rank better, so the
+   share of the baseline-to-oracle gap the ceiling closes is the most any model can close.
 
 Targets (issue #5): churn ROC AUC closes >= 70% of the gap from the best baseline to the oracle,
 cost Spearman >= 60%, the calibrated churn Brier score is below every baseline's, and training
@@ -25,8 +28,8 @@ cost Spearman >= 60%, the calibrated churn Brier score is below every baseline's
 ``--diagnose`` adds an attribution of the remaining gap to the oracle: 2-fold cross-validation at
 ``as_of`` of the same model class on the observable features, then with the simulator's latent
 traits added (all but the purchase rate for churn / the ticket rate for cost, then all). The
-oracle knows each customer's latent state and rates; the first row is roughly the most any model
-of the observable history can reach, the last shows the model class itself is not the limit.
+oracle knows each customer's latent state and rates; the middle row approaches the churn ceiling
+from the model's side, the last shows the model class itself is not the limit.
 """
 
 from __future__ import annotations
@@ -207,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": p_model,
             "model_uncalibrated": churn.model.predict_raw(X_churn),
             "oracle": frame["oracle_churn_probability"].to_numpy(float),
-        },
+        } | ({"ceiling": frame["ceiling_churn_probability"].to_numpy(float)}
+             if "ceiling_churn_probability" in frame else {}),
         scores={"baseline_recency": rec_score},
     )
     c_model = cost.model.predict(X_cost)
@@ -247,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nacceptance")
     for text, ok in checks:
         print(f"  [{'ok' if ok else 'MISSED'}] {text}")
+    if "ceiling" in churn_eval:
+        base, ceiling = churn_eval[best_churn_base]["roc_auc"], churn_eval["ceiling"]["roc_auc"]
+        print(f"  (churn ceiling, the oracle without the purchase rate: ROC AUC {ceiling:.4f} closes "
+              f"{ev.gap_closed(ceiling, base, churn_eval['oracle']['roc_auc']):.1%} of that gap; the model "
+              f"closes {ev.gap_closed(churn_eval['model']['roc_auc'], base, ceiling):.1%} of the gap to the ceiling)")
 
     print("\nwhere the training time went")
     print(f"  training sets            {t_sets:8.1f} s   (features {timings.get('features', 0):.1f} s for "

@@ -203,3 +203,25 @@ def test_rejects_impossible_arguments():
         simulate_world(10, seed=1, truth_as_of="2030-01-01")
     with pytest.raises(ValueError):
         simulate_world(0, seed=1)
+
+
+def test_churn_ceiling_is_calibrated_and_sits_between_the_data_and_the_oracle(world):
+    """The oracle without the purchase rate: a calibrated probability, 1 for the dead, ranking
+    realised churn better than the recency of the last purchase and worse than the full oracle."""
+    truth = world.truth.set_index("customer_id")
+    ceiling, oracle = truth["ceiling_churn_probability"], truth["oracle_churn_probability"]
+    assert ceiling.between(0, 1).all() and (ceiling[~truth["alive"]] == 1).all()
+    tx = world.tables.transactions
+    orders = tx[tx["amount"] > 0]
+    window = orders[(orders["occurred_at"] >= AS_OF) & (orders["occurred_at"] < AS_OF + pd.Timedelta(days=90))]
+    churned = pd.Series(~truth.index.isin(window["customer_id"]), index=truth.index).astype(float)
+    bins = pd.qcut(ceiling, 5, labels=False, duplicates="drop")
+    reliability = pd.DataFrame({"p": ceiling, "y": churned}).groupby(bins).mean()
+    assert (reliability["p"] - reliability["y"]).abs().max() < 0.06, reliability
+
+    from sklearn.metrics import roc_auc_score
+
+    last = orders[orders["occurred_at"] < AS_OF].groupby("customer_id")["occurred_at"].max()
+    days_since = (AS_OF - last.reindex(truth.index)).dt.days.fillna(10_000)
+    recency_auc, ceiling_auc = roc_auc_score(churned, days_since), roc_auc_score(churned, ceiling)
+    assert recency_auc + 0.03 < ceiling_auc < roc_auc_score(churned, oracle) - 0.01, (recency_auc, ceiling_auc)

@@ -72,6 +72,13 @@ the contract formula with ``settings.costs`` but no indirect pools. Two small ap
 future orders' invoices/refunds feed back into health within the churn window (ignored by the
 exp formula), and refunds are counted as an expected fraction of future revenue rather than by
 date. ``oracle_p_alive`` is the latent alive flag itself (the oracle knows it).
+
+``ceiling_churn_probability`` is the churn probability of a weaker oracle that knows everything
+*but* the purchase rate and infers the rate from the customer's purchase history (a conjugate
+Gamma posterior; see ``_churn_without_rate``). The observable data carry no more information about
+the rate than that history, so its ROC AUC bounds what any model of the data can reach: the gap
+between it and the oracle is the price of not knowing each customer's true rate. (Approximate
+only in that the future health paths averaged over were drawn with the true rate.)
 """
 
 from __future__ import annotations
@@ -528,6 +535,8 @@ class _Snapshot:
     n: int
     alive: np.ndarray
     health: np.ndarray
+    orders: np.ndarray  # orders the purchase process placed before as_of (not the sign-up orders)
+    rate_exposure: np.ndarray  # weeks alive before as_of, weighted by the health multiplier of the rate
 
 
 def _run_world(tr: _Traits, p: WorldParams, edges: np.ndarray, as_of_s: int,
@@ -538,6 +547,7 @@ def _run_world(tr: _Traits, p: WorldParams, edges: np.ndarray, as_of_s: int,
     h = tr.health_start.copy()
     alive = np.zeros(n, dtype=bool)
     referrer = np.full(n, -1, dtype=np.int64)
+    orders, rate_exposure = np.zeros(n), np.zeros(n)
     rec = _Recorder()
     snapshot = None
     n_now = 0
@@ -547,7 +557,8 @@ def _run_world(tr: _Traits, p: WorldParams, edges: np.ndarray, as_of_s: int,
         alive[new] = True
         _assign_referrers(tr, p, new, n_prev, alive, h, start_s, rng, referrer, rec)
         if a == as_of_s:
-            snapshot = _Snapshot(n=n_prev, alive=alive[:n_prev].copy(), health=h[:n_prev].copy())
+            snapshot = _Snapshot(n=n_prev, alive=alive[:n_prev].copy(), health=h[:n_prev].copy(),
+                                 orders=orders[:n_prev].copy(), rate_exposure=rate_exposure[:n_prev].copy())
         lo_all = np.maximum(tr.signup[:n_now], a)
         idx = np.flatnonzero(alive[:n_now])
         lo = lo_all[idx]
@@ -555,6 +566,8 @@ def _run_world(tr: _Traits, p: WorldParams, edges: np.ndarray, as_of_s: int,
         first = (idx >= n_prev) & (rng.random(len(idx)) < p.first_order_prob)
         st = _step(tr, p, idx, h[idx], expo, rng, extra_orders=first.astype(np.int64))
         _record_orders(tr, p, idx, lo, b, end_s, np.flatnonzero(first), st, rng, rec)
+        orders[idx] += st.n_orders - first
+        rate_exposure[idx] += st.order_rate / tr.purchase_rate[idx]
         _record_tickets(idx, lo, b, end_s, p, st, rng, rec)
         _record_engagement(tr, p, idx, h[idx], lo, b, expo, start_s, rng, rec)
         dead = np.flatnonzero(~alive[:n_prev])
@@ -759,6 +772,8 @@ def _oracle(tr: _Traits, p: WorldParams, snap: _Snapshot, settings: Settings, re
             + orders * (costs.order_cost + costs.payment_fee_rate * tr.mean_spend[idx]) + invoice)
     churn = np.ones(snap.n)
     churn[live] = np.exp(-acc.churn_orders).reshape(replicates, len(live)).mean(axis=0)
+    ceiling = np.ones(snap.n)
+    ceiling[live] = _churn_without_rate(tr, p, snap, live, acc.churn_orders / tr.purchase_rate[cells], replicates)
     return {
         "oracle_p_alive": snap.alive.astype(np.float64),
         "oracle_expected_transactions": orders,
@@ -767,7 +782,28 @@ def _oracle(tr: _Traits, p: WorldParams, snap: _Snapshot, settings: Settings, re
         "oracle_expected_cost_to_serve": cost,
         "oracle_expected_tickets": tickets,
         "oracle_churn_probability": churn,
+        "ceiling_churn_probability": ceiling,
     }
+
+
+def _churn_without_rate(tr: _Traits, p: WorldParams, snap: _Snapshot, live: np.ndarray,
+                        window_exposure: np.ndarray, replicates: int) -> np.ndarray:
+    """P(no purchase in the churn window) for an oracle that knows everything but the purchase rate.
+
+    It knows the alive flag, health and traits, and infers the rate from the purchase history
+    exactly: the rate's prior is Gamma(``purchase_shape``, mean of the plan), the history adds
+    ``orders`` over ``rate_exposure`` (the Poisson likelihood depends on nothing else), so the
+    posterior is Gamma(shape + orders, shape / mean + exposure) and E[exp(-rate * m)] over it is
+    ``((b + E) / (b + E + m)) ** (a + n)``, averaged over the Monte Carlo paths' health-weighted
+    window exposure ``m``. No model of the observable data (a function of that history plus noise
+    independent of the rate) can be better informed, so this is the ceiling for such models.
+    """
+    prior_mean = np.asarray(p.purchase_mean)[tr.plan[live]] * np.where(tr.difficult[live],
+                                                                        p.difficult_purchase_mult, 1.0)
+    shape = p.purchase_shape + snap.orders[live]
+    rate = p.purchase_shape / prior_mean + snap.rate_exposure[live]
+    m = window_exposure.reshape(replicates, len(live))
+    return np.exp(shape * (np.log(rate) - np.log(rate + m))).mean(axis=0)
 
 
 def _truth_table(tr: _Traits, p: WorldParams, snap: _Snapshot, oracle: dict[str, np.ndarray],

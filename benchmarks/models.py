@@ -55,7 +55,7 @@ from customer_value.models.training_set import build_training_sets  # noqa: E402
 from customer_value.models.tuning import tune  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _world import world_params  # noqa: E402
+from _world import add_world_argument, world_params  # noqa: E402
 
 
 def _world(args: argparse.Namespace, settings: Settings):
@@ -137,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="Optuna trials per model")
     parser.add_argument("--threads", type=int, default=2, help="LightGBM threads")
     parser.add_argument("--no-mlflow", action="store_true", help="do not track the tuning in MLflow")
-    parser.add_argument("--world", action="append", default=[], metavar="PARAM=VALUE",
-                        help="override a simulator parameter (WorldParams), e.g. engagement_purchase_corr=0")
+    add_world_argument(parser)
     parser.add_argument("--diagnose", action="store_true",
                         help="also measure how much of the oracle's edge comes from latent traits (2-fold CV at as_of)")
     args = parser.parse_args(argv)

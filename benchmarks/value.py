@@ -45,7 +45,7 @@ from customer_value.models.training_set import tables_before  # noqa: E402
 from customer_value.pipeline.backtest import join_realised  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _world import world_params  # noqa: E402
+from _world import add_world_argument, world_params  # noqa: E402
 
 VARIANTS = ("boosted", "survival", "blend", "none")
 
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--as-of", default="2024-07-01")
     parser.add_argument("--trials", type=int, default=20, help="Optuna trials per boosted model")
-    parser.add_argument("--world", action="append", default=[], metavar="PARAM=VALUE",
-                        help="override a simulator parameter (WorldParams), e.g. engagement_purchase_corr=0")
+    add_world_argument(parser)
     parser.add_argument("--save", type=Path, default=None,
                         help="write each variant's scored frame (with what happened and the oracle) here as Parquet")
     args = parser.parse_args(argv)

@@ -273,6 +273,11 @@ def _signup_times(n: int, p: WorldParams, start_s: int, end_s: int, rng: np.rand
     return np.sort(start_s + np.floor(x * (end_s - start_s)).astype(np.int64))
 
 
+def _mean_purchase_rate(p: WorldParams, plan: np.ndarray, difficult: np.ndarray) -> np.ndarray:
+    """The mean of a customer's Gamma-distributed purchase rate (per week): plan and difficulty."""
+    return np.asarray(p.purchase_mean)[plan] * np.where(difficult, p.difficult_purchase_mult, 1.0)
+
+
 def _draw_traits(n: int, p: WorldParams, start_s: int, signup_end_s: int, rng: np.random.Generator) -> _Traits:
     plan = rng.choice(len(p.plans), size=n, p=p.plan_probs).astype(np.int8)
     channel = rng.choice(len(p.channels), size=n, p=p.channel_probs).astype(np.int8)
@@ -289,8 +294,7 @@ def _draw_traits(n: int, p: WorldParams, start_s: int, signup_end_s: int, rng: n
         channel=channel,
         region=region,
         invoice_payer=rng.random(n) < np.asarray(p.invoice_payer_prob)[plan],
-        purchase_rate=np.asarray(p.purchase_mean)[plan] * np.where(difficult, p.difficult_purchase_mult, 1.0)
-        * rng.gamma(p.purchase_shape, 1.0 / p.purchase_shape, n),
+        purchase_rate=_mean_purchase_rate(p, plan, difficult) * rng.gamma(p.purchase_shape, 1.0 / p.purchase_shape, n),
         mean_spend=p.spend_p / nu,
         margin_rate=np.clip(np.asarray(p.margin_rate)[plan] + p.margin_sd * rng.standard_normal(n), 0.05, 0.95),
         engagement=rng.gamma(p.engagement_shape, 1.0 / p.engagement_shape, n),
@@ -798,10 +802,8 @@ def _churn_without_rate(tr: _Traits, p: WorldParams, snap: _Snapshot, live: np.n
     window exposure ``m``. No model of the observable data (a function of that history plus noise
     independent of the rate) can be better informed, so this is the ceiling for such models.
     """
-    prior_mean = np.asarray(p.purchase_mean)[tr.plan[live]] * np.where(tr.difficult[live],
-                                                                        p.difficult_purchase_mult, 1.0)
     shape = p.purchase_shape + snap.orders[live]
-    rate = p.purchase_shape / prior_mean + snap.rate_exposure[live]
+    rate = p.purchase_shape / _mean_purchase_rate(p, tr.plan[live], tr.difficult[live]) + snap.rate_exposure[live]
     m = window_exposure.reshape(replicates, len(live))
     return np.exp(shape * (np.log(rate) - np.log(rate + m))).mean(axis=0)
 

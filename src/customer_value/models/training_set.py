@@ -77,7 +77,7 @@ def window_days(task: str, settings: Settings) -> int:
     """The label window ``W`` of a task: ``churn_window_days`` or ``horizon_days``."""
     if task == "churn":
         return settings.churn_window_days
-    if task in ("cost", "margin", "drain"):
+    if task in TASKS:  # every other task's label covers the value horizon
         return settings.horizon_days
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 

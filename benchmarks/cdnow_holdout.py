@@ -23,7 +23,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from customer_value.models.purchases import PurchaseModel, calibration_holdout_summary  # noqa: E402
+from customer_value.probabilistic.holdout import calibration_holdout_summary  # noqa: E402
+from customer_value.probabilistic.purchases import PurchaseModel  # noqa: E402
 
 CALIBRATION_END = "1997-09-30"
 OBSERVATION_END = "1998-06-30"

@@ -4,7 +4,7 @@ a plain pandas groupby and lifetimes' ``summary_data_from_transaction_data``.
     .venv/bin/python benchmarks/features.py --customers 1000000          # the acceptance run
     .venv/bin/python benchmarks/features.py --customers 50000 --quick    # a smoke run
 
-The world is simulated once (``customer_value.data.simulate``) and cached as Parquet under
+The world is simulated once (``customer_value.simulation.world``) and cached as Parquet under
 ``--cache`` (default ``$TMPDIR/customer_value_bench/world-<customers>-<seed>``, outside the repo). Every measurement then runs in its
 own Python process, so its peak memory (``ru_maxrss``) is its own: the process reads the Parquet
 files into canonical pandas tables (the contract-validated input of ``build_features``; reading
@@ -160,7 +160,8 @@ def job(name: str, data_dir: Path, engine: str, sample: int | None) -> dict:
 
 
 def simulate(n: int, seed: int, out: Path) -> None:
-    from customer_value.data.simulate import simulate_world, write_tables
+    from customer_value.data.writing import write_tables
+    from customer_value.simulation.world import simulate_world
 
     t0 = time.perf_counter()
     world = simulate_world(n, seed, oracle_replicates=4)

@@ -10,14 +10,17 @@
 from customer_value.config import Settings, load_settings
 from customer_value.data.cdnow import cdnow_tables, write_cdnow
 from customer_value.data.loading import load_tables
-from customer_value.data.simulate import simulate_world, write_world
+from customer_value.evaluation.backtest import comparison_table, cutoffs_before, run_backtest
 from customer_value.features import build_features, build_targets, rfm_summary
-from customer_value.pipeline.backtest import comparison_table, cutoffs_before, run_backtest
 from customer_value.pipeline.compare import compare_runs, format_table
-from customer_value.pipeline.report import looks_profitable_but_drains, render_html, write_html_report
-from customer_value.pipeline.score import load_model, score, score_features
-from customer_value.pipeline.train import fit_value_model, train
-from customer_value.tracking import setup_tracking
+from customer_value.pipeline.report import render_html, write_html_report
+from customer_value.pipeline.score import score
+from customer_value.pipeline.train import train
+from customer_value.simulation.world import simulate_world, write_world
+from customer_value.tracking.model import load_model, score_features
+from customer_value.tracking.store import setup_tracking
+from customer_value.training.fit import fit_value_model
+from customer_value.valuation.drivers import looks_profitable_but_drains
 
 __all__ = [
     "Settings", "build_features", "build_targets", "cdnow_tables", "compare_runs", "comparison_table",

@@ -71,7 +71,7 @@ def simulate(
     config: ConfigFile = None,
 ) -> None:
     """Simulate a customer world (every contract table plus ground truth) into OUT."""
-    from customer_value.data.simulate import simulate_world, write_world
+    from customer_value.simulation.world import simulate_world, write_world
 
     settings = settings_from(config, seed=seed)
     with console.status(f"simulating {customers:,} customers"):
@@ -112,7 +112,7 @@ def features(
 ) -> None:
     """Point-in-time features (and optionally targets) for every customer signed up before AS_OF."""
     from customer_value.features import build_features, build_targets
-    from customer_value.pipeline.outputs import write_parquet_atomically
+    from customer_value.data.writing import write_parquet_atomically
 
     settings = settings_from(config, strict=strict)
     day = parse_as_of(as_of)
@@ -209,7 +209,7 @@ def backtest(
     strict: Strict = None,
 ) -> None:
     """Refit as of several earlier dates, score, compare with what happened (beside the baselines)."""
-    from customer_value.pipeline.backtest import backtest_command
+    from customer_value.evaluation.backtest import backtest_command
 
     _quiet_optuna()
     settings = settings_from(config, trials=trials, strict=strict)
@@ -226,7 +226,7 @@ def compare(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv.")] = "markdown",
 ) -> None:
     """A table of training runs across experiments with their key metrics and parameters."""
-    from customer_value import tracking
+    from customer_value.tracking import store as tracking
     from customer_value.pipeline.compare import compare_runs, format_table
 
     tracking.setup_tracking()
@@ -246,7 +246,7 @@ def ui(
     import os
     import subprocess
 
-    from customer_value import tracking
+    from customer_value.tracking import store as tracking
 
     uri = tracking.tracking_uri()
     artifacts = tracking.store_dir() / "artifacts"
@@ -267,7 +267,7 @@ def export(
 
     import mlflow
 
-    from customer_value import tracking
+    from customer_value.tracking import store as tracking
 
     tracking.setup_tracking()
     if out.exists():

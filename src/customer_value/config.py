@@ -68,7 +68,7 @@ class CostRates(_Frozen):
 
 
 class TrainingSnapshots(_Frozen):
-    """How the gradient-boosted models' stacked training sets are built (see models/training_set)."""
+    """How the gradient-boosted models' stacked training sets are built (see training/snapshots)."""
 
     count: int = Field(default=6, ge=1, description="number of feature snapshots stacked")
     spacing_days: int = Field(default=30, ge=1, description="days between consecutive snapshots")
@@ -89,7 +89,6 @@ class Settings(_Frozen):
     # -- our additions -------------------------------------------------------------------------
     purchase_model: Literal["bgnbd", "mbgnbd", "pareto_nbd"] = "bgnbd"
     penalizer: float = Field(default=0.0, ge=0, description="L2 penalizer of the probabilistic fits")
-    bootstrap_intervals: bool = Field(default=False, description="80% per-customer revenue intervals")
     segment_quantiles: tuple[float, float, float] = Field(
         default=(0.5, 0.8, 0.95),
         description="value quantiles separating low/medium/high/top among non-negative customers",
@@ -97,12 +96,12 @@ class Settings(_Frozen):
     snapshots: TrainingSnapshots = Field(default_factory=TrainingSnapshots)
     trials: int = Field(default=20, ge=0, description="Optuna trials per gradient-boosted model")
     churn_adjustment: Literal["boosted", "survival", "blend"] = Field(
-        default="boosted", description="how the churn model's probability enters the value (models/value.py)"
+        default="boosted", description="how the churn model's probability enters the value (valuation/value.py)"
     )
     drain_threshold: float | None = Field(
         default=None, gt=0, lt=1,
         description="drain_probability at which a customer is flagged (drain_flag); none: the F1-optimal "
-                    "cut on the validation snapshot (models/drain.py)",
+                    "cut on the validation snapshot (boosted/drain.py)",
     )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"

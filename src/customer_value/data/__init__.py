@@ -1,5 +1,5 @@
-"""Raw tables in, validated canonical tables out: schemas, loading, the validation report,
-the simulated world and the CDNOW adapter."""
+"""Raw tables in, validated canonical tables out: schemas, loading, the validation report, the
+CDNOW adapter, and all file writing."""
 
 from customer_value.data.tables import TABLE_COLUMNS, Tables, empty_table
 

@@ -36,8 +36,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from customer_value.data.simulate import write_tables
 from customer_value.data.tables import TIMESTAMP, Tables
+from customer_value.data.writing import write_tables
 
 CdnowKind = Literal["sample", "master"]
 

@@ -68,6 +68,12 @@ EVENT_TIME: dict[str, str] = {
     "invoices": "issued_at",
     "support_tickets": "opened_at",
 }
+# facts that become known only at a later moment: (the moment's column, the facts that come with it).
+# Before that moment has passed the moment and its facts are unknown (contract section 1).
+KNOWN_AFTER: dict[str, tuple[str, tuple[str, ...]]] = {
+    "invoices": ("paid_at", ("failed_payment_attempts",)),
+    "support_tickets": ("resolved_at", ("satisfaction",)),
+}
 
 
 def empty_table(name: str) -> pd.DataFrame:

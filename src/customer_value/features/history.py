@@ -23,35 +23,18 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
+import pandas as pd
+
 from customer_value.config import TICKET_CHANNELS, Settings
+from customer_value.data.tables import EVENT_TIME, KNOWN_AFTER, Tables
 from customer_value.features.engine import Sources
+from customer_value.units import as_of_datetime
 
 EVENT_TYPES: tuple[str, ...] = ("login", "feature_use", "email_open", "email_click", "referral", "other")
 """Engagement event kinds; any other free-text ``event_type`` counts as ``other``."""
 
 _EPOCH = dt.date(1970, 1, 1)
 SECONDS_PER_DAY = 86400.0
-
-
-def as_of_datetime(as_of: dt.date | dt.datetime | str) -> dt.datetime:
-    """``as_of`` as a naive UTC midnight. A date, an ISO date string, or a midnight datetime."""
-    if isinstance(as_of, str):
-        text = as_of.strip()
-        as_of = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
-    if isinstance(as_of, dt.datetime):
-        if as_of.tzinfo is not None:
-            as_of = as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        if as_of.time() != dt.time(0):
-            raise ValueError(f"as_of must be a date (midnight UTC), got {as_of.isoformat()}")
-        return as_of
-    if isinstance(as_of, dt.date):
-        return dt.datetime(as_of.year, as_of.month, as_of.day)
-    try:  # pandas.Timestamp, numpy.datetime64
-        import pandas as pd
-
-        return as_of_datetime(pd.Timestamp(as_of).to_pydatetime())
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"as_of must be a date or an ISO date string, got {as_of!r}") from exc
 
 
 def day_number(value: dt.datetime | dt.date) -> int:
@@ -147,37 +130,20 @@ class History:
     def of(cls, sources: Sources, as_of: dt.date | dt.datetime | str, settings: Settings) -> "History":
         moment = as_of_datetime(as_of)
         cut = ibis.timestamp(moment)
-        customers = sources.customers.filter(sources.customers.signup_at < cut)
-
-        tx = sources.transactions.filter(sources.transactions.occurred_at < cut)
+        known = {name: known_before(getattr(sources, name), name, cut) for name in EVENT_TIME}
+        tx = known["transactions"]
         tx = with_margin(tx, settings).mutate(day=day_of(tx.occurred_at))
-
-        ev = sources.engagement_events.filter(sources.engagement_events.occurred_at < cut)
-        ev = ev.mutate(day=day_of(ev.occurred_at))
-
-        inv = sources.invoices.filter(sources.invoices.issued_at < cut)
-        paid_known = inv.paid_at.notnull() & (inv.paid_at < cut)
-        inv = inv.mutate(
-            paid_at=paid_known.ifelse(inv.paid_at, ibis.null("timestamp")),
-            failed_payment_attempts=paid_known.ifelse(inv.failed_payment_attempts, ibis.null("int64")),
-        )
-
-        tk = sources.support_tickets.filter(sources.support_tickets.opened_at < cut)
-        resolved_known = tk.resolved_at.notnull() & (tk.resolved_at < cut)
-        tk = tk.mutate(
-            channel=ticket_channel(tk.channel),
-            resolved_at=resolved_known.ifelse(tk.resolved_at, ibis.null("timestamp")),
-            satisfaction=resolved_known.ifelse(tk.satisfaction, ibis.null("int64")),
-        )
+        ev = known["engagement_events"]
+        tk = known["support_tickets"]
         return cls(
             backend_name=sources.backend.name,
             as_of=moment,
             day=day_number(moment),
-            customers=customers,
+            customers=known["customers"],
             transactions=tx,
-            events=ev,
-            invoices=inv,
-            tickets=tk,
+            events=ev.mutate(day=day_of(ev.occurred_at)),
+            invoices=known["invoices"],
+            tickets=tk.mutate(channel=ticket_channel(tk.channel)),
         )
 
     def population(self) -> ir.Table:
@@ -197,3 +163,36 @@ def complete(population: ir.Table, aggregates: ir.Table, fill: dict[str, object]
         c: (joined[c].fill_null(fill[c]) if c in fill else joined[c]) for c in aggregates.columns if c != "customer_id"
     }
     return joined.select(joined.customer_id, **columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# the masking rule, applied by the engines (Ibis for features and targets, pandas for the cut
+# tables a training run starts from); what is masked is declared once in data.tables
+# ---------------------------------------------------------------------------------------------
+
+
+def known_before(table: ir.Table, name: str, cut: ir.TimestampScalar) -> ir.Table:
+    """``table``'s rows timed before ``cut``, later facts (``KNOWN_AFTER``) set to null."""
+    rows = table.filter(table[EVENT_TIME[name]] < cut)
+    if name not in KNOWN_AFTER:
+        return rows
+    moment, facts = KNOWN_AFTER[name]
+    happened = rows[moment].notnull() & (rows[moment] < cut)
+    return rows.mutate(**{
+        column: happened.ifelse(rows[column], ibis.null(rows[column].type())) for column in (moment, *facts)
+    })
+
+
+def tables_before(tables: Tables, as_of: dt.date | dt.datetime | str) -> Tables:
+    """The tables as known just before ``as_of`` 00:00 UTC (the same rule as :class:`History`):
+    later rows dropped, later ``paid_at`` / ``resolved_at`` and the facts that come with them null."""
+    cut = pd.Timestamp(as_of_datetime(as_of))
+    frames = {}
+    for name, frame in tables.items():
+        rows = frame.loc[frame[EVENT_TIME[name]] < cut]
+        if name in KNOWN_AFTER:
+            moment, facts = KNOWN_AFTER[name]
+            unknown = ~(rows[moment].notna() & (rows[moment] < cut))
+            rows = rows.assign(**{c: rows[c].mask(unknown) for c in (moment, *facts) if c in rows})
+        frames[name] = rows
+    return Tables(**frames)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
+from customer_value.units import unit_days
 from customer_value.config import Settings
 from customer_value.features.history import History, count_if, day_of, days_before
 
@@ -35,10 +36,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "revenue",
     "margin",
 )
-
-
-def _unit_days(settings: Settings) -> float:
-    return 7.0 if settings.time_unit == "weeks" else 1.0
 
 
 def _customer_spend(h: History, features: bool) -> ir.Table:
@@ -82,7 +79,7 @@ def _customer_spend(h: History, features: bool) -> ir.Table:
 def rfm_table(h: History, settings: Settings, *, features: bool = False) -> ir.Table:
     """The RFM summary for the whole population (``SUMMARY_COLUMNS``); with ``features=True``
     also counts, refunds, windowed spend and days since first / last purchase."""
-    unit = _unit_days(settings)
+    unit = unit_days(settings.time_unit)
     spend = _customer_spend(h, features)
     pop = h.customers.select("customer_id", signup_day=day_of(h.customers.signup_at))
     j = pop.left_join(spend, "customer_id")

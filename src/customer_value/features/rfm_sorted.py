@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from customer_value.units import unit_days
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features.rfm import SUMMARY_COLUMNS
@@ -213,7 +214,7 @@ def sorted_rfm_summary(tables: Tables, as_of: dt.datetime, settings: Settings) -
     def gather(values: np.ndarray, missing: float | int) -> np.ndarray:
         return np.where(has_rows, values[at], missing) if n_runs else np.full(len(at), missing)
 
-    unit = 7.0 if settings.time_unit == "weeks" else 1.0
+    unit = unit_days(settings.time_unit)
     days = gather(purchase_days, 0).astype(np.int64)
     first_d, last_d = gather(first_day, -1), gather(last_day, -1)
     has_purchase = first_d >= 0

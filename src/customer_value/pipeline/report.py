@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from customer_value.valuation.drivers import looks_profitable_but_drains
 from customer_value.plots.value import (
     plot_horizon_sensitivity,
     plot_value_by_group,
@@ -26,20 +27,6 @@ DRAIN_COLUMNS = (
     "expected_cost_to_serve", "customer_value", "drain_probability", "hist_cost_support", "hist_cost_orders_and_fees",
     "hist_cost_invoices_and_late", "top_cost_drivers",
 )
-
-
-def looks_profitable_but_drains(scores: pd.DataFrame, revenue_quantile: float = 0.75) -> pd.DataFrame:
-    """Customers in the top quarter of expected revenue whose expected net value is negative or
-    who are flagged to drain (``drain_flag``): most likely drains first (lowest value first
-    without a drain probability)."""
-    if scores.empty:
-        return scores
-    threshold = scores["expected_revenue"].quantile(revenue_quantile)
-    draining = (scores["customer_value"] < 0) | scores["drain_flag"].astype(bool)
-    drains = scores[(scores["expected_revenue"] >= threshold) & draining]
-    if "drain_probability" in drains:
-        return drains.sort_values(["drain_probability", "customer_value"], ascending=[False, True], kind="stable")
-    return drains.sort_values("customer_value", kind="stable")
 
 
 def report_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -119,14 +106,3 @@ def write_html_report(scores: pd.DataFrame, path: str | Path, title: str, horizo
     tmp.write_text(render_html(scores, title, horizon_totals))
     tmp.replace(path)
     return path
-
-
-def format_drivers(drivers: pd.DataFrame) -> pd.Series:
-    """``explain.top_drivers`` output as one readable string per row: 'feature (+0.83), ...'."""
-    k = sum(1 for c in drivers.columns if c.startswith("driver_") and not c.endswith("_contribution"))
-    parts = [drivers[f"driver_{i}"].astype(str) + drivers[f"driver_{i}_contribution"].map(lambda v: f" ({v:+.2f})")
-             for i in range(1, k + 1)]
-    text = parts[0]
-    for part in parts[1:]:
-        text = text + ", " + part
-    return text

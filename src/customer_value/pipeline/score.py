@@ -1,6 +1,9 @@
-"""`customer-value score`: the weekly batch. Every customer signed up before ``as_of`` gets exactly
-one row; the Parquet file appears whole or not at all; a scoring run is logged to MLflow with
-row counts, the score distribution and drift (PSI) against the previous scoring of the same model.
+"""`customer-value score`: the weekly batch, in one straight line.
+
+load the model → load the tables → features as of ``as_of`` → the value model → check one row per
+customer → write atomically → report → log a scoring run (row counts, the score distribution and
+drift (PSI) against the previous scoring of the same model). Every customer signed up before
+``as_of`` gets exactly one row; the Parquet file appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,47 +17,17 @@ from typing import Any
 import pandas as pd
 
 from customer_value.config import Settings
+from customer_value.data.loading import load_tables
+from customer_value.data.writing import write_parquet_atomically
+from customer_value.features import build_features
+from customer_value.pipeline.report import report_figures, write_html_report
+from customer_value.tracking.model import load_model, score_features
+from customer_value.tracking.runs import log_scoring_run
+from customer_value.valuation.drivers import with_drain_drivers
+from customer_value.valuation.value import BoostedPredictions
 
 Progress = Callable[[str], None]
-ACCOUNT_COLUMNS = ("plan", "acquisition_channel", "region")
 SENSITIVITY_HORIZONS = (365, 3 * 365)
-
-
-@dataclass
-class LoadedModel:
-    """A loaded pyfunc, the value model inside it, and the identity written into score rows."""
-
-    pyfunc: Any
-    value_model: Any
-    uri: str
-
-    @property
-    def settings(self) -> Settings:
-        return self.value_model.settings
-
-
-def load_model(model: str) -> LoadedModel:
-    """``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``runs:/...`` or a local directory."""
-    import mlflow
-
-    from customer_value import tracking
-
-    tracking.setup_tracking()
-    loaded = mlflow.pyfunc.load_model(model)
-    return LoadedModel(loaded, loaded.unwrap_python_model().model, tracking.resolve_model_uri(model))
-
-
-def score_features(model: LoadedModel, features: pd.DataFrame, as_of: dt.date, horizon_days: int | None = None) -> pd.DataFrame:
-    """Score rows for a feature frame, through the pyfunc (the same path as any MLflow consumer)."""
-    from customer_value.tracking import model_input
-
-    params = {"as_of": as_of.isoformat(), "model_uri": model.uri, "horizon_days": int(horizon_days or 0)}
-    scores = model.pyfunc.predict(model_input(features), params=params)
-    scores["as_of"] = pd.to_datetime(scores["as_of"]).dt.date
-    for column in ACCOUNT_COLUMNS:
-        if column in features.columns:
-            scores[column] = features[column].to_numpy()
-    return scores
 
 
 def check_one_row_per_customer(scores: pd.DataFrame, population: pd.Series) -> None:
@@ -65,19 +38,6 @@ def check_one_row_per_customer(scores: pd.DataFrame, population: pd.Series) -> N
     extra = set(scores["customer_id"]) - set(population)
     if missing or extra:
         raise AssertionError(f"scored population differs: {len(missing)} missing, {len(extra)} unexpected")
-
-
-def cost_drivers(model: LoadedModel, features: pd.DataFrame, k: int = 3) -> pd.Series:
-    """The cost model's k largest SHAP contributions per row (log scale), as readable text."""
-    from customer_value.models.explain import top_drivers
-    from customer_value.pipeline.report import format_drivers
-
-    value_model = model.value_model
-    if value_model.cost_model is None or features.empty:
-        return pd.Series("", index=features.index)
-    rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
-    model_input = value_model.model_input(features, rfm, value_model.settings.horizon_days)
-    return format_drivers(top_drivers(value_model.cost_model, model_input, k))
 
 
 @dataclass
@@ -92,13 +52,7 @@ class ScoreResult:
 def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Settings | None = None,
           report: Path | None = None, engine: Any = "duckdb", log_run: bool = True,
           progress: Progress | None = None) -> ScoreResult:
-    """Load, cut at as_of, build features, score, check, write atomically, report, log."""
-    from customer_value.data.loading import load_tables
-    from customer_value.features import build_features
-    from customer_value.models.value import BoostedPredictions
-    from customer_value.pipeline.outputs import write_parquet_atomically
-    from customer_value.pipeline.report import looks_profitable_but_drains, write_html_report
-
+    """Load, build features, score, check, write atomically, report, log."""
     say = progress or (lambda _: None)
     say(f"loading model {model}")
     loaded_model = load_model(model)
@@ -118,14 +72,7 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     scores = score_features(loaded_model, features, as_of)
     check_one_row_per_customer(scores, population)
     scores = scores.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    drains = looks_profitable_but_drains(scores)
-    scores["top_cost_drivers"] = ""
-    if len(drains):
-        idx = features.index[features["customer_id"].isin(drains["customer_id"])]
-        drivers = cost_drivers(loaded_model, features.loc[idx]).set_axis(features.loc[idx, "customer_id"])
-        scores.loc[scores["customer_id"].isin(drivers.index), "top_cost_drivers"] = (
-            scores.loc[scores["customer_id"].isin(drivers.index), "customer_id"].map(drivers)
-        )
+    scores = with_drain_drivers(scores, features, loaded_model.value_model)
     write_parquet_atomically(scores, out)
     say(f"wrote {len(scores):,} rows to {out}")
 
@@ -142,42 +89,6 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         say(f"report: {report_path}")
     run_id, drift = None, {}
     if log_run:
-        run_id, drift = log_scoring_run(scores, loaded_model, as_of, out, horizon_totals, data_dir)
+        run_id, drift = log_scoring_run(scores, model_settings.model_name, loaded_model.uri, as_of, out,
+                                        horizon_totals, data_dir, lambda: report_figures(scores, horizon_totals))
     return ScoreResult(scores, out, report_path, run_id, drift)
-
-
-def log_scoring_run(scores: pd.DataFrame, model: LoadedModel, as_of: dt.date, out: Path,
-                    horizon_totals: pd.Series, data_dir: Path) -> tuple[str, dict[str, float]]:
-    """A scoring run in the experiment ``<model name>-scoring``: counts, distribution, drift, plots."""
-    import mlflow
-
-    from customer_value import monitoring, tracking
-    from customer_value.pipeline.report import report_figures
-
-    name = model.settings.model_name
-    experiment = tracking.experiment_id(f"{name}-scoring")
-    previous = mlflow.search_runs(
-        experiment_ids=[experiment],
-        filter_string=f"tags.`customer_value.model_uri` = '{model.uri}'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
-    )
-    with mlflow.start_run(experiment_id=experiment, run_name=f"score as of {as_of}") as run:
-        mlflow.set_tags({"customer_value.run_type": "score", "customer_value.model_uri": model.uri,
-                         "customer_value.as_of": str(as_of)})
-        mlflow.log_params({"as_of": str(as_of), "model_uri": model.uri, "data_dir": str(data_dir), "out": str(out)})
-        mlflow.log_metrics(monitoring.score_distribution(scores))
-        mlflow.log_metrics({f"total_value.horizon_{h}d": v for h, v in horizon_totals.items()})
-        profile = monitoring.decile_profile(scores)
-        mlflow.log_dict(profile, "score_profile.json")
-        drift: dict[str, float] = {}
-        if previous:
-            try:
-                before = mlflow.artifacts.load_dict(f"{previous[0].info.artifact_uri}/score_profile.json")
-                drift = monitoring.psi_against_profile(before, scores)
-                mlflow.log_metrics({f"drift.psi.{c}": v for c, v in drift.items()})
-                mlflow.set_tag("customer_value.drift_against_run", previous[0].info.run_id)
-            except Exception as exc:  # a lost artifact must not fail the weekly job
-                mlflow.set_tag("customer_value.drift_error", str(exc)[:250])
-        for file_name, figure in report_figures(scores, horizon_totals).items():
-            mlflow.log_figure(figure, f"report/{file_name}")
-    return run.info.run_id, drift

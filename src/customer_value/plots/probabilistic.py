@@ -22,8 +22,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from customer_value.models import _prob_nbd as nbd
-from customer_value.models.purchases import PurchaseModel, _unit_days, rfm_arrays
+from customer_value.probabilistic import nbd
+from customer_value.probabilistic.purchases import PurchaseModel, rfm_arrays
+from customer_value.units import unit_days
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.5, 4.5)) -> Axes:
@@ -49,7 +50,7 @@ def plot_period_transactions(
     The model's counts come from simulating every customer once with the fitted parameters and
     the customer's own age ``T`` (the same check as lifetimes' ``plot_period_transactions``).
     """
-    from customer_value.data.parametric import simulate_rfm
+    from customer_value.simulation.parametric import simulate_rfm
 
     x, _, T = rfm_arrays(rfm)
     simulated = simulate_rfm(len(T), model.params_, T=T, model=model.model, seed=seed)
@@ -77,7 +78,7 @@ def plot_calibration_purchases_vs_holdout(
 ) -> Axes:
     """Mean holdout purchases by calibration frequency: observed vs the model's prediction.
 
-    ``summary`` is :func:`customer_value.models.purchases.calibration_holdout_summary` output
+    ``summary`` is :func:`customer_value.probabilistic.holdout.calibration_holdout_summary` output
     (``frequency_cal, recency_cal, T_cal, frequency_holdout, duration_holdout``).
     """
     table = calibration_holdout_table(model, summary, max_frequency=max_frequency)
@@ -129,7 +130,7 @@ def expected_cumulative_repeat_transactions(
     Expected = sum over customers of E[repeat purchases in (first day, day]] from the model, a
     convolution of the daily count of first purchases with the model's cumulative curve.
     """
-    unit = _unit_days(time_unit or model.time_unit)
+    unit = unit_days(time_unit or model.time_unit)
     days = pd.to_datetime(transactions[datetime_col]).dt.normalize()
     daily = pd.DataFrame({"c": transactions[customer_id_col].to_numpy(), "d": days.to_numpy()}).drop_duplicates()
     start = daily["d"].min()

@@ -1,0 +1,138 @@
+"""What a boosted model sees, at fit time and at score time alike.
+
+:func:`feature_matrix` turns a feature frame into the model's input: ids and dates dropped,
+booleans as 0/1, string columns as pandas ``category`` with categories fixed at fit time, so
+LightGBM's categorical encoding is identical in training and scoring. :func:`purchase_features`
+adds the BG/NBD outputs every boosted model is trained with, over the model's own window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from customer_value.config import Settings
+from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
+from customer_value.units import in_units
+
+ID_COLUMNS: tuple[str, ...] = ("customer_id", "as_of", "snapshot", "snapshot_date")
+PURCHASE_COLUMNS: tuple[str, ...] = ("bgnbd_p_alive", "bgnbd_expected_transactions", "bgnbd_p_no_purchase")
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(series.dtype) or (
+        series.dtype == object
+    )
+
+
+def learn_categories(features: pd.DataFrame) -> dict[str, list[str]]:
+    """Sorted distinct non-null values of every string/categorical feature column."""
+    out: dict[str, list[str]] = {}
+    for column in features.columns:
+        if column in ID_COLUMNS:
+            continue
+        s = features[column]
+        if _is_categorical(s):
+            values = s.dropna().astype(str).unique().tolist()
+            out[column] = sorted(values)
+    return out
+
+
+def feature_matrix(features: pd.DataFrame, categories: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """The model input for a feature frame: ids (``customer_id``, ``as_of``, ...) and datetime
+    columns dropped, booleans as 0/1, string columns as pandas ``category`` with the FIXED
+    categories of ``categories`` (unknown values become NaN). With ``categories=None`` they are
+    learned from ``features`` (fit time; read them back with :func:`categories_of`).
+
+    A column in ``categories`` that is missing from ``features`` is added as all-NaN, so a
+    scoring frame always has the categorical columns the model was trained with."""
+    if categories is None:
+        categories = learn_categories(features)
+    keep = [
+        c
+        for c in features.columns
+        if c not in ID_COLUMNS and not pd.api.types.is_datetime64_any_dtype(features[c].dtype)
+    ]
+    out: dict[str, pd.Series] = {}
+    for column in keep:
+        s = features[column]
+        if column in categories:
+            cats = [str(c) for c in categories[column]]
+            if isinstance(s.dtype, pd.CategoricalDtype) and list(s.cat.categories) == cats:
+                out[column] = s
+                continue
+            if not pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype):
+                s = s.astype("str")  # missing stays missing
+            s = s.where(s.isin(cats))  # unknown -> NaN
+            out[column] = pd.Series(pd.Categorical(s, dtype=pd.CategoricalDtype(cats)), index=features.index)
+        elif _is_categorical(s):
+            raise ValueError(
+                f"feature column {column!r} holds strings but has no fitted categories; "
+                "pass the categories learned at fit time"
+            )
+        elif pd.api.types.is_bool_dtype(s.dtype):
+            out[column] = s.astype("float64")
+        else:
+            out[column] = pd.to_numeric(s, errors="raise").astype("float64")
+    for column, cats in categories.items():
+        if column not in out:
+            out[column] = pd.Series(
+                pd.Categorical([None] * len(features), dtype=pd.CategoricalDtype(list(cats))), index=features.index
+            )
+    return pd.DataFrame(out, index=features.index)
+
+
+def categories_of(X: pd.DataFrame) -> dict[str, list[str]]:
+    """The fixed categories of a feature matrix's ``category`` columns."""
+    return {c: list(X[c].cat.categories) for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)}
+
+
+def align(X: pd.DataFrame, feature_names: Iterable[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    """``X`` (a raw feature frame or a feature matrix) in a fitted model's column order and
+    categories; a missing column is an error that names it."""
+    names = list(feature_names)
+    matrix = feature_matrix(X, categories)
+    missing = [c for c in names if c not in matrix.columns]
+    if missing:
+        raise ValueError(f"feature column(s) missing at prediction time: {missing}")
+    return matrix[names]
+
+
+def has_categories(X: pd.DataFrame) -> bool:
+    """Whether ``X`` is already a feature matrix with fixed categories."""
+    return any(isinstance(X[c].dtype, pd.CategoricalDtype) for c in X.columns)
+
+
+def purchase_features(
+    rfm: pd.DataFrame, window: int, settings: Settings, purchase_model: Any | None = None
+) -> pd.DataFrame:
+    """BG/NBD outputs per customer (indexed by ``customer_id``): ``bgnbd_p_alive``,
+    ``bgnbd_expected_transactions`` over ``window`` days and ``bgnbd_p_no_purchase``
+    (P(no purchase in ``window`` days), from the fitted parameters: see
+    :func:`customer_value.probabilistic.purchases.bgnbd_prob_no_purchase`).
+
+    ``purchase_model`` is a BG/NBD PurchaseModel fitted on this ``rfm`` (e.g. the one a value
+    model already fitted at the same date); without one, or when it is another model family
+    (MBG/NBD, Pareto/NBD: the training snapshots always use BG/NBD, so the features must too),
+    a BG/NBD is fitted on ``rfm``."""
+    if purchase_model is None or getattr(purchase_model, "model", "bgnbd") != "bgnbd":
+        purchase_model = PurchaseModel.from_settings(settings, model="bgnbd").fit(rfm)
+    t = in_units(window, settings.time_unit)
+    pred = purchase_model.predict(rfm, t, discount_rate=0.0)
+    p_alive = np.asarray(pred["p_alive"], dtype=float)
+    out = pd.DataFrame(
+        {
+            "bgnbd_p_alive": p_alive,
+            "bgnbd_expected_transactions": np.asarray(pred["expected_transactions"], dtype=float),
+        },
+        index=rfm.index,
+    )
+    params = purchase_model.params_
+    out["bgnbd_p_no_purchase"] = bgnbd_prob_no_purchase(
+        p_alive, rfm["frequency"], rfm["T"], params["r"], params["alpha"], t
+    )
+    out.index.name = "customer_id"
+    return out

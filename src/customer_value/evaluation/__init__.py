@@ -1,0 +1,1 @@
+"""Judging a fitted model, purely: the rolling backtest, figures, drift between scorings."""

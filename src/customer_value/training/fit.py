@@ -1,0 +1,151 @@
+"""Fitting the whole value model as of a date, purely: parts in order, each judged on its own
+validation snapshot, combined into one :class:`~customer_value.valuation.value.ValueModel`.
+
+Nothing here opens a run, logs or writes. What happens along the way is told to a
+:class:`FitObserver` (the stage being worked on, each part as it starts and ends, each tuning
+trial); the training job's observer turns that into progress lines and MLflow child runs, the
+backtest's into progress lines only. The result holds everything fitted and measured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from customer_value.config import Settings
+from customer_value.data.tables import Tables
+from customer_value.features.history import tables_before
+from customer_value.probabilistic.purchases import PurchaseModel
+from customer_value.probabilistic.spend import SpendModel
+from customer_value.training.snapshots import Builders, SnapshotCache, TrainingSet, build_training_set
+from customer_value.training.tasks import TASKS, Evaluation
+from customer_value.training.tuning import TrialReport, TuningResult, tune
+from customer_value.units import to_date
+from customer_value.valuation.value import RFM_COLUMNS, ValueModel
+
+
+@dataclass
+class FittedPart:
+    """One fitted part: the model and, for a boosted part, its search, training set, validation
+    prediction and evaluation (``{source: {metric: value}}``)."""
+
+    name: str
+    model: Any
+    tuning: TuningResult | None = None
+    training_set: TrainingSet | None = None
+    valid_prediction: Any = None
+    evaluation: Evaluation = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class FitObserver:
+    """Hears what a fit does. This one passes progress lines to ``say`` (if any) and ignores the
+    rest; subclass it to hear more (the training job's observer opens MLflow child runs)."""
+
+    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+        self.say = say
+
+    def stage(self, message: str) -> None:
+        """A line of progress."""
+        if self.say is not None:
+            self.say(message)
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        """Around the fitting of one part (trials happen inside)."""
+        yield
+
+    def trial(self, report: TrialReport) -> None:
+        """One tuning trial ended."""
+
+    def fitted(self, part: FittedPart) -> None:
+        """One part is fitted and evaluated (still inside :meth:`part`)."""
+
+
+@dataclass
+class FittedValueModel:
+    """A fitted value model and what came with it (features at the date, the parts, skipped parts)."""
+
+    model: ValueModel
+    features: pd.DataFrame
+    as_of: dt.date
+    skipped: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, FittedPart] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def evaluation(self) -> dict[str, Evaluation]:
+        """Each boosted part's validation evaluation, by task."""
+        return {name: part.evaluation for name, part in self.parts.items() if part.evaluation}
+
+
+def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, engine: Any = "duckdb",
+                    observer: FitObserver | None = None, study_storage: str | Path | None = None) -> FittedValueModel:
+    """Fit purchases, spend and every boosted task as of ``as_of`` on tables cut there; combine them.
+
+    Parts that cannot be trained (too little history for the snapshots, a single class, no cost
+    at all, a part they need missing) are skipped with the reason recorded in ``skipped``; the
+    value model then falls back as its docstring says.
+    """
+    observer = observer or FitObserver()
+    day = to_date(as_of)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    cut = tables_before(tables, day)
+    cache = SnapshotCache(cut, settings, engine, Builders())
+    observer.stage(f"features as of {day}")
+    features = cache.base_features(day)
+    timings["features"] = time.perf_counter() - start
+    rfm = features.set_index("customer_id")[list(RFM_COLUMNS)]
+
+    observer.stage("purchases (BG/NBD) and spend (Gamma-Gamma)")
+    parts: dict[str, FittedPart] = {}
+    t0 = time.perf_counter()
+    for name, estimator in (("purchases", PurchaseModel), ("spend", SpendModel)):
+        with observer.part(name):
+            parts[name] = FittedPart(name, estimator.from_settings(settings).fit(rfm))
+            observer.fitted(parts[name])
+    timings["probabilistic"] = time.perf_counter() - t0
+
+    skipped: dict[str, str] = {}
+    fitted: dict[str, Any] = {}
+    for task in TASKS.values():
+        t0 = time.perf_counter()
+        observer.stage(f"{task.name}: stacking snapshots")
+        try:
+            missing = [r for r in task.requires if r not in fitted]
+            if missing:
+                raise ValueError(f"the {task.name} model needs the {', '.join(missing)} model "
+                                 f"(skipped: {'; '.join(skipped.get(r, 'not fitted') for r in missing)})")
+            training_set = build_training_set(cut, day, settings, task.name, engine, cache=cache)
+            task.check_labels(training_set.y_train)
+            training_set = task.prepare(training_set, cache, fitted, settings)
+        except ValueError as exc:
+            skipped[task.name] = str(exc)
+            observer.stage(f"{task.name}: skipped ({exc})")
+            continue
+        observer.stage(f"{training_set.summary()}; tuning {settings.trials} trial(s)")
+        with observer.part(task.name):
+            storage = None if study_storage is None else Path(study_storage) / f"{task.name}-{day}.db"
+            result = tune(training_set, settings, storage=storage, on_trial=observer.trial,
+                          final_model_kwargs=task.final_fit(settings))
+            fitted[task.name] = result.model
+            prediction = task.predict(result.model, training_set.X_valid)
+            parts[task.name] = FittedPart(task.name, result.model, result, training_set, prediction,
+                                          task.evaluate(result.model, training_set, settings, prediction),
+                                          time.perf_counter() - t0)
+            observer.fitted(parts[task.name])
+        timings[task.name] = time.perf_counter() - t0
+
+    model = ValueModel(settings, parts["purchases"].model, parts["spend"].model, fitted.get("churn"),
+                       fitted.get("cost"), fitted.get("margin"), churn_adjustment=settings.churn_adjustment,
+                       skipped=skipped, drain_model=fitted.get("drain")).fit(features)
+    timings["total"] = time.perf_counter() - start
+    return FittedValueModel(model, features, day, skipped, parts, timings)

@@ -1,0 +1,373 @@
+"""Forward-looking customer value (contract section 4): the fitted parts combined into score rows.
+
+    customer_value = discounted expected margin − discounted expected cost-to-serve + expected referral value
+
+How the parts enter, per customer, over ``horizon_days``:
+
+* **Purchases** (BG/NBD): expected transactions and their discounted count (the purchase model
+  integrates its instantaneous purchase rate against the discount factor).
+* **Churn enters the value as a survival adjustment.** The score file's ``p_alive`` and
+  ``expected_transactions`` stay BG/NBD's own (contract section 5); ``adjusted_p_alive`` and
+  ``adjusted_expected_transactions`` carry the adjustment, and revenue, margin and value use them. BG/NBD's P(alive) uses purchases only;
+  the churn model also sees engagement, support and payment signals. Under BG/NBD,
+  ``P(no purchase in W) = 1 − a + a·q`` with ``a`` = P(alive) and ``q`` = P(no purchase in W | alive)
+  ``= ((α+T)/(α+T+W))^(r+x)``. Solving with the churn model's probability gives the alive
+  probability the richer model implies, ``a* = (1 − churn) / (1 − q)``; expected transactions
+  are rescaled by ``a*/a`` (variant ``survival``) or by the mean of the two alive probabilities
+  over ``a`` (variant ``blend``). ``none`` keeps BG/NBD alone (the backtest baseline).
+* **Or churn feeds a gradient-boosted margin** (variant ``boosted``, :mod:`customer_value.boosted.margin`): a LightGBM
+  model of the margin over the horizon, whose inputs are the BG/NBD outputs, every signal and the
+  churn model's probability, replaces the survival-adjusted BG/NBD × Gamma-Gamma margin. Other
+  horizons follow BG/NBD's timing: margin(h) = boosted margin × E[tx(h)] / E[tx(H)] at the
+  model's horizon H (discounted alike); revenue = margin / margin ratio, and
+  ``adjusted_expected_transactions`` = revenue / expected order value. ``adjusted_p_alive`` (for
+  referrals) stays the survival one. Without a margin model ``boosted`` falls back to ``survival``.
+* **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
+  ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
+* **Cost-to-serve**: the gradient-boosted model's expected cost over the horizon, discounted
+  as if spread evenly over it (without a model: the trailing cost, scaled to the horizon).
+* **Referrals**: a customer's referral rate (referrals to date over tenure, gamma-Poisson shrunk
+  towards the population rate with one year of prior weight) × the horizon × the adjusted alive
+  probability × the measured value of a referred customer (mean trailing net value of customers
+  with ``referred_by``; a config default when the data has none), discounted evenly.
+
+* **Drains** (:mod:`customer_value.boosted.drain`): ``drain_probability``, the classifier's P(net value over the
+  horizon < 0), and ``drain_flag`` (probability at or above the model's threshold) answer "which
+  accounts will cost more than they bring" directly; the expectation ``customer_value`` is not
+  a good yes/no answer to that (see the drain module). Without a drain model the flag is
+  ``customer_value < 0`` and there is no probability column.
+
+Segments: ``negative`` when value < 0, else ``low / medium / high / top`` at the value quantiles
+of ``settings.segment_quantiles`` among non-negative customers, learned at fit time so weekly
+scorings of one model share cut points.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from customer_value.boosted.churn import ChurnModel
+from customer_value.boosted.cost_to_serve import CostToServeModel
+from customer_value.boosted.drain import DrainModel
+from customer_value.boosted.inputs import purchase_features
+from customer_value.boosted.margin import MarginModel, margin_input
+from customer_value.config import Settings
+from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
+from customer_value.probabilistic.revenue import predict_revenue
+from customer_value.probabilistic.spend import SpendModel
+from customer_value.units import in_units, uniform_discount_factor
+from customer_value.valuation.segments import assign_segments, segment_cuts
+
+Adjustment = Literal["boosted", "survival", "blend", "none"]
+SCORE_COLUMNS = (
+    "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
+    "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
+    "expected_referral_value", "historical_value", "customer_value", "value_segment", "model_uri",
+)
+RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+"""The RFM summary columns the probabilistic models read from a feature frame."""
+REFERRAL_PRIOR_DAYS = 365.0
+MARGIN_PRIOR_ORDERS = 3.0
+
+
+class BoostedPredictions(NamedTuple):
+    """The gradient-boosted models' predictions at their own horizons (they do not depend on the
+    scoring horizon, so the horizon table reuses them); ``None`` where the model is missing."""
+
+    churn_probability: np.ndarray
+    expected_cost_to_serve: np.ndarray
+    boosted_expected_margin: np.ndarray | None = None
+    drain_probability: np.ndarray | None = None
+
+    @classmethod
+    def from_scores(cls, scores: pd.DataFrame) -> "BoostedPredictions":
+        """Read back from score rows (their columns of the same names)."""
+        def column(name: str) -> np.ndarray | None:
+            return scores[name].to_numpy(dtype=float) if name in scores else None
+
+        return cls(*(column(name) for name in cls._fields))  # type: ignore[arg-type]
+
+
+def _rfm(features: pd.DataFrame) -> pd.DataFrame:
+    """The RFM columns the probabilistic models read, indexed by customer."""
+    return features.set_index("customer_id")[list(RFM_COLUMNS)]
+
+
+def survival_factor(bg_p_alive: np.ndarray, p_no_purchase_if_alive: np.ndarray, churn_probability: np.ndarray,
+                    variant: Adjustment) -> tuple[np.ndarray, np.ndarray]:
+    """(adjusted alive probability, factor on BG/NBD's expected transactions)."""
+    a = np.clip(np.asarray(bg_p_alive, dtype=float), 1e-9, 1.0)
+    if variant == "none":
+        return a, np.ones_like(a)
+    q = np.clip(np.asarray(p_no_purchase_if_alive, dtype=float), 0.0, 1.0 - 1e-9)
+    implied = np.clip((1.0 - np.asarray(churn_probability, dtype=float)) / (1.0 - q), 0.0, 1.0)
+    adjusted = implied if variant == "survival" else 0.5 * (a + implied)
+    return adjusted, adjusted / a
+
+
+class ValueModel:
+    """The combined model: fitted parts in, one score row per customer out.
+
+    Parameters are the fitted parts (``purchase_model``, ``spend_model``, optional
+    ``churn_model``, ``cost_model``, ``margin_model`` and ``drain_model``) and the settings;
+    ``fit`` learns only what the combination needs (referral value and rates, margin prior,
+    segment cut points).
+    """
+
+    def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
+                 cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
+                 skipped: dict[str, str] | None = None, drain_model: Any = None):
+        self.settings = settings
+        self.purchase_model = purchase_model
+        self.spend_model = spend_model
+        self.churn_model = churn_model
+        self.cost_model = cost_model
+        self.margin_model = margin_model
+        self.churn_adjustment = churn_adjustment
+        self.skipped = skipped
+        self.drain_model = drain_model
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, features: pd.DataFrame) -> "ValueModel":
+        """Learn the combination's own quantities from the features as of the training date."""
+        s = self.settings
+        revenue = features["revenue_to_date"].to_numpy(dtype=float)
+        margin = features["margin_to_date"].to_numpy(dtype=float)
+        self.margin_ratio_prior_ = float(margin.sum() / revenue.sum()) if revenue.sum() > 0 else s.margin_rate
+        order_value = features.loc[features["monetary_value"] > 0, "monetary_value"]
+        self.margin_prior_weight_ = float(MARGIN_PRIOR_ORDERS * (order_value.median() if len(order_value) else 1.0))
+        tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
+        referrals = features["acct_referred_customers"].to_numpy(dtype=float)
+        self.referral_rate_prior_ = float(referrals.sum() / tenure.sum()) if tenure.sum() else 0.0
+        referred = features["acct_is_referred"] == 1
+        if referred.sum() >= 20:
+            self.referred_customer_value_ = float(features.loc[referred, "historical_value"].mean())
+            self.referred_customer_value_source_ = f"mean trailing net value of {int(referred.sum())} referred customers"
+        else:
+            self.referred_customer_value_ = float(s.referral_value_default)
+            self.referred_customer_value_source_ = "config default (fewer than 20 referred customers in the data)"
+        parts = self._parts(features, s.horizon_days)
+        self.segment_cuts_ = segment_cuts(parts["customer_value"].to_numpy(), s.segment_quantiles)
+        self.skipped_ = dict(self.skipped or {})
+        return self
+
+    # -- prediction ---------------------------------------------------------------------------
+
+    def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> BoostedPredictions:
+        """The gradient-boosted predictions (the expensive part), see :class:`BoostedPredictions`."""
+        s = self.settings
+        churn_input = self.model_input(features, rfm, s.churn_window_days)
+        if self.churn_model is not None:
+            churn = np.asarray(self.churn_model.predict_proba(churn_input), dtype=float)
+        else:
+            churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        horizon_input = None
+        if self.cost_model is not None or self.margin_model is not None or self.drain_model is not None:
+            horizon_input = self.model_input(features, rfm, s.horizon_days)
+        if self.cost_model is not None:
+            cost = np.asarray(self.cost_model.predict(horizon_input), dtype=float)
+        else:
+            cost = features["hist_cost_to_serve"].to_numpy(dtype=float)
+        margin = None
+        if self.margin_model is not None:
+            with_churn = margin_input(horizon_input, churn if self.churn_model is not None else None, self.margin_model)
+            margin = np.clip(np.asarray(self.margin_model.predict(with_churn), dtype=float), 0.0, None)
+        drain = None
+        if self.drain_model is not None:
+            drain = np.asarray(self.drain_model.predict_proba(horizon_input), dtype=float)
+        return BoostedPredictions(churn, cost, margin, drain)
+
+    def _parts(self, features: pd.DataFrame, horizon_days: int,
+               boosted: BoostedPredictions | None = None) -> pd.DataFrame:
+        s = self.settings
+        rfm = _rfm(features)
+        purchases = predict_revenue(self.purchase_model, self.spend_model, rfm, in_units(horizon_days, s.time_unit),
+                                    discount_rate=s.discount_rate, time_unit=s.time_unit)
+        order_value = purchases["expected_order_value"].to_numpy(dtype=float)
+        bg_alive = purchases["p_alive"].to_numpy(dtype=float)
+        window = in_units(s.churn_window_days, s.time_unit)
+        params = self.purchase_model.params_
+        q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
+        churn, base_cost, boosted_margin, _ = boosted if boosted is not None else self._boosted(features, rfm)
+        variant = self.churn_adjustment if self.churn_model is not None else "none"
+        if variant == "boosted" and boosted_margin is None:
+            variant = "survival"
+        # the boosted variant takes its alive probability (for referrals) from the survival adjustment
+        alive, factor = survival_factor(bg_alive, q, churn, "survival" if variant == "boosted" else variant)
+
+        revenue_to_date = features["revenue_to_date"].to_numpy(dtype=float)
+        margin_to_date = features["margin_to_date"].to_numpy(dtype=float)
+        w = self.margin_prior_weight_
+        ratio = (margin_to_date + w * self.margin_ratio_prior_) / np.clip(revenue_to_date + w, 1e-9, None)
+        bg_tx = purchases["expected_transactions"].to_numpy(dtype=float)
+        bg_discounted_tx = purchases["discounted_expected_transactions"].to_numpy(dtype=float)
+        if variant == "boosted":  # the boosted margin over H, spread over the horizon as BG/NBD spreads purchases
+            bg_tx_model = bg_tx if horizon_days == s.horizon_days else self.purchase_model.predict(
+                rfm, in_units(s.horizon_days, s.time_unit), discount_rate=s.discount_rate, time_unit=s.time_unit
+            )["expected_transactions"].to_numpy(dtype=float)
+            known = bg_tx_model > 1e-12
+            per_tx = boosted_margin / np.where(known, bg_tx_model, 1.0)
+            fallback = boosted_margin * horizon_days / s.horizon_days
+            margin = np.where(known, per_tx * bg_tx, fallback)
+            discounted_margin = np.where(known, per_tx * bg_discounted_tx,
+                                         fallback * uniform_discount_factor(horizon_days, s.discount_rate))
+            revenue_ratio = np.clip(ratio, 0.05, None)  # revenue and orders implied by the margin
+            revenue, discounted_revenue = margin / revenue_ratio, discounted_margin / revenue_ratio
+            expected_tx = revenue / np.clip(order_value, 1e-9, None)
+        else:
+            expected_tx = bg_tx * factor
+            revenue, discounted_revenue = expected_tx * order_value, bg_discounted_tx * factor * order_value
+            margin, discounted_margin = revenue * ratio, discounted_revenue * ratio
+
+        spread = uniform_discount_factor(horizon_days, s.discount_rate)
+        # the cost model predicts its own training horizon (without one: the trailing cost over the
+        # same span); other horizons scale linearly
+        cost = np.clip(base_cost * horizon_days / s.horizon_days, 0.0, None)
+
+        tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
+        rate = (features["acct_referred_customers"].to_numpy(dtype=float) + self.referral_rate_prior_ * REFERRAL_PRIOR_DAYS) / (
+            tenure + REFERRAL_PRIOR_DAYS
+        )
+        expected_referrals = rate * horizon_days * alive
+        referral_value = expected_referrals * self.referred_customer_value_ * spread
+
+        out = pd.DataFrame({
+            "customer_id": features["customer_id"].to_numpy(),
+            "horizon_days": horizon_days,
+            "p_alive": bg_alive,
+            "adjusted_p_alive": alive,
+            "expected_transactions": purchases["expected_transactions"].to_numpy(dtype=float),
+            "adjusted_expected_transactions": expected_tx,
+            "expected_order_value": order_value,
+            "expected_revenue": revenue,
+            "expected_margin": margin,
+            "discounted_expected_revenue": discounted_revenue,
+            "discounted_expected_margin": discounted_margin,
+            "margin_ratio": ratio,
+            "churn_probability": churn,
+            "expected_cost_to_serve": cost,
+            "discounted_expected_cost_to_serve": cost * spread,
+            "expected_referrals": expected_referrals,
+            "expected_referral_value": referral_value,
+            "historical_value": features["historical_value"].to_numpy(dtype=float),
+            "historical_cost_to_serve": features["hist_cost_to_serve"].to_numpy(dtype=float),
+            "historical_revenue": features["hist_revenue"].to_numpy(dtype=float),
+        })
+        if boosted_margin is not None:  # at the model's horizon, so other horizons can reuse it
+            out["boosted_expected_margin"] = boosted_margin
+        out["customer_value"] = out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"] + referral_value
+        return out
+
+    def model_input(self, features: pd.DataFrame, rfm: pd.DataFrame | None = None, window_days: int | None = None) -> pd.DataFrame:
+        """Features plus BG/NBD outputs over ``window_days`` (default: the horizon): what the
+        boosted models were trained on, e.g. for their SHAP explanations."""
+        if rfm is None:
+            rfm = _rfm(features)
+        bg = purchase_features(rfm, window_days or self.settings.horizon_days, self.settings, self.purchase_model)
+        return features.merge(bg, left_on="customer_id", right_index=True, how="left")
+
+    def bgnbd_gg_revenue(self, features: pd.DataFrame) -> np.ndarray:
+        """BG/NBD × Gamma-Gamma expected revenue over the horizon alone: the backtest baseline."""
+        s = self.settings
+        revenue = predict_revenue(self.purchase_model, self.spend_model, _rfm(features),
+                                  in_units(s.horizon_days, s.time_unit), discount_rate=s.discount_rate,
+                                  time_unit=s.time_unit)
+        return revenue["expected_revenue"].to_numpy(dtype=float)
+
+    def total_value_by_horizon(self, features: pd.DataFrame, horizons: Any,
+                               boosted: BoostedPredictions | None = None) -> pd.Series:
+        """Total customer value at each horizon (the sensitivity table). The boosted models run at
+        most once; pass ``boosted`` in feature order (e.g. ``BoostedPredictions.from_scores`` of
+        the score rows) to skip them."""
+        if boosted is None:
+            rfm = _rfm(features)
+            boosted = self._boosted(features, rfm)
+        totals = pd.Series({int(h): float(self._parts(features, int(h), boosted)["customer_value"].sum())
+                            for h in horizons}, dtype=float)
+        totals.index.name = "horizon_days"
+        return totals
+
+    def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None) -> pd.DataFrame:
+        """Score rows (contract section 5 columns first, then the components) in feature order."""
+        horizon = horizon_days or self.settings.horizon_days
+        rfm = _rfm(features)
+        boosted = self._boosted(features, rfm)
+        parts = self._parts(features, horizon, boosted)
+        parts["as_of"] = pd.Timestamp(as_of).date()
+        parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(), self.segment_cuts_)
+        if boosted.drain_probability is not None:
+            parts["drain_probability"] = boosted.drain_probability
+            parts["drain_flag"] = self.drain_model.flag(features, boosted.drain_probability)
+        else:
+            parts["drain_flag"] = parts["customer_value"].to_numpy() < 0
+        parts["model_uri"] = model_uri
+        ordered = [c for c in SCORE_COLUMNS if c in parts.columns]
+        rest = [c for c in parts.columns if c not in ordered]
+        out = parts[ordered + rest]
+        bad = out.select_dtypes("number").columns[~np.isfinite(out.select_dtypes("number")).all()]
+        if len(bad):
+            raise FloatingPointError(f"non-finite values in score columns {list(bad)}")
+        return out
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """JSON for everything small, LightGBM's own text format for the boosters."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "settings": self.settings.model_dump(mode="json"),
+            "churn_adjustment": self.churn_adjustment,
+            "skipped": self.skipped_,
+            "margin_ratio_prior": self.margin_ratio_prior_,
+            "margin_prior_weight": self.margin_prior_weight_,
+            "referral_rate_prior": self.referral_rate_prior_,
+            "referred_customer_value": self.referred_customer_value_,
+            "referred_customer_value_source": self.referred_customer_value_source_,
+            "segment_cuts": list(self.segment_cuts_),
+            "purchase_model": self.purchase_model.to_dict(),
+            "spend_model": self.spend_model.to_dict(),
+            "churn_model": self.churn_model.to_dict() if self.churn_model is not None else None,
+            "cost_model": self.cost_model.to_dict() if self.cost_model is not None else None,
+            "margin_model": self.margin_model.to_dict() if self.margin_model is not None else None,
+            "drain_model": self.drain_model.to_dict() if self.drain_model is not None else None,
+        }
+        (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ValueModel":
+        state = json.loads((Path(directory) / "value_model.json").read_text())
+        model = cls(
+            Settings.model_validate(state["settings"]),
+            PurchaseModel.from_dict(state["purchase_model"]),
+            SpendModel.from_dict(state["spend_model"]),
+            ChurnModel.from_dict(state["churn_model"]) if state["churn_model"] else None,
+            CostToServeModel.from_dict(state["cost_model"]) if state["cost_model"] else None,
+            MarginModel.from_dict(state["margin_model"]) if state.get("margin_model") else None,
+            churn_adjustment=state["churn_adjustment"],
+            skipped=state["skipped"],
+            drain_model=DrainModel.from_dict(state["drain_model"]) if state.get("drain_model") else None,
+        )
+        model.skipped_ = state["skipped"]
+        model.margin_ratio_prior_ = state["margin_ratio_prior"]
+        model.margin_prior_weight_ = state["margin_prior_weight"]
+        model.referral_rate_prior_ = state["referral_rate_prior"]
+        model.referred_customer_value_ = state["referred_customer_value"]
+        model.referred_customer_value_source_ = state["referred_customer_value_source"]
+        model.segment_cuts_ = tuple(state["segment_cuts"])
+        return model
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

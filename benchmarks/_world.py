@@ -7,7 +7,7 @@ import argparse
 
 def world_params(overrides: list[str]):
     """``WorldParams`` with ``name=value`` overrides (numeric parameters), for what-if runs."""
-    from customer_value.data.simulate import WorldParams
+    from customer_value.simulation.world import WorldParams
 
     return WorldParams(**{k: float(v) for k, v in (o.split("=", 1) for o in overrides)})
 

@@ -8,14 +8,14 @@ Steps (all as of ``--as-of``, default 2024-07-01; the simulator starts 2022-01-0
 
 1. simulate the world (``simulate_world``; its ``truth`` holds the oracle predictions as of
    ``--as-of``), or read a directory written by ``customer-value simulate`` (``--data``);
-2. build the stacked training sets (``models/training_set.py``: ``settings.snapshots`` monthly
+2. build the stacked training sets (``training/snapshots.py``: ``settings.snapshots`` monthly
    snapshots whose label windows end on or before ``as_of``; features + BG/NBD at each);
-3. tune and fit both models (``models/tuning.py``: Optuna TPE, ``--trials`` each, pruning;
+3. tune and fit both models (``training/tuning.py``: Optuna TPE, ``--trials`` each, pruning;
    each trial an MLflow child run in a throw-away SQLite store unless ``--no-mlflow``);
    the cost model's final fit also compares objectives and per-component models;
 4. score every customer signed up before ``as_of`` and compare with what happened in
    ``[as_of, as_of + horizon)`` (``build_targets`` on the full data): the models, the baselines
-   of ``models/evaluation.py`` and the oracle (``oracle_churn_probability``,
+   of ``metrics.py`` and the oracle (``oracle_churn_probability``,
    ``oracle_expected_cost_to_serve``), side by side. For churn also the *ceiling*
    (``ceiling_churn_probability``): the oracle without the purchase rate, which it infers from
    the purchase history exactly (Bayes). No model of the observable data can rank better, so the
@@ -48,11 +48,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from customer_value import metrics as ev  # noqa: E402
+from customer_value.boosted.explain import mean_abs_contributions  # noqa: E402
 from customer_value.config import Settings  # noqa: E402
-from customer_value.models import evaluation as ev  # noqa: E402
-from customer_value.models.explain import mean_abs_contributions  # noqa: E402
-from customer_value.models.training_set import build_training_sets  # noqa: E402
-from customer_value.models.tuning import tune  # noqa: E402
+from customer_value.training.snapshots import build_training_sets  # noqa: E402
+from customer_value.training.tuning import tune  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _world import add_world_argument, world_params  # noqa: E402
@@ -65,7 +65,7 @@ def _world(args: argparse.Namespace, settings: Settings):
         tables = load_tables(args.data, settings).tables
         truth = pd.read_parquet(Path(args.data) / "truth.parquet")
         return tables, truth
-    from customer_value.data.simulate import simulate_world
+    from customer_value.simulation.world import simulate_world
 
     world = simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of,
                            params=world_params(args.world))
@@ -97,8 +97,8 @@ def diagnose(X_churn: pd.DataFrame, X_cost: pd.DataFrame, frame: pd.DataFrame, s
     against the realised outcome. (a) is what any model of the data can hope for in-sample;
     (c) approaching the oracle shows the model class is not the limit; the step (b) -> (c) is
     the part of the gap that only knowing the customer's true rate closes."""
-    from customer_value.models.churn import ChurnModel
-    from customer_value.models.cost_to_serve import CostToServeModel
+    from customer_value.boosted.churn import ChurnModel
+    from customer_value.boosted.cost_to_serve import CostToServeModel
 
     print("\ndiagnosis: 2-fold CV at as_of with latent traits added (in-sample, for attribution only)")
     rng = np.random.default_rng(0)
@@ -158,24 +158,31 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- training ----------------------------------------------------------------------------
     tmp = tempfile.TemporaryDirectory(prefix="cv-bench-mlflow-")
-    run = None
+    run = observer = None
     if not args.no_mlflow:
         import mlflow
+
+        from customer_value.tracking import runs
 
         mlflow.set_tracking_uri(f"sqlite:///{tmp.name}/mlflow.db")
         exp = mlflow.create_experiment("benchmark-models", artifact_location=f"{tmp.name}/artifacts")
         run = mlflow.start_run(experiment_id=exp, run_name="train")
+        observer = runs.MlflowFitObserver()
     t_train = time.perf_counter()
     sets, cache = build_training_sets(tables, as_of, settings, tasks=("churn", "cost"))
     t_sets = time.perf_counter() - t_train
     timings, n_dates = dict(cache.timings), len(cache._features)
     for ts in sets.values():
         print("  " + ts.summary(), flush=True)
-    churn = tune(sets["churn"], settings, num_threads=args.threads)
+    churn = tune(sets["churn"], settings, num_threads=args.threads, on_trial=observer and observer.trial)
+    if run is not None:
+        runs.log_tuning(churn)
     print(f"  churn tuned: {churn.n_complete} complete + {churn.n_pruned} pruned trials in {churn.seconds:.1f} s",
           flush=True)
-    cost = tune(sets["cost"], settings, num_threads=args.threads,
+    cost = tune(sets["cost"], settings, num_threads=args.threads, on_trial=observer and observer.trial,
                 final_model_kwargs={"objective": "auto", "per_component": True})
+    if run is not None:
+        runs.log_tuning(cost)
     print(f"  cost tuned: {cost.n_complete} complete + {cost.n_pruned} pruned trials in {cost.seconds:.1f} s",
           flush=True)
     train_seconds = time.perf_counter() - t_train
@@ -290,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     if run is not None:
         import mlflow
 
-        ev.log_evaluation(
-            churn={k: v for k, v in churn_eval.items() if k != "model"} | {"test": churn_eval["model"]},
-            cost={k: v for k, v in cost_eval.items() if k != "model"} | {"test": cost_eval["model"]},
+        runs.log_metrics(
+            ev.flatten("churn", {k: v for k, v in churn_eval.items() if k != "model"} | {"test": churn_eval["model"]})
+            | ev.flatten("cost", {k: v for k, v in cost_eval.items() if k != "model"} | {"test": cost_eval["model"]})
         )
         mlflow.end_run()
     tmp.cleanup()

@@ -1,7 +1,7 @@
 """Benchmark: customer_value's BG/NBD + Gamma-Gamma against lifetimes, side by side.
 
 For each size (default 1M and 10M customers) one RFM summary is simulated in daily units from
-the CDNOW parameters (``customer_value.data.parametric``, ages uniform over two years, whole
+the CDNOW parameters (``customer_value.simulation.parametric``, ages uniform over two years, whole
 days) and both libraries run on it:
 
 * **fit** -- ``PurchaseModel().fit(rfm)`` (pattern compression, analytic Newton, standard errors)
@@ -40,9 +40,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from customer_value.data.parametric import CDNOW_BGNBD_DAILY, CDNOW_GAMMA_GAMMA, simulate_rfm  # noqa: E402
-from customer_value.models.purchases import PurchaseModel  # noqa: E402
-from customer_value.models.spend import SpendModel, predict_revenue  # noqa: E402
+from customer_value.probabilistic.purchases import PurchaseModel  # noqa: E402
+from customer_value.probabilistic.revenue import predict_revenue  # noqa: E402
+from customer_value.probabilistic.spend import SpendModel  # noqa: E402
+from customer_value.simulation.parametric import CDNOW_BGNBD_DAILY, CDNOW_GAMMA_GAMMA, simulate_rfm  # noqa: E402
 
 HORIZON_DAYS = 365
 ANNUAL_RATE = 0.10

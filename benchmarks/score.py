@@ -51,7 +51,7 @@ def _env(work: Path) -> dict[str, str]:
 def prepare(args: argparse.Namespace, work: Path) -> str:
     """Simulate and train (once per --work directory); return the registered model URI."""
     from customer_value.config import Settings
-    from customer_value.data.simulate import simulate_world, write_world
+    from customer_value.simulation.world import simulate_world, write_world
 
     os.environ.update(_env(work))
     (work / "mlflow").mkdir(parents=True, exist_ok=True)

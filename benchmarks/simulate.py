@@ -24,7 +24,7 @@ TABLE_NAMES = ("customers", "transactions", "engagement_events", "invoices", "su
 
 def measure_one(n_customers: int, seed: int, out_dir: Path) -> dict:
     """Simulate and write one world; everything measured in this (fresh) process."""
-    from customer_value.data.simulate import simulate_world, write_world
+    from customer_value.simulation.world import simulate_world, write_world
 
     t0 = time.perf_counter()
     world = simulate_world(n_customers, seed)

@@ -39,10 +39,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from customer_value import api  # noqa: E402
+from customer_value import metrics as ev  # noqa: E402
 from customer_value.config import Settings  # noqa: E402
-from customer_value.models import evaluation as ev  # noqa: E402
-from customer_value.models.training_set import tables_before  # noqa: E402
-from customer_value.pipeline.backtest import join_realised  # noqa: E402
+from customer_value.evaluation.backtest import join_realised  # noqa: E402
+from customer_value.features.history import tables_before  # noqa: E402
+from customer_value.training.fit import FitObserver  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _world import add_world_argument, world_params  # noqa: E402
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"simulated {args.customers:,} customers in {timings['simulate']:.0f}s", flush=True)
 
     t0 = time.perf_counter()
-    fitted = api.fit_value_model(tables_before(world.tables, as_of), as_of, settings,
-                                 progress=lambda m: print(f"  {time.perf_counter() - t0:6.0f}s {m}", flush=True))
+    fitted = api.fit_value_model(tables_before(world.tables, as_of), as_of, settings, observer=FitObserver(
+        lambda m: print(f"  {time.perf_counter() - t0:6.0f}s {m}", flush=True)))
     timings["fit"] = time.perf_counter() - t0
     print(f"fitted as of {as_of} in {timings['fit']:.0f}s; skipped: {fitted.skipped or 'nothing'}", flush=True)
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: small hand-made contract tables, written as files when a test needs a directory."""
+"""Shared fixtures: small hand-made contract tables, written as files when a test needs a directory;
+the fitted probabilistic parts of a value model; MLflow stores and servers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,29 @@ matplotlib.use("Agg")
 @pytest.fixture
 def tiny_tables() -> dict[str, pd.DataFrame]:
     return tiny_raw_tables()
+
+
+# ---------------------------------------------------------------------------------------------
+# the probabilistic parts of a value model (the boosted and valuation tests share them)
+
+VALUE_AS_OF = "2024-07-01"  # the tests that use value_parts score at this date too
+
+
+@pytest.fixture(scope="session")
+def value_parts():
+    """(settings, features at VALUE_AS_OF, fitted BG/NBD, fitted Gamma-Gamma) on a 1,500-customer
+    world: what a ValueModel needs besides the boosted models, which tests replace by stand-ins."""
+    from customer_value.config import Settings
+    from customer_value.features import build_features
+    from customer_value.probabilistic.purchases import PurchaseModel
+    from customer_value.probabilistic.spend import SpendModel
+    from customer_value.simulation.world import simulate_world
+
+    settings = Settings()
+    world = simulate_world(1500, 5, settings=settings)
+    features = build_features(world.tables, VALUE_AS_OF, settings)
+    rfm = features.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+    return settings, features, PurchaseModel.from_settings(settings).fit(rfm), SpendModel.from_settings(settings).fit(rfm)
 
 
 # ---------------------------------------------------------------------------------------------

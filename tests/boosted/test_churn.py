@@ -1,5 +1,5 @@
 """ChurnModel: sklearn-style behaviour, early stopping, calibration choice, determinism,
-persistence, and the SHAP drivers of models/explain.py."""
+persistence, and the SHAP drivers of boosted/explain.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from customer_value.models import evaluation as ev
-from customer_value.models.churn import CALIBRATIONS, ChurnModel, apply_calibrator, choose_calibration, fit_calibrator
-from customer_value.models.explain import mean_abs_contributions, top_drivers
+from customer_value import metrics as ev
+from customer_value.boosted.churn import CALIBRATIONS, ChurnModel, apply_calibrator, choose_calibration, fit_calibrator
+from customer_value.boosted.explain import mean_abs_contributions, top_drivers
 
 
 def churn_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

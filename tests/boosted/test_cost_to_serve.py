@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from customer_value.models import evaluation as ev
-from customer_value.models.cost_to_serve import AUTO_OBJECTIVES, OBJECTIVES, CostToServeModel, tweedie_feval
-from customer_value.models.explain import mean_abs_contributions, top_drivers
+from customer_value import metrics as ev
+from customer_value.boosted.cost_to_serve import AUTO_OBJECTIVES, OBJECTIVES, CostToServeModel, tweedie_feval
+from customer_value.boosted.explain import mean_abs_contributions, top_drivers
 
 
 def cost_frame(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,19 +1,15 @@
-"""DrainModel: P(net value < 0) with its F1-optimal flag threshold, and how it reaches the score rows."""
+"""DrainModel: P(net value < 0) with its F1-optimal flag threshold."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from customer_value.models.drain import DrainModel, f1_threshold
-from customer_value.models.value import ValueModel
+from customer_value.boosted.drain import DrainModel, f1_threshold
 from test_churn import churn_frame
-
-AS_OF = "2024-07-01"  # the date of the value_parts fixture (conftest.py)
 
 
 def _brute_force_f1(y: np.ndarray, p: np.ndarray) -> float:
@@ -84,31 +80,3 @@ def test_round_trip_through_json(fitted, data):
     back = DrainModel.from_dict(state)
     assert back.threshold_ == fitted.threshold_
     np.testing.assert_array_equal(back.predict_proba(Xv), fitted.predict_proba(Xv))
-
-
-# -- in the value model -----------------------------------------------------------------------
-
-
-class _Drain:
-    threshold_ = 0.3
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return np.clip(X["hist_cost_to_serve"].to_numpy(dtype=float) / 100.0, 0.0, 1.0)
-
-    def flag(self, X: pd.DataFrame, probability: np.ndarray) -> np.ndarray:
-        return probability >= self.threshold_
-
-
-def test_score_rows_carry_the_drain_probability_and_flag(value_parts):
-    settings, features, purchases, spend = value_parts
-    with_drain = ValueModel(settings, purchases, spend, drain_model=_Drain()).fit(features)
-    out = with_drain.predict(features, AS_OF)
-    expected = np.clip(features["hist_cost_to_serve"].to_numpy(dtype=float) / 100.0, 0.0, 1.0)
-    np.testing.assert_allclose(out["drain_probability"], expected)
-    np.testing.assert_array_equal(out["drain_flag"], expected >= 0.3)
-    assert out["drain_flag"].any() and not out["drain_flag"].all()
-    without = ValueModel(settings, purchases, spend).fit(features).predict(features, AS_OF)
-    assert "drain_probability" not in without  # no probability to show without the model
-    np.testing.assert_array_equal(without["drain_flag"], without["customer_value"] < 0)
-    # the drain model changes no value column
-    pd.testing.assert_frame_equal(out.drop(columns=["drain_probability", "drain_flag"]), without.drop(columns=["drain_flag"]))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.pipeline.backtest import BacktestResult, comparison_table, value_metrics
+from customer_value.evaluation.backtest import BacktestResult, comparison_table, value_metrics
 
 
 def _scored(with_drain: bool) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.monitoring import decile_profile, population_stability_index, psi_against_profile, score_distribution
+from customer_value.evaluation.drift import decile_profile, population_stability_index, psi_against_profile, score_distribution
 
 
 def test_psi_is_zero_for_same_distribution_and_grows_with_shift():

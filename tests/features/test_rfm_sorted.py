@@ -11,10 +11,11 @@ from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import rfm_summary
 from customer_value.features.build import _run, _sources
-from customer_value.features.history import History, as_of_datetime
+from customer_value.features.history import History
 from customer_value.features.rfm import SUMMARY_COLUMNS, rfm_table
 from customer_value.features import rfm_sorted
 from customer_value.features.rfm_sorted import sorted_rfm_summary
+from customer_value.units import as_of_datetime
 from feature_worlds import make_tables, random_world
 
 

@@ -22,7 +22,7 @@ from pipeline_helpers import FAST, N_CUSTOMERS, AS_OF
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> Path:
     """A 1,500-customer simulated world (2022-01-01 .. 2025-07-01) written once per session."""
-    from customer_value.data.simulate import simulate_world, write_world
+    from customer_value.simulation.world import simulate_world, write_world
 
     out = tmp_path_factory.mktemp("world")
     write_world(simulate_world(N_CUSTOMERS, 11), out)

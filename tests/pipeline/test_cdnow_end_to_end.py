@@ -27,7 +27,7 @@ def test_cdnow_trains_scores_and_matches_the_published_bgnbd(mlflow_store, tmp_p
     import mlflow
 
     from customer_value.data.cdnow import write_cdnow
-    from customer_value.pipeline.score import load_model
+    from customer_value.tracking.model import load_model
 
     monkeypatch.setenv("CUSTOMER_VALUE_HOME", str(tmp_path / "home"))
     data = tmp_path / "cdnow"

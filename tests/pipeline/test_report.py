@@ -9,7 +9,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from customer_value.pipeline.report import looks_profitable_but_drains, render_html
+from customer_value.pipeline.report import render_html
+from customer_value.valuation.drivers import looks_profitable_but_drains
 from pipeline_helpers import AS_OF
 
 pytestmark = pytest.mark.slow

@@ -77,7 +77,7 @@ def test_score_by_version_alias_and_local_directory(trained, small_world, tmp_pa
     check_score_file(by_dir, customers, AS_OF, str(exported.resolve()))
 
     # the three references load the very same fitted model
-    from customer_value.pipeline.score import load_model
+    from customer_value.tracking.model import load_model
 
     states = {ref: (load_model(ref).value_model.save(tmp_path / f"state{k}") / "value_model.json").read_text()
               for k, ref in enumerate([trained.model_uri, f"models:/{trained.name}@champion", str(exported)])}

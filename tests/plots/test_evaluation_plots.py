@@ -9,7 +9,7 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from customer_value.models.evaluation import decile_table
+from customer_value.metrics import decile_table
 from customer_value.plots.evaluation import (
     plot_calibration,
     plot_deciles,

@@ -16,8 +16,9 @@ import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from customer_value.models.purchases import PurchaseModel, calibration_holdout_summary  # noqa: E402
 from customer_value.plots import probabilistic as plots  # noqa: E402
+from customer_value.probabilistic.holdout import calibration_holdout_summary  # noqa: E402
+from customer_value.probabilistic.purchases import PurchaseModel  # noqa: E402
 
 
 @pytest.fixture(scope="module")

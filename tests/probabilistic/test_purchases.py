@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from customer_value.data.parametric import CDNOW_BGNBD_DAILY, CDNOW_GAMMA_GAMMA, simulate_rfm
-from customer_value.models import _fitting
-from customer_value.models import _prob_nbd as nbd
-from customer_value.models._prob_patterns import compress
-from customer_value.models.purchases import (
-    PurchaseModel,
-    calibration_holdout_summary,
-    continuous_discount_rate,
-    horizon_in_units,
-)
+from customer_value.probabilistic import fitting as _fitting
+from customer_value.probabilistic import nbd
+from customer_value.probabilistic.patterns import compress
+from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
+from customer_value.simulation.parametric import CDNOW_BGNBD_DAILY, CDNOW_GAMMA_GAMMA, simulate_rfm
+from customer_value.units import continuous_discount_rate
 from lifetimes_reference import lifetimes
 
 
@@ -178,14 +174,6 @@ def test_discounting(cdnow, fitted, model):
     assert _rel(disc["discounted_expected_transactions"].iloc[:40], brute) < 1e-6
 
 
-def test_units_helpers():
-    assert continuous_discount_rate(0.10, "weeks") == pytest.approx(7 * continuous_discount_rate(0.10, "days"))
-    assert np.exp(-continuous_discount_rate(0.10, "days") * 365.25) == pytest.approx(1 / 1.1)
-    assert horizon_in_units(364, "weeks") == 52
-    with pytest.raises(ValueError, match="time_unit"):
-        continuous_discount_rate(0.1, "months")
-
-
 EXTREMES = pd.DataFrame(
     {
         "frequency": [0, 1, 500, 500, 1, 3, 0, 500, 2, 1],
@@ -338,20 +326,34 @@ def test_estimator_conventions_and_json_round_trip(fitted, cdnow):
     pd.testing.assert_frame_equal(restored.predict(cdnow, 10), fitted["bgnbd"].predict(cdnow, 10))
 
 
-def test_calibration_holdout_summary_reproduces_cdnow_summary(cdnow):
-    import lifetimes
+# -- P(no purchase in a window) ---------------------------------------------------------------
 
-    path = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")
-    tx = pd.read_csv(path, sep=r"\s+", header=None, names=["cust", "id", "date", "cds", "amount"], dtype={"date": str})
-    tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
-    summary = calibration_holdout_summary(tx, "1997-09-30", "1998-06-30", customer_id_col="id", monetary_value_col="amount")
-    joined = summary.join(cdnow, how="inner")
-    assert len(joined) == len(cdnow) == 2357
-    assert (joined["frequency_cal"] == joined["frequency"]).all()
-    assert np.allclose(joined["recency_cal"], joined["recency"], atol=0.006)
-    assert np.allclose(joined["T_cal"], joined["T"], atol=0.006)
-    assert (summary["duration_holdout"] == 39).all()
-    assert summary["frequency_holdout"].sum() > 0
+
+def test_bgnbd_prob_no_purchase_matches_numerical_integration():
+    """P(no purchase in t | x, t_x, T) from the closed form vs a 2-D integral over the
+    BG/NBD posterior of (lambda, p)."""
+    params = {"r": 0.25, "alpha": 4.4, "a": 0.8, "b": 2.4}
+    model = PurchaseModel.from_params(params)
+    rfm = pd.DataFrame({"frequency": [0, 2, 5, 1], "recency": [0.0, 20.0, 30.0, 35.0], "T": [40.0, 38.0, 39.0, 36.0]})
+    t = 10.0
+    closed = bgnbd_prob_no_purchase(
+        model.conditional_probability_alive(rfm), rfm["frequency"], rfm["T"], params["r"], params["alpha"], t
+    )
+    # expectations under the prior on a grid of prior quantiles (equal weights; the densities
+    # are singular at 0, which defeats a plain grid)
+    u = (np.arange(3000) + 0.5) / 3000
+    lam = stats.gamma.ppf(u, params["r"], scale=1 / params["alpha"])[:, None]
+    p = stats.beta.ppf(u[::2], params["a"], params["b"])[None, :]
+    prior = 1.0
+    for i, (x, tx, T) in enumerate(rfm[["frequency", "recency", "T"]].to_numpy()):
+        alive = (1 - p) ** x * lam**x * np.exp(-lam * T)
+        dead = (p * (1 - p) ** (x - 1) * lam**x * np.exp(-lam * tx)) if x > 0 else 0 * alive
+        like = prior * (alive + dead)
+        zero = prior * (alive * np.exp(-lam * t) + dead)
+        numeric = zero.sum() / like.sum()
+        assert closed[i] == pytest.approx(numeric, abs=2e-3)
+    # and it is consistent with the population view: more expected purchases -> less P(0)
+    assert closed[2] < closed[1]
 
 
 # -- parameter recovery -------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def test_parameter_recovery_within_reported_intervals(recovery_data):
 
 
 def test_fast_scoring_and_compression_paths_match_general_paths(daily, monkeypatch):
-    from customer_value.models import _prob_scoring
+    from customer_value.probabilistic import scoring as _prob_scoring
 
     pm = PurchaseModel.from_params(CDNOW_BGNBD_DAILY)
     fast = pm.predict(daily, 365)

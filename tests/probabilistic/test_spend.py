@@ -1,4 +1,4 @@
-"""SpendModel (Gamma-Gamma): golden CDNOW values, guards, fallbacks, recovery, revenue helper."""
+"""SpendModel (Gamma-Gamma): golden CDNOW values, guards, fallbacks, recovery."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.data.parametric import CDNOW_BGNBD_DAILY, simulate_rfm
-from customer_value.models import _fitting
-from customer_value.models.purchases import PurchaseModel
-from customer_value.models.spend import GammaGammaObjective, SpendModel, predict_revenue, revenue_intervals
+from customer_value.probabilistic import fitting as _fitting
+from customer_value.probabilistic.spend import GammaGammaObjective, SpendModel
+from customer_value.simulation.parametric import CDNOW_BGNBD_DAILY, simulate_rfm
 from lifetimes_reference import lifetimes
 
 
@@ -134,32 +133,6 @@ def test_estimator_conventions_and_json_round_trip(cdnow, spend):
     restored = SpendModel.from_dict(json.loads(json.dumps(spend.to_dict())))
     pd.testing.assert_series_equal(restored.predict(cdnow), spend.predict(cdnow))
     assert restored.freq_spend_corr_ == spend.freq_spend_corr_
-
-
-# -- revenue ------------------------------------------------------------------------------------
-
-
-def test_predict_revenue_combines_the_models(cdnow, spend):
-    purchases = PurchaseModel(time_unit="weeks").fit(cdnow)
-    margin = pd.Series(0.25, index=cdnow.index)
-    out = predict_revenue(purchases, spend, cdnow, 52, discount_rate=0.1, margin_ratio=margin, intervals=True, n_draws=100)
-    assert np.isfinite(out.to_numpy()).all()
-    assert np.allclose(out["expected_revenue"], out["expected_transactions"] * out["expected_order_value"])
-    assert np.allclose(out["discounted_expected_revenue"], out["discounted_expected_transactions"] * out["expected_order_value"])
-    assert np.allclose(out["expected_margin"], 0.25 * out["expected_revenue"])
-    assert (out["discounted_expected_revenue"] < out["expected_revenue"]).all()
-    assert (out["expected_revenue_lower"] <= out["expected_revenue_upper"]).all()
-    inside = (out["expected_revenue_lower"] <= out["expected_revenue"]) & (out["expected_revenue"] <= out["expected_revenue_upper"])
-    assert inside.mean() > 0.95
-    width = (out["expected_revenue_upper"] - out["expected_revenue_lower"]) / out["expected_revenue"]
-    assert 0.01 < width.median() < 1.0
-    assert "expected_revenue_lower" not in predict_revenue(purchases, spend, cdnow, 52).columns
-
-
-def test_revenue_intervals_need_a_covariance(cdnow, spend):
-    given = PurchaseModel.from_params({"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.4}, time_unit="weeks")
-    with pytest.raises(ValueError, match="covariance"):
-        revenue_intervals(given, spend, cdnow, 52)
 
 
 def test_parameter_recovery_within_reported_intervals():

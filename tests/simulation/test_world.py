@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from customer_value.config import TICKET_CHANNELS, CostRates, Settings
-from customer_value.data.simulate import EVENT_TYPES, SimulatedWorld, simulate_world, write_world
 from customer_value.data.tables import TABLE_COLUMNS, Tables
+from customer_value.simulation.world import EVENT_TYPES, SimulatedWorld, simulate_world, write_world
 
 AS_OF = pd.Timestamp("2024-07-01")
 END = pd.Timestamp("2025-07-01")

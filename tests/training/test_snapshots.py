@@ -1,27 +1,19 @@
-"""Stacked training sets: snapshot dates, no leakage across as_of or snapshots, the shared
-feature matrix with fixed categories."""
+"""Stacked training sets: snapshot dates, no leakage across as_of or snapshots, labels per task."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
+from customer_value.boosted.inputs import feature_matrix
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, build_targets
-from customer_value.models.training_set import (
-    Builders,
-    SnapshotCache,
-    build_training_sets,
-    feature_matrix,
-    learn_categories,
-    snapshot_dates,
-    tables_before,
-)
+from customer_value.features.history import tables_before
+from customer_value.training.snapshots import Builders, SnapshotCache, build_training_sets, snapshot_dates
 
 AS_OF = dt.date(2024, 7, 1)
 SETTINGS = Settings(snapshots={"count": 3, "spacing_days": 30})
@@ -214,47 +206,10 @@ def test_rows_after_as_of_are_invisible(world):
     assert pd.isna(cut.invoices["failed_payment_attempts"].iloc[0])
 
 
-def test_feature_matrix_fixes_categories():
-    train = pd.DataFrame({
-        "customer_id": ["a", "b", "c"],
-        "as_of": pd.to_datetime(["2024-01-01"] * 3),
-        "x": [1, 2, 3],
-        "flag": [True, False, True],
-        "plan": pd.array(["pro", "basic", None], dtype="str"),
-    })
-    cats = learn_categories(train)
-    assert cats == {"plan": ["basic", "pro"]}
-    X = feature_matrix(train, cats)
-    assert list(X.columns) == ["x", "flag", "plan"]
-    assert X["flag"].tolist() == [1.0, 0.0, 1.0]
-    score = pd.DataFrame({"customer_id": ["d", "e"], "x": [1, 5], "flag": [False, True], "plan": ["team", "pro"]})
-    Xs = feature_matrix(score, cats)
-    assert list(Xs["plan"].cat.categories) == ["basic", "pro"]
-    assert pd.isna(Xs["plan"].iloc[0]) and Xs["plan"].iloc[1] == "pro"  # unknown -> NaN
-    # a missing categorical column comes back all-NaN with the fitted categories
-    Xm = feature_matrix(score.drop(columns="plan"), cats)
-    assert Xm["plan"].isna().all() and list(Xm["plan"].cat.categories) == ["basic", "pro"]
-    with pytest.raises(ValueError, match="plan"):
-        feature_matrix(score, {})
-
-
-def test_lightgbm_accepts_scoring_frames_with_other_categories():
-    rng = np.random.default_rng(0)
-    n = 400
-    train = pd.DataFrame({"x": rng.normal(size=n), "plan": rng.choice(["basic", "pro", "enterprise"], n)})
-    y = (train["x"] + (train["plan"] == "pro") > 0.5).astype(float)
-    cats = learn_categories(train)
-    booster = lgb.train({"objective": "binary", "verbosity": -1, "min_data_in_leaf": 5},
-                        lgb.Dataset(feature_matrix(train, cats), y), 10)
-    score = pd.DataFrame({"x": [0.0, 1.0], "plan": ["pro", "startup"]})  # one value never seen
-    p = booster.predict(feature_matrix(score, cats))
-    assert p.shape == (2,) and np.isfinite(p).all()
-
-
 def test_same_data_settings_and_seed_give_identical_models_and_metrics(built, world):
-    from customer_value.models import evaluation as ev
-    from customer_value.models.training_set import build_training_set
-    from customer_value.models.tuning import tune
+    from customer_value import metrics as ev
+    from customer_value.training.snapshots import build_training_set
+    from customer_value.training.tuning import tune
 
     first = built[0]["churn"]
     again = build_training_set(world, AS_OF, SETTINGS, "churn")
@@ -271,7 +226,8 @@ def test_same_data_settings_and_seed_give_identical_models_and_metrics(built, wo
 def test_margin_labels_and_the_churn_probability_feature(built):
     """Margin labels are the window's margin floored at 0; the churn probability added to each
     margin row is the churn model applied to that row's own snapshot features."""
-    from customer_value.models.margin import CHURN_FEATURE, with_churn_probability
+    from customer_value.boosted.margin import CHURN_FEATURE
+    from customer_value.training.tasks import with_churn_probability
 
     sets, cache, _ = built
     margin = sets["margin"]

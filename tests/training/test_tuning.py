@@ -1,5 +1,5 @@
-"""Optuna tuning: child MLflow runs with documented names, resumable SQLite studies,
-reproducible results."""
+"""Optuna tuning: trials reported to a callback (child MLflow runs with documented names through
+the tracking layer), resumable SQLite studies, reproducible results."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from customer_value.boosted.churn import ChurnModel
+from customer_value.boosted.cost_to_serve import CostToServeModel
+from customer_value.boosted.inputs import feature_matrix, learn_categories
 from customer_value.config import Settings
-from customer_value.models.churn import ChurnModel
-from customer_value.models.cost_to_serve import CostToServeModel
-from customer_value.models.training_set import TrainingSet, feature_matrix, learn_categories
-from customer_value.models.tuning import storage_url, tune, tune_churn, tune_cost
+from customer_value.tracking.runs import MlflowFitObserver, log_tuning
+from customer_value.training.snapshots import TrainingSet
+from customer_value.training.tuning import storage_url, tune
 
 SETTINGS = Settings(trials=4, seed=11)
 FAST = {"num_boost_round": 100, "num_threads": 1}  # one thread: tiny data, shared CI cores
@@ -85,10 +87,13 @@ def _experiment(root, name: str) -> str:
 
 def test_trials_are_child_runs_with_documented_names(tracking, churn_set, cost_set, tmp_path):
     exp = _experiment(tracking, "tuning-children")
+    observer = MlflowFitObserver()
     with mlflow.start_run(experiment_id=exp, run_name="train") as parent:
-        churn = tune_churn(churn_set, SETTINGS, **FAST)
-        cost = tune_cost(cost_set, SETTINGS, n_trials=3, **FAST,
-                         final_model_kwargs={"objective": ("tweedie", "l2_log1p"), "per_component": True})
+        churn = tune(churn_set, SETTINGS, on_trial=observer.trial, **FAST)
+        log_tuning(churn)
+        cost = tune(cost_set, SETTINGS, n_trials=3, on_trial=observer.trial, **FAST,
+                    final_model_kwargs={"objective": ("tweedie", "l2_log1p"), "per_component": True})
+        log_tuning(cost)
     client = MlflowClient()
     runs = client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     names = sorted(r.info.run_name for r in runs)

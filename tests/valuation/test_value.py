@@ -1,4 +1,5 @@
-"""The ``boosted`` combination: a gradient-boosted margin, fed by the churn probability, in the value."""
+"""The value combination: the survival adjustment, the ``boosted`` combination (a gradient-boosted
+margin, fed by the churn probability, in the value), and the drain model in the score rows."""
 
 from __future__ import annotations
 
@@ -6,10 +7,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.models.margin import CHURN_FEATURE
-from customer_value.models.value import BoostedPredictions, ValueModel
+from customer_value.boosted.margin import CHURN_FEATURE
+from customer_value.valuation.value import BoostedPredictions, ValueModel, survival_factor
 
 AS_OF = "2024-07-01"  # the date of the value_parts fixture (conftest.py)
+
+
+def test_survival_adjustment_is_neutral_when_models_agree():
+    a = np.array([0.9, 0.5, 0.2])
+    q = np.array([0.3, 0.6, 0.9])
+    churn_agreeing = 1 - a + a * q  # what BG/NBD itself implies
+    adjusted, factor = survival_factor(a, q, churn_agreeing, "survival")
+    assert adjusted == pytest.approx(a) and factor == pytest.approx(np.ones(3))
+    adjusted, factor = survival_factor(a, q, np.array([0.99, 0.99, 0.99]), "survival")
+    assert (factor < 1).all() and (adjusted >= 0).all()
+    blended, _ = survival_factor(a, q, np.array([0.99, 0.99, 0.99]), "blend")
+    assert ((blended > adjusted) & (blended < a)).all()
+    none, factor = survival_factor(a, q, np.array([0.99, 0.99, 0.99]), "none")
+    assert none == pytest.approx(a) and factor == pytest.approx(np.ones(3))
+
+
+# -- the boosted combination ------------------------------------------------------------------
 
 
 class _Churn:
@@ -87,3 +105,31 @@ def test_without_a_margin_model_boosted_is_the_survival_adjustment(parts):
     survival = ValueModel(settings, purchases, spend, _Churn(), _Cost(), None, churn_adjustment="survival").fit(features)
     pd.testing.assert_frame_equal(boosted.predict(features, AS_OF), survival.predict(features, AS_OF))
     assert "boosted_expected_margin" not in boosted.predict(features, AS_OF)
+
+
+# -- the drain model in the score rows --------------------------------------------------------
+
+
+class _Drain:
+    threshold_ = 0.3
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.clip(X["hist_cost_to_serve"].to_numpy(dtype=float) / 100.0, 0.0, 1.0)
+
+    def flag(self, X: pd.DataFrame, probability: np.ndarray) -> np.ndarray:
+        return probability >= self.threshold_
+
+
+def test_score_rows_carry_the_drain_probability_and_flag(value_parts):
+    settings, features, purchases, spend = value_parts
+    with_drain = ValueModel(settings, purchases, spend, drain_model=_Drain()).fit(features)
+    out = with_drain.predict(features, AS_OF)
+    expected = np.clip(features["hist_cost_to_serve"].to_numpy(dtype=float) / 100.0, 0.0, 1.0)
+    np.testing.assert_allclose(out["drain_probability"], expected)
+    np.testing.assert_array_equal(out["drain_flag"], expected >= 0.3)
+    assert out["drain_flag"].any() and not out["drain_flag"].all()
+    without = ValueModel(settings, purchases, spend).fit(features).predict(features, AS_OF)
+    assert "drain_probability" not in without  # no probability to show without the model
+    np.testing.assert_array_equal(without["drain_flag"], without["customer_value"] < 0)
+    # the drain model changes no value column
+    pd.testing.assert_frame_equal(out.drop(columns=["drain_probability", "drain_flag"]), without.drop(columns=["drain_flag"]))

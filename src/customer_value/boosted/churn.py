@@ -85,9 +85,16 @@ def choose_calibration(
         oof = np.empty_like(p)
         for k in (0, 1):
             fit_rows, eval_rows = fold != k, fold == k
+            if kind != "none" and np.unique(y[fit_rows]).size < 2:
+                break  # a half with one class cannot fit this calibrator: it is not a candidate
             cal = fit_calibrator(kind, p[fit_rows], y[fit_rows])
             oof[eval_rows] = apply_calibrator(cal, p[eval_rows])
-        scores[kind] = float(np.mean((oof - y) ** 2))
+        else:
+            scores[kind] = float(np.mean((oof - y) ** 2))
+    candidates = [k for k in candidates if k in scores]
+    if not candidates:  # every candidate needed both classes in each half: keep the raw probability
+        scores["none"] = float(np.mean((p - y) ** 2))
+        candidates = ["none"]
     best = min(candidates, key=lambda k: (scores[k], candidates.index(k)))
     return best, scores
 

@@ -226,6 +226,19 @@ class SpendModel(BaseEstimator):
         self.exclusions_ = {}
         return self
 
+    @classmethod
+    def pooled(cls, rfm: pd.DataFrame, prior_orders: float = 1e9) -> "SpendModel":
+        """The fallback when a Gamma-Gamma cannot be fitted (too few repeat customers, identical
+        customers): every customer at the mean repeat order value. It is a Gamma-Gamma whose prior
+        weighs ``prior_orders`` orders, so a customer's own history barely moves it."""
+        x = np.asarray(rfm["frequency"], dtype=float)
+        m = np.asarray(rfm["monetary_value"], dtype=float)
+        usable = (x > 0) & np.isfinite(m) & (m > 0)
+        mean = float(np.sum(x[usable] * m[usable]) / np.sum(x[usable])) if usable.any() else 1.0
+        model = cls.from_params({"p": 1.0, "q": prior_orders + 1.0, "gamma": mean * prior_orders})
+        model.fit_path_ = f"pooled mean order value {mean:.2f} (fallback)"
+        return model
+
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         return {

@@ -22,6 +22,7 @@ import pandas as pd
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features.history import tables_before
+from customer_value.probabilistic.fitting import FitError
 from customer_value.probabilistic.purchases import PurchaseModel
 from customer_value.probabilistic.spend import SpendModel
 from customer_value.training.snapshots import Builders, SnapshotCache, TrainingSet, build_training_set
@@ -107,14 +108,23 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
 
     observer.stage("purchases (BG/NBD) and spend (Gamma-Gamma)")
     parts: dict[str, FittedPart] = {}
+    skipped: dict[str, str] = {}
     t0 = time.perf_counter()
-    for name, estimator in (("purchases", PurchaseModel), ("spend", SpendModel)):
-        with observer.part(name):
-            parts[name] = FittedPart(name, estimator.from_settings(settings).fit(rfm))
-            observer.fitted(parts[name])
+    with observer.part("purchases"):  # without it there is no value: its error stops the fit
+        parts["purchases"] = FittedPart("purchases", PurchaseModel.from_settings(settings).fit(rfm))
+        observer.fitted(parts["purchases"])
+    with observer.part("spend"):
+        try:
+            spend = SpendModel.from_settings(settings).fit(rfm)
+        except FitError as exc:
+            spend = SpendModel.pooled(rfm)
+            skipped["spend"] = (f"the Gamma-Gamma could not be fitted ({str(exc).splitlines()[0]}); "
+                                f"every customer gets the {spend.fit_path_}")
+            observer.stage(f"spend: {skipped['spend']}")
+        parts["spend"] = FittedPart("spend", spend)
+        observer.fitted(parts["spend"])
     timings["probabilistic"] = time.perf_counter() - t0
 
-    skipped: dict[str, str] = {}
     fitted: dict[str, Any] = {}
     for task in TASKS.values():
         t0 = time.perf_counter()
@@ -122,7 +132,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         try:
             missing = [r for r in task.requires if r not in fitted]
             if missing:
-                raise ValueError(f"the {task.name} model needs the {', '.join(missing)} model "
+                raise ValueError(f"the {task.title} model needs the {', '.join(TASKS[r].title for r in missing)} model "
                                  f"(skipped: {'; '.join(skipped.get(r, 'not fitted') for r in missing)})")
             training_set = build_training_set(cut, day, settings, task.name, engine, cache=cache)
             task.check_labels(training_set.y_train)

@@ -166,7 +166,7 @@ TASKS: dict[str, Task] = {
     for task in (
         Task("churn", "churned", lambda y: y, "churn_window_days", ChurnModel, "classifier", "churn",
              _churn_baselines, reference_probability=("bgnbd", "bgnbd_p_no_purchase")),
-        Task("cost", "cost_to_serve", lambda y: y, "horizon_days", CostToServeModel, "regressor", "cost to serve",
+        Task("cost", "cost_to_serve", lambda y: y, "horizon_days", CostToServeModel, "regressor", "cost-to-serve",
              _cost_baselines, final_fit=lambda settings: {"objective": "auto"}, component_labels=True),
         # a window whose refunds outweigh its purchases earns no margin (log-link objectives need y >= 0)
         Task("margin", "margin", lambda y: np.clip(y, 0.0, None), "horizon_days", MarginModel, "regressor", "margin",

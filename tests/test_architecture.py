@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "customer_value"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "config", "units", "metrics"),
+    ("__init__", "errors", "config", "units", "metrics"),
     ("data",),
     ("simulation",),
     ("features",),

@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from customer_value.errors import ConfigError
+
 TABLES: tuple[str, ...] = (
     "customers",
     "transactions",
@@ -129,10 +131,6 @@ class Settings(_Frozen):
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return Settings.model_validate(data)
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be read or does not validate; the message names the keys."""
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

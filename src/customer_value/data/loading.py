@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from customer_value.config import Settings
+from customer_value.errors import InputError
 from customer_value.data.tables import EVENT_TIME, REQUIRED_TABLES, TABLE_COLUMNS, TIMESTAMP, Tables, empty_table
 
 PROBLEM_COLUMNS = ["table", "row", "column", "check", "value"]
@@ -28,7 +29,7 @@ _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
 
-class DataValidationError(ValueError):
+class DataValidationError(InputError):
     """Input that breaks the contract; the message names table, column and example rows."""
 
     def __init__(self, message: str, problems: pd.DataFrame | None = None):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from customer_value.config import Settings
-from customer_value.data.loading import load_tables
 from customer_value.evaluation.backtest import comparison_table, cutoffs_before, run_backtest
 from customer_value.evaluation.figures import backtest_figures
 from customer_value.pipeline.compare import format_table
+from customer_value.pipeline.inputs import load_inputs
 from customer_value.tracking import runs
 from customer_value.tracking.store import setup_tracking
 from customer_value.training.fit import FitObserver
@@ -22,10 +23,11 @@ PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spe
 
 
 def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: Settings, count: int,
-                     spacing_days: int, progress: Callable[[str], None] | None = None) -> str:
+                     spacing_days: int, progress: Callable[[str], None] | None = None,
+                     validation_report: Path | None = None) -> str:
     """Load, backtest at ``count`` rolling origins, log a backtest run, return a markdown table."""
     setup_tracking()
-    tables = load_tables(data_dir, settings).tables
+    tables = load_inputs(data_dir, settings, validation_report, progress).tables
     cutoffs = cutoffs_before(as_of, settings.horizon_days, count, spacing_days)
     with runs.backtest_run(experiment, as_of, cutoffs, settings):
         result = run_backtest(tables, cutoffs, settings, observer=FitObserver(progress))

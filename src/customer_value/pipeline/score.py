@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from customer_value.config import Settings
-from customer_value.data.loading import load_tables
 from customer_value.data.writing import write_parquet_atomically
 from customer_value.features import build_features
+from customer_value.pipeline.inputs import load_inputs
 from customer_value.pipeline.report import report_figures, write_html_report
 from customer_value.tracking.model import load_model, score_features
 from customer_value.tracking.runs import log_scoring_run
@@ -51,7 +51,7 @@ class ScoreResult:
 
 def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Settings | None = None,
           report: Path | None = None, engine: Any = "duckdb", log_run: bool = True,
-          progress: Progress | None = None) -> ScoreResult:
+          progress: Progress | None = None, validation_report: Path | None = None) -> ScoreResult:
     """Load, build features, score, check, write atomically, report, log."""
     say = progress or (lambda _: None)
     say(f"loading model {model}")
@@ -63,7 +63,7 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     # no cut copy of the tables: the feature builders are point-in-time by construction (their
     # leakage tests and this pipeline's cut-vs-full test prove it) and a copy of ~100M rows is
     # the difference between fitting in 8 GiB or not
-    tables = load_tables(data_dir, model_settings).tables
+    tables = load_inputs(data_dir, model_settings, validation_report, say).tables
     say(f"features as of {as_of}")
     features = build_features(tables, as_of, model_settings, engine=engine)
     population = tables.customers.loc[tables.customers["signup_at"] < pd.Timestamp(as_of), "customer_id"]

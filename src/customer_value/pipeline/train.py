@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from customer_value.config import Settings
-from customer_value.data.loading import load_tables
 from customer_value.evaluation.backtest import cutoffs_before, run_backtest
 from customer_value.metrics import flatten
+from customer_value.pipeline.inputs import load_inputs
 from customer_value.tracking import runs
 from customer_value.tracking.metadata import data_fingerprint
 from customer_value.tracking.model import log_value_model, register
@@ -50,10 +50,10 @@ def training_metrics(fitted: FittedValueModel) -> dict[str, float]:
 
 def train(data_dir: Path, as_of: dt.date, experiment: str, settings: Settings, alias: str | None = None,
           backtest: bool = True, engine: Any = "duckdb", progress: Progress | None = None,
-          export_dir: Path | None = None) -> TrainResult:
+          export_dir: Path | None = None, validation_report: Path | None = None) -> TrainResult:
     """Load, fit, backtest, log, register; returns the registered ``models:/<name>/<version>``."""
     setup_tracking()
-    tables = load_tables(data_dir, settings).tables
+    tables = load_inputs(data_dir, settings, validation_report, progress).tables
     fingerprint = data_fingerprint(tables)
     with runs.training_run(experiment, as_of, settings, fingerprint, data_dir) as run:
         fitted = fit_value_model(tables, as_of, settings, engine=engine, observer=runs.MlflowFitObserver(progress))

@@ -20,12 +20,14 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.optimize import minimize
 
+from customer_value.errors import CannotFitError
+
 # |log parameter| beyond this means the optimiser ran off to a degenerate corner (e.g. b -> inf).
 LOG_PARAM_BOUND = 25.0
 Z_95 = 1.959963984540054
 
 
-class FitError(RuntimeError):
+class FitError(CannotFitError):
     """Every optimisation path failed; the message lists each attempt and why it failed."""
 
 

@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+
+from customer_value.errors import CannotFitError
 from scipy import stats
 
 from customer_value.probabilistic import fitting as _fitting
@@ -308,7 +310,7 @@ def test_bad_input_is_a_clear_error(frame, message):
 
 def test_no_repeat_customers_is_a_clear_error():
     frame = pd.DataFrame({"frequency": [0, 0], "recency": [0.0, 0.0], "T": [3.0, 5.0]})
-    with pytest.raises(ValueError, match="no customer has a repeat purchase"):
+    with pytest.raises(CannotFitError, match="no customer has a repeat purchase"):
         PurchaseModel().fit(frame)
 
 

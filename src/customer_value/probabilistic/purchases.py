@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 import pandas as pd
 
+from customer_value.errors import CannotFitError
 from customer_value.probabilistic import fitting, nbd, scoring
 from customer_value.probabilistic.patterns import compress, group_pairs
 from customer_value.probabilistic.rfm_input import RFM_COLUMNS, rfm_arrays
@@ -184,10 +185,11 @@ class PurchaseModel(BaseEstimator):
         if patterns is None:
             x, t_x, T = rfm_arrays(rfm)
             if x.shape[0] == 0:
-                raise ValueError("cannot fit a purchase model on an empty RFM summary")
+                raise CannotFitError("cannot fit a purchase model on an empty RFM summary")
             patterns = compress(x, t_x, T)
         if not np.any(patterns.x > 0):
-            raise ValueError("cannot fit a purchase model: no customer has a repeat purchase (all frequency 0)")
+            raise CannotFitError("cannot fit a purchase model: no customer has a repeat purchase (all frequency 0); "
+                                 "BG/NBD learns the purchase rate from repeat buyers")
         t_max = float(patterns.T_values.max())
         scale = 1.0 / t_max if t_max > 0 else 1.0
         scaled = patterns.scaled(scale)

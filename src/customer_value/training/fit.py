@@ -22,6 +22,7 @@ import pandas as pd
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features.history import tables_before
+from customer_value.errors import CannotFitError, InputError
 from customer_value.probabilistic.fitting import FitError
 from customer_value.probabilistic.purchases import PurchaseModel
 from customer_value.probabilistic.spend import SpendModel
@@ -104,6 +105,8 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     observer.stage(f"features as of {day}")
     features = cache.base_features(day)
     timings["features"] = time.perf_counter() - start
+    if features.empty:
+        raise InputError(f"no customer signed up before {day}: nothing to fit as of that date")
     rfm = features.set_index("customer_id")[list(RFM_COLUMNS)]
 
     observer.stage("purchases (BG/NBD) and spend (Gamma-Gamma)")
@@ -111,7 +114,14 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     skipped: dict[str, str] = {}
     t0 = time.perf_counter()
     with observer.part("purchases"):  # without it there is no value: its error stops the fit
-        parts["purchases"] = FittedPart("purchases", PurchaseModel.from_settings(settings).fit(rfm))
+        try:
+            purchases = PurchaseModel.from_settings(settings).fit(rfm)
+        except FitError as exc:
+            repeat = int((rfm["frequency"] > 0).sum())
+            raise CannotFitError(f"{str(exc).splitlines()[0]} ({len(rfm):,} customer(s) as of {day}, "
+                                 f"{repeat:,} with a repeat purchase): more customers with repeat purchases, "
+                                 "or a larger penalizer, are needed") from exc
+        parts["purchases"] = FittedPart("purchases", purchases)
         observer.fitted(parts["purchases"])
     with observer.part("spend"):
         try:
@@ -137,8 +147,8 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             training_set = build_training_set(cut, day, settings, task.name, engine, cache=cache)
             task.check_labels(training_set.y_train)
             training_set = task.prepare(training_set, cache, fitted, settings)
-        except ValueError as exc:
-            skipped[task.name] = str(exc)
+        except (ValueError, CannotFitError) as exc:  # e.g. a snapshot's BG/NBD cannot be fitted
+            skipped[task.name] = str(exc).splitlines()[0]
             observer.stage(f"{task.name}: skipped ({exc})")
             continue
         observer.stage(f"{training_set.summary()}; tuning {settings.trials} trial(s)")

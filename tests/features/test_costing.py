@@ -1,7 +1,9 @@
-"""Cost-to-serve (contract section 3) against hand-computed values, term by term, to the cent.
+"""Cost-to-serve (contract sections 3 and 8) against hand-computed values, term by term, to the cent.
 
-Window: as_of 2024-01-01, horizon 91 days -> [2024-01-01, 2024-04-01). Pool rates come from
-[2023-01-01, 2024-01-01) (2023 has 365 days).
+Window: as_of 2024-01-01, horizon 91 days -> [2024-01-01, 2024-04-01). Each indirect pool
+allocates its amount for the window, annual_amount * 91 / 365, over the population's driver
+units in the window (section 8); section 3's per-unit rates of [2023-01-01, 2024-01-01) (2023
+has 365 days) are what pool_rates reports.
 """
 
 from __future__ import annotations
@@ -98,9 +100,13 @@ TABLES = make_tables(
     ],
 )
 
-# pool rates per unit over 2023: 3 active customer-months (A Feb by purchases, A Mar by events,
-# B Jun by purchases and a refund), 200 support minutes, 6 purchases, 3 invoices
+# section 3's pool rates per unit over 2023: 3 active customer-months (A Feb by purchases, A Mar by
+# events, B Jun by purchases and a refund), 200 support minutes, 6 purchases, 3 invoices
 RATES = {"platform": 1200.0 / 3, "helpdesk": 1000.0 / 200, "payments": 600.0 / 6, "billing": 300.0 / 3}
+# section 8: the window's share of each pool, spread over the population's units in the window:
+# 4 active customer-months (A 3, B 1), 47 support minutes (all A's), 3 purchases (A 2, B 1),
+# 6 invoices (all A's)
+YEARS = HORIZON / 365
 EXPECTED_A = {
     "revenue": 120.0,
     "margin": 40.0 + 25.0 - 12.0,
@@ -109,10 +115,10 @@ EXPECTED_A = {
     "cost_support": 8.0 + 20.0 + 40.0 + 5.0 + 2.0,
     "cost_orders_and_fees": 2 * 2.0 + 0.029 * 150.0,
     "cost_invoices_and_late": 6 * 1.5 + 3 * 15.0,
-    "cost_pool_platform": 3 * 400.0,  # Jan (w1), Feb (an event), Mar (w2, w3)
-    "cost_pool_helpdesk": 47 * 5.0,
-    "cost_pool_payments": 2 * 100.0,
-    "cost_pool_billing": 6 * 100.0,
+    "cost_pool_platform": 1200.0 * YEARS * 3 / 4,  # Jan (w1), Feb (an event), Mar (w2, w3)
+    "cost_pool_helpdesk": 1000.0 * YEARS * 47 / 47,
+    "cost_pool_payments": 600.0 * YEARS * 2 / 3,
+    "cost_pool_billing": 300.0 * YEARS * 6 / 6,
 }
 EXPECTED_A["cost_to_serve"] = sum(v for k, v in EXPECTED_A.items() if k.startswith("cost_"))
 EXPECTED_A["net_value"] = EXPECTED_A["margin"] - EXPECTED_A["cost_to_serve"]
@@ -128,19 +134,48 @@ def test_pool_rates_use_the_year_before_as_of() -> None:
     assert rates == pytest.approx(RATES)
 
 
+def test_every_activity_to_the_cent() -> None:
+    """The section 8 activities of A (the same window as below), cost and volume."""
+    a = build_targets(TABLES, AS_OF, SETTINGS).set_index("customer_id").loc["A"]
+    expected = {
+        "cost_support_email": 8.0, "support_minutes_email": 10.0,
+        "cost_support_chat": 20.0, "support_minutes_chat": 20.0,
+        "cost_support_phone": 15.0, "support_minutes_phone": 10.0,
+        "cost_support_other": 7.0, "support_minutes_other": 7.0,  # "other" and the unknown "twitter"
+        "cost_escalations": 25.0, "escalations": 1,
+        "cost_orders": 4.0, "orders": 2,
+        "cost_payment_fees": 0.029 * 150.0, "order_amount": 150.0,
+        "cost_invoices": 9.0, "invoices": 6,
+        "cost_late_payments": 45.0, "late_invoices": 3,
+        "pool_units_platform": 3, "pool_units_helpdesk": 47.0, "pool_units_payments": 2, "pool_units_billing": 6,
+    }
+    for column, value in expected.items():
+        assert a[column] == pytest.approx(value, abs=0.005), column
+    assert a.cost_support == pytest.approx(a[["cost_support_email", "cost_support_chat", "cost_support_phone",
+                                              "cost_support_other", "cost_escalations"]].sum())
+    assert a.cost_orders_and_fees == pytest.approx(a.cost_orders + a.cost_payment_fees)
+    assert a.cost_invoices_and_late == pytest.approx(a.cost_invoices + a.cost_late_payments)
+
+
 def test_every_cost_term_to_the_cent() -> None:
     targets = build_targets(TABLES, AS_OF, SETTINGS).set_index("customer_id")
     assert list(targets.index) == ["A", "B", "C"]
     a = targets.loc["A"]
     for column, value in EXPECTED_A.items():
         assert a[column] == pytest.approx(value, abs=0.005), column
-    assert round(a.cost_to_serve, 2) == 2372.35  # 75 + 8.35 + 54 + 1200 + 235 + 200 + 600
+    # 75 + 8.35 + 54 + 224.38 + 249.32 + 99.73 + 74.79
+    assert round(a.cost_to_serve, 2) == 785.57
 
     b = targets.loc["B"]  # one purchase of 20 in the window, after the churn window; Feb active
     assert b.churned == 1 and b.transactions == 1
     assert b.cost_orders_and_fees == pytest.approx(2.0 + 0.029 * 20.0)
-    assert b.cost_pool_platform == pytest.approx(400.0) and b.cost_pool_payments == pytest.approx(100.0)
+    assert b.cost_pool_platform == pytest.approx(1200.0 * YEARS / 4)
+    assert b.cost_pool_payments == pytest.approx(600.0 * YEARS / 3)
     assert b.cost_invoices_and_late == 0.0 and b.cost_support == 0.0
+    assert b.cost_pool_helpdesk == 0.0 and b.cost_pool_billing == 0.0
+    # each pool allocates exactly its amount for the window
+    for pool in SETTINGS.costs.indirect_pools:
+        assert targets[f"cost_pool_{pool.name}"].sum() == pytest.approx(pool.annual_amount * YEARS, rel=1e-9)
 
     c = targets.loc["C"]
     assert c.churned == 1 and c.transactions == 0
@@ -153,20 +188,30 @@ def test_columns_and_other_horizons() -> None:
         "customer_id", "revenue", "margin", "transactions", "churned", "cost_support", "cost_orders_and_fees",
         "cost_invoices_and_late", "cost_pool_platform", "cost_pool_helpdesk", "cost_pool_payments",
         "cost_pool_billing", "cost_to_serve", "net_value",
+        # section 8 activities (the pools' are above), then the volumes they are priced from
+        "cost_support_email", "cost_support_chat", "cost_support_phone", "cost_support_other", "cost_escalations",
+        "cost_orders", "cost_payment_fees", "cost_invoices", "cost_late_payments",
+        "support_minutes_email", "support_minutes_chat", "support_minutes_phone", "support_minutes_other",
+        "escalations", "orders", "order_amount", "invoices", "late_invoices",
+        "pool_units_platform", "pool_units_helpdesk", "pool_units_payments", "pool_units_billing",
     ]
     a = targets.set_index("customer_id").loc["A"]
-    # same per-unit rates, fewer units: tickets e c p o x, one purchase, two invoices (on_time, paid_late)
-    assert a.cost_pool_helpdesk == pytest.approx(47 * 5.0)
-    assert a.cost_pool_payments == pytest.approx(100.0)
-    assert a.cost_pool_billing == pytest.approx(200.0)
-    assert a.cost_pool_platform == pytest.approx(400.0)
+    # A has every driver unit of this window (tickets e c p o x, purchase w1, invoices on_time and
+    # paid_late, January active; B's purchase is in February), so A carries each pool's 10 days
+    assert a.pool_units_helpdesk == 47.0 and a.pool_units_payments == 1 and a.pool_units_billing == 2
+    assert a.pool_units_platform == 1
+    assert a.cost_pool_helpdesk == pytest.approx(1000.0 * 10 / 365)
+    assert a.cost_pool_payments == pytest.approx(600.0 * 10 / 365)
+    assert a.cost_pool_billing == pytest.approx(300.0 * 10 / 365)
+    assert a.cost_pool_platform == pytest.approx(1200.0 * 10 / 365)
     # at the end of this window neither invoice is late yet (paid_late is due 01-24)
     assert a.cost_invoices_and_late == pytest.approx(3.0)
 
 
 def test_historical_cost_features_are_targets_of_the_trailing_window() -> None:
-    """hist_* as of D equal the targets of [D - H, D) when there are no pools (pool rates are
-    taken as of D for the features, as of D - H for those targets)."""
+    """hist_* as of D equal the targets of [D - H, D) when there are no pools (with pools they
+    differ where the populations do: the targets as of D - H leave out customers who signed up
+    inside the window, so they spread the pools over fewer customers)."""
     settings = Settings(horizon_days=HORIZON, margin_rate=0.5)
     features = build_features(TABLES, END, settings).set_index("customer_id")
     targets = build_targets(TABLES, AS_OF, settings).set_index("customer_id")

@@ -9,6 +9,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import build_features, build_targets
+from customer_value.features.costing import activity_cost_columns, cost_columns
 from feature_worlds import AS_OF, make_tables
 
 
@@ -60,5 +61,6 @@ def test_features_and_targets_line_up(world: Tables, pooled_settings: Settings) 
     assert not x.drop(columns=[c for c in x.columns if "days_since" in c or "mean" in c or "share" in c
                                or c in ("plan", "region", "pay_days_late_max")]).isna().any().any()
     np.testing.assert_allclose(y.net_value, y.margin - y.cost_to_serve, rtol=0, atol=1e-8)  # outputs rounded to 1e-9
-    components = [c for c in y.columns if c.startswith("cost_") and c != "cost_to_serve"]
-    pd.testing.assert_series_equal(y[components].sum(axis=1), y.cost_to_serve, check_names=False)
+    # the components add up to the total, and so do the activities (section 8; the pools are both)
+    for parts in (cost_columns(pooled_settings), activity_cost_columns(pooled_settings)):
+        pd.testing.assert_series_equal(y[parts].sum(axis=1), y.cost_to_serve, check_names=False)

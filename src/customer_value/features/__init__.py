@@ -17,7 +17,7 @@ backend (no pandas round trip of the inputs).
 
 Modules: :mod:`.history` (what was known before ``as_of``; contract section 1),
 :mod:`.rfm`, :mod:`.engagement`, :mod:`.payment`, :mod:`.support`, :mod:`.account`,
-:mod:`.costing` (cost-to-serve, contract section 3), :mod:`.historical`, :mod:`.targets`,
+:mod:`.costing` (cost-to-serve, contract sections 3 and 8), :mod:`.historical`, :mod:`.targets`,
 :mod:`.engine` (backends and table registration), :mod:`.build` (assembly).
 """
 

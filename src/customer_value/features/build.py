@@ -20,7 +20,6 @@ from ibis.backends import BaseBackend
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features.account import account_features
-from customer_value.features.costing import pool_rates
 from customer_value.features.engagement import engagement_features
 from customer_value.features.engine import Engine, Sources, connect, execute, registered, registered_files
 from customer_value.features.historical import historical_features
@@ -123,7 +122,7 @@ def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progres
         ("engagement", lambda: engagement_features(h, settings)),
         ("payment", lambda: payment_features(h, settings)),
         ("support", lambda: support_features(h, settings)),
-        ("historical cost-to-serve", lambda: historical_features(src, h, settings, pool_rates(src, h.as_of, settings))),
+        ("historical cost-to-serve", lambda: historical_features(src, h, settings)),
     ]
     with _Steps(len(groups), progress, "features") as steps:
         frames = [steps.run(name, lambda make=make: _run(make())) for name, make in groups]
@@ -166,8 +165,7 @@ def targets_from_sources(
 ) -> pd.DataFrame:
     moment = as_of_datetime(as_of)
     population = History.of(src, moment, settings).population()
-    rates = pool_rates(src, moment, settings)
-    return _run(target_table(src, population, moment, settings, rates, horizon_days))
+    return _run(target_table(src, population, moment, settings, horizon_days))
 
 
 def build_targets(
@@ -179,7 +177,9 @@ def build_targets(
 ) -> pd.DataFrame:
     """Per customer with ``signup_at < as_of``: revenue, margin, transactions, churned, the
     cost-to-serve components, ``cost_to_serve`` and ``net_value`` over ``[as_of, as_of + H)``
-    (``H = horizon_days`` or ``settings.horizon_days``); see :mod:`.targets` and :mod:`.costing`."""
+    (``H = horizon_days`` or ``settings.horizon_days``), then the cost per activity and the
+    activity volumes; each indirect pool allocates its amount for the window over these
+    customers (contract section 8). See :mod:`.targets` and :mod:`.costing`."""
     with _sources(tables, engine) as src:
         return targets_from_sources(src, as_of, settings, horizon_days)
 

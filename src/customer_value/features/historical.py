@@ -2,9 +2,16 @@
 
 The backward-looking baseline of the score file (contract section 5): the same revenue, margin,
 transactions and cost-to-serve breakdown as the targets, over the ``horizon_days`` before
-``as_of``, with pool rates as of ``as_of``; ``historical_value = margin − cost_to_serve``.
-Columns are the targets' names prefixed ``hist_`` (``hist_revenue``, ``hist_cost_support``, …)
-and ``historical_value``.
+``as_of``; ``historical_value = margin − cost_to_serve``. Each indirect pool allocates its amount
+for that window (``annual_amount × horizon_days / 365``) over the driver units of every customer
+with ``signup_at < as_of`` (contract section 8; with ``horizon_days = 365`` this is section 3's
+``rate_p × units``). Only rows before ``as_of`` are read.
+
+Columns are the targets' names prefixed ``hist_``: first ``hist_revenue``, ``hist_margin``,
+``hist_transactions``, the components ``hist_cost_support``, …, ``hist_cost_pool_<name>``,
+``hist_cost_to_serve``, then ``historical_value``, then the cost per activity
+(``hist_cost_support_email``, …, ``hist_cost_late_payments``) and the activity volumes
+(``hist_support_minutes_email``, …, ``hist_late_invoices``, ``hist_pool_units_<name>``).
 """
 
 from __future__ import annotations
@@ -14,13 +21,20 @@ import datetime as dt
 import ibis.expr.types as ir
 
 from customer_value.config import Settings
+from customer_value.features.costing import cost_columns
 from customer_value.features.engine import Sources
 from customer_value.features.history import History
 from customer_value.features.targets import window_outcomes
 
 
-def historical_features(src: Sources, h: History, settings: Settings, rates: dict[str, float]) -> ir.Table:
+def historical_features(src: Sources, h: History, settings: Settings) -> ir.Table:
     start = h.as_of - dt.timedelta(days=settings.horizon_days)
-    t = window_outcomes(src, h.population(), start, h.as_of, settings, rates)
-    renamed = {f"hist_{c}": t[c] for c in t.columns if c not in ("customer_id", "net_value")}
-    return t.select("customer_id", **renamed, historical_value=t.net_value)
+    t = window_outcomes(src, h.population(), start, h.as_of, settings)
+    leading = ["revenue", "margin", "transactions", *cost_columns(settings), "cost_to_serve"]
+    rest = [c for c in t.columns if c not in ("customer_id", "net_value", *leading)]
+    return t.select(
+        "customer_id",
+        **{f"hist_{c}": t[c] for c in leading},
+        historical_value=t.net_value,
+        **{f"hist_{c}": t[c] for c in rest},
+    )

@@ -22,6 +22,7 @@ from customer_value.boosted.cost_to_serve import FEVAL_NAME, CostToServeModel
 from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.margin import CHURN_FEATURE, MarginModel
 from customer_value.config import Settings
+from customer_value.features.costing import COMPONENTS
 
 Evaluation = dict[str, dict[str, float]]
 """``{source: {metric: value}}``, e.g. ``{"valid": {"roc_auc": 0.88}, "baseline_bgnbd": {...}}``."""
@@ -51,7 +52,7 @@ class Task:
     reference_probability: tuple[str, str] | None = None
     """``(name, feature column)`` of a naive probability drawn beside a classifier's curves."""
     component_labels: bool = False
-    """Whether the fit also gets every ``cost_*`` component as labels (per-component models)."""
+    """Whether the fit also gets the cost components (section 3's, one per pool) as labels."""
     prepare: Callable[[Any, Any, Mapping[str, Any], Settings], Any] = lambda ts, cache, fitted, settings: ts
     """``(training_set, snapshot cache, parts fitted so far, settings) -> training_set``: inputs
     that come from other fitted parts (the margin model reads the churn probability)."""
@@ -71,7 +72,7 @@ class Task:
         """What ``estimator.fit`` takes besides X, y and the validation rows."""
         if not self.component_labels:
             return {}
-        components = [c for c in training_set.targets_train.columns if c.startswith("cost_") and c != "cost_to_serve"]
+        components = [c for c in training_set.targets_train.columns if c in COMPONENTS or c.startswith("cost_pool_")]
         if not components:
             return {"components": None, "components_valid": None}
         return {"components": training_set.targets_train[components],

@@ -6,6 +6,7 @@ is an error at start-up that names the key, never a silent default.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +111,12 @@ class Settings(_Frozen):
     )
     model_name: str = "customer_value"
     strict: bool = True
+    timestamp_format: str | None = Field(
+        default=None,
+        description="strftime format of text timestamps in the input files, e.g. '%d/%m/%Y'; none: ISO 8601 "
+                    "(year first, optional offset or Z). A text timestamp that does not match is a problem row, "
+                    "never parsed another way (data/loading.py)",
+    )
 
     @field_validator("columns")
     @classmethod
@@ -117,6 +124,22 @@ class Settings(_Frozen):
         unknown = set(value) - set(TABLES)
         if unknown:
             raise ValueError(f"unknown table(s) in columns: {sorted(unknown)}; expected {list(TABLES)}")
+        return value
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _usable_format(cls, value: str | None) -> str | None:
+        """A format that cannot read back what it writes would reject every row: refuse it here."""
+        if value is None:
+            return value
+        moment = datetime(2024, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+        try:
+            if "%" not in value:
+                raise ValueError("it has no % directive")
+            datetime.strptime(moment.strftime(value), value)
+        except ValueError as exc:
+            raise ValueError(f"timestamp_format {value!r} is not a usable strftime format such as "
+                             f"'%d/%m/%Y %H:%M' ({exc}); leave it out for ISO 8601") from exc
         return value
 
     @model_validator(mode="after")

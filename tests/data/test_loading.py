@@ -131,15 +131,20 @@ def test_non_strict_sets_aside_exactly_the_bad_rows(tmp_path, tiny_tables):
     before = _digest(data)
     loaded = load_tables(data, strict=False)
     report = loaded.report
-    assert report.n_set_aside == {"customers": 1, "transactions": 2, "support_tickets": 2, "invoices": 1}
-    # c3 is set aside for its unknown referrer, so its ticket follows it (its transaction is row 3)
+    # issue 16: an unknown referrer no longer sets its customer aside (nor, in cascade, that customer's
+    # rows elsewhere): c3 is kept with referred_by nulled, and its ticket s3 stays
+    assert report.n_set_aside == {"transactions": 2, "support_tickets": 1, "invoices": 1}
+    assert report.n_nulled == {"customers": 1}
+    referrer = report.problems[report.problems["table"] == "customers"]
+    assert referrer[["row", "column", "check", "action"]].values.tolist() == [[2, "referred_by", "referred_by unknown", "set to null"]]
     tickets = report.problems[report.problems["table"] == "support_tickets"]
-    assert sorted(tickets["row"]) == [1, 2]
-    assert set(tickets["check"]) == {"not one of ['email', 'chat', 'phone', 'other']", "refers to an unknown customer_id"}
+    assert sorted(tickets["row"]) == [1]
+    assert set(tickets["check"]) == {"not one of ['email', 'chat', 'phone', 'other']"}
     assert sorted(report.problems.loc[report.problems["table"] == "transactions", "row"]) == [2, 3]
     assert set(loaded.tables.transactions["transaction_id"]) == {"t1", "t2"}
-    assert set(loaded.tables.customers["customer_id"]) == {"c1", "c2"}
-    assert set(loaded.tables.support_tickets["ticket_id"]) == {"s1"}
+    assert set(loaded.tables.customers["customer_id"]) == {"c1", "c2", "c3"}
+    assert loaded.tables.customers["referred_by"].isna().all()
+    assert set(loaded.tables.support_tickets["ticket_id"]) == {"s1", "s3"}
     assert set(loaded.tables.invoices["invoice_id"]) == {"i2"}
     # the written report holds the same rows, and nothing else was dropped
     path = report.write(tmp_path / "report.csv")

@@ -1,19 +1,59 @@
 """Read a data directory into validated canonical tables (contract section 2).
 
-Three steps per table, each reporting problems as rows of (table, row, column, check, value):
-1. **parse**: map the user's column names, check required columns, turn values into canonical
-   dtypes (timestamps to naive UTC); a value that does not parse is a problem, never a silent NaN;
-2. **schema**: the pandera schema of the table (nulls, uniqueness, ranges, allowed values);
-3. **references**: every `customer_id` must exist among the valid customers.
+Every input problem ends in one of two places, never in a traceback or a silent change:
+a :class:`DataValidationError` naming the file, table, column and example rows, or (non-strict
+mode, row-level problems only) a line in the :class:`ValidationReport`.
 
-Strict mode stops at the first table with problems and lists all of them. Non-strict mode sets
-the bad rows aside into the :class:`ValidationReport` (which the caller writes to a file) and
-keeps the rest. Input files are only ever read.
+**Files.** One file per table, ``NAME.parquet`` or ``NAME.csv``; both at once is an error (which
+one is meant cannot be guessed). A file that cannot be read (empty, truncated, another format
+under the wrong suffix, not UTF-8, no permission, a header naming a column twice) is an error
+naming file and table, in strict and non-strict mode alike.
+
+**CSV missing values.** Only an empty field is missing. Every other text is a value: a region
+``NA``, a plan ``null``, an id ``None`` or ``N/A`` stay those strings, so the same data written
+as CSV and as Parquet loads to the same tables. (In CSV an empty id therefore is a null id.)
+
+**Timestamps.** All times become naive UTC (contract section 1). Typed timestamp columns
+(Parquet) are taken as they are: tz-aware ones are converted to UTC, naive ones are read as UTC.
+Text timestamps (CSV, or text columns in Parquet) are ISO 8601, year first: ``2024-07-01``,
+``2024-07-01 12:30:00``, ``2024-07-01T12:30:00.5Z``, ``2024-07-01T12:30:00+02:00``; naive and
+offset values may be mixed in one column (offsets converted to UTC, naive values read as UTC).
+For another layout set ``timestamp_format`` (a strftime format such as ``%d/%m/%Y``) in the
+config; then every text timestamp must match that format. A text that does not parse is a
+problem row ("timestamp not ISO 8601 (set timestamp_format)"); a value is never parsed two ways,
+so ``03/04/2024`` is never silently read as 3 April here and as 4 March there.
+
+**Numbers.** ``inf``, ``-inf`` and NaN are not values of any numeric column (a problem row,
+"not a finite number", in CSV text and in Parquet floats alike). A Parquet null, and an empty
+CSV field, is missing; a Parquet NaN is not missing but non-finite.
+
+Three steps per table, each reporting problems as rows of (table, row, column, check, value, action):
+1. **parse**: map the user's column names, check required columns, turn values into canonical
+   dtypes; a value that does not parse is a problem, never a silent NaN;
+2. **schema**: the pandera schema of the table (nulls, uniqueness, ranges, allowed values);
+3. **references**: every ``customer_id`` must be a customer that was kept.
+
+Rows are numbered from 0 in file order (a CSV's line is row + 2). Strict mode stops at the first
+table with problems and lists all of them. Non-strict mode keeps what can be trusted and writes
+down the rest, so that for every table ``rows in = rows kept + rows set aside`` (distinct rows):
+
+- a row with a problem in one of its own values is set aside (action ``set aside``);
+- every row of a duplicated ``customer_id`` is set aside: none of them can be trusted to be *the*
+  customer, and keeping one would attach the others' history to it;
+- a row of another table whose ``customer_id`` is not a kept customer is set aside, with the
+  check saying whether that customer is unknown or was itself set aside;
+- a ``referred_by`` naming no kept customer does not cost the customer: the reference is set to
+  null and reported (action ``set to null``, check ``referred_by unknown`` or ``referred_by set
+  aside``), so one bad referrer never cascades to the customers it referred.
+
+Input files are only ever read.
 """
 
 from __future__ import annotations
 
+import csv
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,35 +61,70 @@ import numpy as np
 import pandas as pd
 
 from customer_value.config import Settings
-from customer_value.errors import InputError
 from customer_value.data.tables import EVENT_TIME, REQUIRED_TABLES, TABLE_COLUMNS, TIMESTAMP, Tables, empty_table
+from customer_value.errors import InputError
 
-PROBLEM_COLUMNS = ["table", "row", "column", "check", "value"]
+PROBLEM_COLUMNS = ["table", "row", "column", "check", "value", "action"]
+SET_ASIDE = "set aside"
+NULLED = "set to null"
+NULL_REQUIRED = "null where a value is required"
+NOT_FINITE = "not a finite number"
+ISO_CHECK = "timestamp not ISO 8601 (set timestamp_format)"
+UNKNOWN_CUSTOMER = "refers to an unknown customer_id"
+SET_ASIDE_CUSTOMER = "customer_id set aside in customers"
+REFERRER_UNKNOWN = "referred_by unknown"
+REFERRER_SET_ASIDE = "referred_by set aside"
+ROW_NUMBERS = "rows are numbered from 0 in file order (a CSV's line is row + 2)"
+EXAMPLES = 5
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
+_NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+_EXACT_INT = 2.0**53  # beyond this a float no longer holds every whole number
 
 
 class DataValidationError(InputError):
-    """Input that breaks the contract; the message names table, column and example rows."""
+    """Input that breaks the contract; the message names file, table, column and example rows."""
 
     def __init__(self, message: str, problems: pd.DataFrame | None = None):
         super().__init__(message)
-        self.problems = problems if problems is not None else pd.DataFrame(columns=PROBLEM_COLUMNS)
+        self.problems = problems if problems is not None else _no_problems()
 
 
 @dataclass
 class ValidationReport:
-    """What validation found: per-table summaries and every problem row (set aside or fatal)."""
+    """What validation found: per-table summaries and every problem row (set aside or nulled)."""
 
-    problems: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PROBLEM_COLUMNS))
+    problems: pd.DataFrame = field(default_factory=lambda: _no_problems())
     summary: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def n_set_aside(self) -> dict[str, int]:
-        """Distinct input rows set aside, per table."""
-        if self.problems.empty:
+        """Distinct input rows set aside, per table (rows whose only fault was nulled are kept)."""
+        return self._distinct_rows(SET_ASIDE)
+
+    @property
+    def n_nulled(self) -> dict[str, int]:
+        """Distinct kept rows with a value set to null, per table."""
+        return self._distinct_rows(NULLED)
+
+    @property
+    def has_problems(self) -> bool:
+        """Whether anything was set aside or nulled: then the report must be written."""
+        return len(self.problems) > 0
+
+    def describe(self) -> str:
+        """One line for the user: rows set aside and values nulled, per table."""
+        parts = []
+        for words, counts in (("bad row(s) set aside", self.n_set_aside), ("reference(s) set to null", self.n_nulled)):
+            if counts:
+                parts.append(f"{sum(counts.values()):,} {words} ({', '.join(f'{t}: {n:,}' for t, n in counts.items())})")
+        return "; ".join(parts)
+
+    def _distinct_rows(self, action: str) -> dict[str, int]:
+        chosen = self.problems[self.problems["action"] == action]
+        if chosen.empty:
             return {}
-        return self.problems.groupby("table")["row"].nunique().astype(int).to_dict()
+        return chosen.groupby("table")["row"].nunique().astype(int).to_dict()
 
     def write(self, path: str | Path) -> Path:
         """Write the problem rows as CSV (one line per row and failed check)."""
@@ -70,90 +145,195 @@ class LoadedData:
 
 
 def find_table_file(data_dir: Path, name: str) -> Path | None:
-    for suffix in (".parquet", ".csv"):
-        path = data_dir / f"{name}{suffix}"
-        if path.exists():
-            return path
-    return None
+    """The one file of table ``name``; two candidates are an error because either may be meant."""
+    found = [p for p in (data_dir / f"{name}.parquet", data_dir / f"{name}.csv") if p.exists() or p.is_symlink()]
+    if len(found) > 1:
+        raise DataValidationError(
+            f"table '{name}': both {found[0]} and {found[1]} exist; keep one file per table "
+            f"(remove or rename the other)"
+        )
+    return found[0] if found else None
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """Read one file as it is; CSV values stay text so that parsing can report what fails."""
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=True)
+def read_raw(path: Path, table: str | None = None) -> pd.DataFrame:
+    """Read one file as it is (CSV values stay text so that parsing can say what fails).
+
+    Any failure to read becomes a :class:`DataValidationError` naming the file and the table.
+    """
+    table = table or path.stem
+    reader = _read_parquet if path.suffix == ".parquet" else _read_csv
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise _Unreadable("the file is empty (0 bytes); a table file needs at least a header")
+        frame = reader(path)
+    except _Unreadable as exc:
+        raise DataValidationError(f"table '{table}': cannot read {path}: {exc}") from exc
+    # OSError: permissions, directories, dangling links; ValueError: pandas' parser and encoding
+    # errors, pyarrow's ArrowInvalid; the rest: pyarrow's other kinds and the csv module's
+    except (OSError, ValueError, TypeError, KeyError, NotImplementedError, csv.Error) as exc:
+        raise DataValidationError(f"table '{table}': cannot read {path}: {_why(path, exc)}") from exc
     return frame.reset_index(drop=True)
 
 
+class _Unreadable(Exception):
+    """A reason, found by us, why a file cannot be read as a table."""
+
+
+def _why(path: Path, exc: Exception) -> str:
+    """The reading error in words, with a hint when the content is not what the suffix says."""
+    head = _head(path)
+    if path.suffix == ".parquet" and not head.startswith(b"PAR1"):
+        return f"not a Parquet file (is it another format renamed .parquet?): {exc}"
+    if path.suffix == ".parquet":
+        return f"not a readable Parquet file (truncated or corrupt?): {exc}"
+    if head.startswith(b"PAR1"):
+        return "this is a Parquet file named .csv; rename it to .parquet"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory, not a file"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4)
+    except OSError:
+        return b""
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Text in, text out: only an empty field is missing (``NA``, ``null``, ``None`` are values)."""
+    _check_header(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+
+
+def _check_header(path: Path) -> None:
+    """pandas silently renames a repeated column (``amount``, ``amount.1``): refuse it instead."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    _refuse_repeated(header)
+
+
+def _refuse_repeated(names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise _Unreadable(f"the header names column(s) {repeated} more than once")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Parquet as pandas, with float NaN kept apart from null (pandas would merge the two)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    _refuse_repeated(table.schema.names)
+    frame = table.to_pandas()
+    for name in table.schema.names:
+        column = table.column(name)
+        if name in frame.columns and _is_float(column.type) and pc.any(pc.is_nan(column)).as_py():
+            nan = pc.fill_null(pc.is_nan(column), False).to_numpy(zero_copy_only=False)
+            frame[name] = frame[name].astype(object)
+            frame.loc[nan, name] = "NaN"  # text, so that parsing reports it instead of reading "missing"
+    return frame
+
+
+def _is_float(arrow_type: object) -> bool:
+    import pyarrow.types as pt
+
+    return pt.is_floating(arrow_type)
+
+
 # ---------------------------------------------------------------------------------------------
-# parsing
+# parsing: each parser returns the canonical series and the (check, rows) that failed
+
+Failures = list[tuple[str, pd.Series]]
 
 
-def _problems(table: str, column: str, check: str, mask: np.ndarray | pd.Series, values: pd.Series) -> pd.DataFrame:
+def _problems(table: str, column: str, check: str, mask: np.ndarray | pd.Series, values: pd.Series,
+              action: str = SET_ASIDE) -> pd.DataFrame:
     mask = np.asarray(mask, dtype=bool)
     rows = np.flatnonzero(mask)
     return pd.DataFrame(
         {
-            "table": table,
-            "row": rows,
+            "table": pd.Series(table, index=range(len(rows)), dtype="str"),
+            "row": rows.astype("int64"),
             "column": column,
             "check": check,
-            "value": values.iloc[rows].astype(str).to_numpy(),
+            "value": pd.Series(values.iloc[rows].astype(str).to_numpy(), dtype="str"),
+            "action": action,
         }
     )
 
 
-def _parse_timestamp(values: pd.Series) -> pd.Series:
-    """Any timestamp representation to naive UTC wall time (contract section 1)."""
+def _parse_timestamp(values: pd.Series, timestamp_format: str | None = None) -> tuple[pd.Series, Failures]:
+    """Typed timestamps to naive UTC as they are; text by one rule only (module docstring)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype(TIMESTAMP)
+        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype(TIMESTAMP), []
     if pd.api.types.is_datetime64_dtype(values.dtype):
-        return values.astype(TIMESTAMP)
+        return values.astype(TIMESTAMP), []
     text = values.astype("str")
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    retry = parsed.isna() & text.notna()
-    if retry.any():
-        parsed[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
-    return parsed.dt.tz_localize(None).astype(TIMESTAMP)
+    fmt = timestamp_format or "ISO8601"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format=fmt)
+    check = ISO_CHECK if timestamp_format is None else f"timestamp does not match timestamp_format {timestamp_format!r}"
+    failed = parsed.isna() & values.notna()
+    return parsed.dt.tz_localize(None).astype(TIMESTAMP), [(check, failed)]
 
 
-def _parse_float(values: pd.Series) -> pd.Series:
+def _parse_float(values: pd.Series, timestamp_format: str | None = None) -> tuple[pd.Series, Failures]:
+    """Finite floats; text that is no number, and inf / -inf / NaN, are problems."""
     if pd.api.types.is_float_dtype(values.dtype) and not isinstance(values.dtype, pd.ArrowDtype):
-        return values.astype("float64")
-    return pd.to_numeric(values, errors="coerce").astype("float64")
+        numbers = values.astype("float64")
+    else:
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    present = values.notna()
+    unparsed = numbers.isna() & present
+    spelled_non_finite = unparsed.copy()
+    if unparsed.any():
+        spelled_non_finite[unparsed] = values[unparsed].astype("str").str.strip().str.lower().isin(_NON_FINITE)
+    non_finite = pd.Series(np.isinf(numbers.to_numpy()), index=values.index) | spelled_non_finite
+    numbers = numbers.where(~non_finite)
+    return numbers, [("not a number", unparsed & ~spelled_non_finite), (NOT_FINITE, non_finite)]
 
 
-def _parse_int(values: pd.Series) -> pd.Series:
+def _parse_int(values: pd.Series, timestamp_format: str | None = None) -> tuple[pd.Series, Failures]:
     if pd.api.types.is_integer_dtype(values.dtype):
-        return values.astype("Int64")
+        return values.astype("Int64"), []
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    whole = numbers.notna() & (numbers == np.round(numbers))
-    return pd.Series(np.where(whole, numbers, np.nan), index=values.index).astype("Int64")
+    whole = numbers.notna() & (numbers.abs() <= _EXACT_INT) & (numbers == np.round(numbers))
+    parsed = pd.Series(np.where(whole, numbers, np.nan), index=values.index).astype("Int64")
+    return parsed, [("not a whole number", ~whole & values.notna())]
 
 
-def _parse_bool(values: pd.Series) -> pd.Series:
+def _parse_bool(values: pd.Series, timestamp_format: str | None = None) -> tuple[pd.Series, Failures]:
+    """true/false in the usual spellings; a null is a problem (the column is required)."""
     if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
-        return values.astype(bool)
+        return values.astype(bool), []
     text = values.astype("str").str.strip().str.lower()
     out = pd.Series(pd.NA, index=values.index, dtype="boolean")
     out[text.isin(_TRUE)] = True
     out[text.isin(_FALSE)] = False
-    return out
+    failures = [("not a boolean", out.isna() & values.notna()), (NULL_REQUIRED, values.isna())]
+    return out.fillna(False).astype(bool), failures
 
 
-def _parse_str(values: pd.Series) -> pd.Series:
+def _parse_str(values: pd.Series, timestamp_format: str | None = None) -> tuple[pd.Series, Failures]:
     if values.dtype == "str":
-        return values
+        return values, []
     if pd.api.types.is_float_dtype(values.dtype):  # ids written as numbers, e.g. 12.0 -> "12"
-        whole = values.notna() & (values == np.round(values))
+        whole = values.notna() & (values.abs() <= _EXACT_INT) & (values == np.round(values))
         text = values.astype("str")
         text[whole] = values[whole].astype("int64").astype("str")
-        return text
-    return values.astype("str")
+        return text, []
+    return values.astype("str"), []
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[..., tuple[pd.Series, Failures]]] = {
     TIMESTAMP: _parse_timestamp,
     "float64": _parse_float,
     "Int64": _parse_int,
@@ -162,58 +342,92 @@ _PARSERS = {
 }
 
 
-def parse_table(name: str, raw: pd.DataFrame, columns: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Canonical names and dtypes for one table; returns (frame, problems).
-
-    Raises :class:`DataValidationError` for table-level problems (a required column missing),
-    which no row-level setting aside can fix.
-    """
+def map_columns(name: str, raw: pd.DataFrame, columns: dict[str, str] | None, source: object = None) -> pd.DataFrame:
+    """The user's names to canonical ones (config ``columns:``); a mapping that cannot be applied
+    as written is an error, because guessing would read the wrong column."""
     mapping = columns or {}
-    unknown = set(mapping) - set(TABLE_COLUMNS[name])
+    where = f"table '{name}'" + (f" ({source})" if source is not None else "")
+    canonical = list(TABLE_COLUMNS[name])
+    unknown = sorted(set(mapping) - set(canonical))
     if unknown:
         raise DataValidationError(
-            f"table '{name}': the columns mapping names unknown canonical column(s) {sorted(unknown)}; "
-            f"canonical columns are {list(TABLE_COLUMNS[name])}"
+            f"{where}: the columns mapping (columns: {name}: ...) names unknown canonical column(s) {unknown}; "
+            f"the canonical columns of '{name}' are {canonical}"
         )
-    renamed = raw.rename(columns={user: canonical for canonical, user in mapping.items()})
+    shared = {u: sorted(c for c, v in mapping.items() if v == u) for u in mapping.values()}
+    shared = {u: cs for u, cs in shared.items() if len(cs) > 1}
+    if shared:
+        u, cs = next(iter(shared.items()))
+        raise DataValidationError(f"{where}: the columns mapping sends {cs} all to the one column '{u}'; map each "
+                                  f"canonical column to its own column")
+    absent = [(c, u) for c, u in mapping.items() if u not in raw.columns]
+    if absent:
+        shown = ", ".join(f"{c}: {u}" for c, u in absent)
+        raise DataValidationError(f"{where}: the columns mapping ({shown}) names column(s) the file lacks; "
+                                  f"the file's columns are {list(raw.columns)}")
+    renames = {u: c for c, u in mapping.items() if u != c}
+    collide = [(u, c) for u, c in renames.items() if c in raw.columns and c not in renames]
+    if collide:
+        u, c = collide[0]
+        raise DataValidationError(
+            f"{where}: the columns mapping {c}: {u} renames column '{u}' to '{c}', but the file also has a column "
+            f"'{c}'; the two columns '{u}' and '{c}' collide (drop or rename one of them in the file, or remove "
+            f"the mapping)"
+        )
+    return raw.rename(columns=renames)
+
+
+def parse_table(name: str, raw: pd.DataFrame, columns: dict[str, str] | None = None,
+                timestamp_format: str | None = None, source: object = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Canonical names and dtypes for one table; returns (frame, problems).
+
+    Raises :class:`DataValidationError` for table-level problems (a mapping that does not fit
+    the file, a required column missing), which no row-level setting aside can fix.
+    """
+    renamed = map_columns(name, raw, columns, source)
+    mapping = columns or {}
     missing = [c for c, (_, required) in TABLE_COLUMNS[name].items() if required and c not in renamed.columns]
     if missing:
-        where = [f"'{c}'" + (f" (mapped from '{mapping[c]}')" if c in mapping else "") for c in missing]
+        named = [f"'{c}'" + (f" (mapped from '{mapping[c]}')" if c in mapping else "") for c in missing]
+        where = f" in {source}" if source is not None else ""
         raise DataValidationError(
-            f"table '{name}': missing required column(s) {', '.join(where)}; "
-            f"found columns {list(raw.columns)}"
+            f"table '{name}': missing required column(s) {', '.join(named)}{where}; found columns {list(raw.columns)}"
+            + _delimiter_hint(raw)
         )
     frame: dict[str, pd.Series] = {}
     problems = []
     for column, (dtype, _) in TABLE_COLUMNS[name].items():
         if column not in renamed.columns:
-            frame[column] = pd.Series(pd.NA if dtype in ("Int64",) else None, index=renamed.index).astype(dtype)
+            frame[column] = pd.Series(pd.NA if dtype == "Int64" else None, index=renamed.index).astype(dtype)
             continue
         original = renamed[column]
-        parsed = _PARSERS[dtype](original)
-        failed = parsed.isna() & original.notna()
-        if dtype != "str" and failed.any():
-            check = {TIMESTAMP: "timestamp does not parse", "float64": "not a number",
-                     "Int64": "not a whole number", "bool": "not a boolean"}[dtype]
-            problems.append(_problems(name, column, check, failed, original))
-        if dtype == "bool":
-            missing_bool = parsed.isna()
-            parsed = parsed.fillna(False).astype(bool)
-            if missing_bool.any():
-                problems.append(_problems(name, column, "not nullable", missing_bool & original.isna(), original))
-        frame[column] = parsed
-    extra = [c for c in renamed.columns if c not in TABLE_COLUMNS[name]]
+        frame[column], failures = _PARSERS[dtype](original, timestamp_format)
+        problems += [_problems(name, column, check, mask, original) for check, mask in failures if mask.any()]
     out = pd.DataFrame(frame, index=renamed.index)
-    for column in extra:
-        out[column] = renamed[column]
-    found = pd.concat(problems, ignore_index=True) if problems else _no_problems()
-    return out, found
+    for column in renamed.columns:
+        if column not in TABLE_COLUMNS[name]:
+            out[column] = renamed[column]
+    return out, _concat(problems)
+
+
+def _delimiter_hint(raw: pd.DataFrame) -> str:
+    """A CSV written with another separator arrives as one column named after the whole header."""
+    if len(raw.columns) == 1:
+        for separator in (";", "\t", "|"):
+            if separator in str(raw.columns[0]):
+                return f" (the file seems to separate values with {separator!r}; contract CSV files use commas)"
+    return ""
 
 
 def _no_problems() -> pd.DataFrame:
     return pd.DataFrame({"table": pd.Series([], dtype="str"), "row": pd.Series([], dtype="int64"),
                          "column": pd.Series([], dtype="str"), "check": pd.Series([], dtype="str"),
-                         "value": pd.Series([], dtype="str")})
+                         "value": pd.Series([], dtype="str"), "action": pd.Series([], dtype="str")})
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True)[PROBLEM_COLUMNS] if frames else _no_problems()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,11 +453,13 @@ def check_schema(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
             rows = group["index"].astype("int64").to_numpy()
             column = column if isinstance(column, str) and column in frame.columns else _checked_columns(check)
+            # the row's own value (a check across columns reports only "False" as its failure case)
+            value = frame[column].iloc[rows] if column in frame.columns else group["failure_case"]
             found.append(pd.DataFrame({
                 "table": name, "row": rows, "column": column, "check": _readable_check(check),
-                "value": group["failure_case"].astype(str).to_numpy(),
+                "value": value.astype(str).to_numpy(), "action": SET_ASIDE,
             }))
-        return pd.concat(found, ignore_index=True) if found else _no_problems()
+        return _concat(found)
     return _no_problems()
 
 
@@ -258,7 +474,7 @@ def _readable_check(check: object) -> str:
     if text == "field_uniqueness":
         return "duplicate id"
     if text == "not_nullable":
-        return "null where a value is required"
+        return NULL_REQUIRED
     for prefix, words in (("greater_than_or_equal_to(", "must be >= "), ("less_than_or_equal_to(", "must be <= ")):
         if text.startswith(prefix):
             return words + text[len(prefix):-1]
@@ -267,97 +483,145 @@ def _readable_check(check: object) -> str:
     return text
 
 
-def check_references(name: str, frame: pd.DataFrame, customer_ids: pd.Index) -> pd.DataFrame:
-    """Rows whose customer_id is not a (valid) customer."""
+def check_references(name: str, frame: pd.DataFrame, kept_ids: pd.Index, known_ids: pd.Index | None = None) -> pd.DataFrame:
+    """Rows whose customer reference is not a kept customer.
+
+    ``known_ids`` are all ids the customers file holds: a reference to one of them that was not
+    kept says "set aside" rather than "unknown". For ``customers`` the reference is
+    ``referred_by`` and the row is kept with the reference nulled; elsewhere the row is set aside.
+    """
+    known_ids = kept_ids if known_ids is None else known_ids
+    column = "referred_by" if name == "customers" else "customer_id"
+    ref = frame[column]
+    bad = ref.notna() & ~_isin(ref, kept_ids)
+    if not bad.any():
+        return _no_problems()
+    was_set_aside = bad & _isin(ref, known_ids)
     if name == "customers":
-        ref = frame["referred_by"]
-        unknown = ref.notna() & ~ref.isin(customer_ids)
-        return _problems(name, "referred_by", "refers to an unknown customer_id", unknown, ref)
-    unknown = frame["customer_id"].notna() & ~frame["customer_id"].isin(customer_ids)
-    return _problems(name, "customer_id", "refers to an unknown customer_id", unknown, frame["customer_id"])
+        checks, action = (REFERRER_UNKNOWN, REFERRER_SET_ASIDE), NULLED
+    else:
+        checks, action = (UNKNOWN_CUSTOMER, SET_ASIDE_CUSTOMER), SET_ASIDE
+    return _concat([_problems(name, column, checks[0], bad & ~was_set_aside, ref, action),
+                    _problems(name, column, checks[1], was_set_aside, ref, action)])
+
+
+def _isin(values: pd.Series, ids: pd.Index) -> np.ndarray:
+    """``values.isin(ids)``; for text through Arrow, as pandas makes a Python object per id."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if values.dtype == "str" and len(values) and len(ids):
+        column, id_set = pa.array(values, from_pandas=True), pa.array(pd.Series(ids, copy=False), from_pandas=True)
+        if pa.types.is_string(id_set.type) or pa.types.is_large_string(id_set.type):
+            found = pc.is_in(column, value_set=id_set.cast(column.type))
+            return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    return values.isin(ids).to_numpy()
 
 
 # ---------------------------------------------------------------------------------------------
 # the whole directory
 
 
-def describe_problems(name: str, problems: pd.DataFrame, examples: int = 5) -> str:
+def describe_problems(name: str, problems: pd.DataFrame, examples: int = EXAMPLES, source: object = None) -> str:
     """A human message: one line per (column, check) with the count and example rows."""
-    lines = [f"table '{name}': {problems['row'].nunique()} bad row(s)"]
+    where = f" ({source})" if source is not None else ""
+    lines = [f"table '{name}'{where}: {problems['row'].nunique()} bad row(s)"]
     for (column, check), group in problems.groupby(["column", "check"], sort=False):
-        sample = group.head(examples)
+        sample = group.drop_duplicates("row").head(examples)
         shown = ", ".join(f"row {r} ({v!r})" for r, v in zip(sample["row"], sample["value"]))
-        more = f" and {len(group) - examples} more" if len(group) > examples else ""
-        lines.append(f"  column '{column}': {check}: {len(group)} row(s), e.g. {shown}{more}")
+        more = f" and {group['row'].nunique() - len(sample)} more" if group["row"].nunique() > len(sample) else ""
+        lines.append(f"  column '{column}': {check}: {group['row'].nunique()} row(s), e.g. {shown}{more}")
+    if source is not None:
+        lines.append(f"(file: {source}; {ROW_NUMBERS})")
     return "\n".join(lines)
 
 
-def _summarise(name: str, frame: pd.DataFrame, n_problems: int) -> dict[str, object]:
-    time_col = EVENT_TIME[name]
-    times = frame[time_col] if len(frame) else pd.Series([], dtype=TIMESTAMP)
+def _summarise(name: str, path: Path, n_in: int, kept: pd.DataFrame, problems: pd.DataFrame) -> dict[str, object]:
+    """Per-table counts that add up: rows_in = rows (kept) + set_aside."""
+    times = kept[EVENT_TIME[name]]
     return {
-        "rows": int(len(frame)),
-        "customers": int(frame["customer_id"].nunique()) if len(frame) else 0,
-        "first": times.min() if len(frame) else None,
-        "last": times.max() if len(frame) else None,
-        "problems": int(n_problems),
+        "file": str(path),
+        "rows_in": int(n_in),
+        "rows": int(len(kept)),
+        "set_aside": int(problems.loc[problems["action"] == SET_ASIDE, "row"].nunique()),
+        "nulled": int(problems.loc[problems["action"] == NULLED, "row"].nunique()),
+        "customers": int(kept["customer_id"].nunique()) if len(kept) else 0,
+        "first": times.min() if len(kept) else None,
+        "last": times.max() if len(kept) else None,
+        "problems": int(problems["row"].nunique()),
     }
+
+
+def _table_problems(name: str, frame: pd.DataFrame, parse_problems: pd.DataFrame) -> pd.DataFrame:
+    """Parse and schema problems of one table, without the schema's echo of a failed parse."""
+    schema_problems = check_schema(name, frame)
+    # a value that did not parse is already reported; its resulting null is not news
+    unparsed = pd.MultiIndex.from_frame(parse_problems[["row", "column"]])
+    echo = pd.MultiIndex.from_frame(schema_problems[["row", "column"]]).isin(unparsed)
+    schema_problems = schema_problems[~(echo & (schema_problems["check"] == NULL_REQUIRED))]
+    return _concat([parse_problems, schema_problems])
+
+
+def _settle(frame: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
+    """The kept rows: set-aside rows dropped, nulled references nulled, index renumbered."""
+    aside = problems.loc[problems["action"] == SET_ASIDE, "row"].unique()
+    kept = frame.drop(index=aside) if len(aside) else frame
+    nulled = problems[problems["action"] == NULLED]
+    if len(nulled):
+        kept = kept.copy()
+        for column, group in nulled.groupby("column"):
+            kept.loc[group["row"].to_numpy(), column] = None
+    return kept.reset_index(drop=True) if len(aside) else kept  # no copy when clean
 
 
 def load_tables(data_dir: str | Path, settings: Settings | None = None, strict: bool | None = None) -> LoadedData:
     """Read, parse and validate every contract table in ``data_dir``.
 
     ``strict`` (default: ``settings.strict``) raises :class:`DataValidationError` at the first
-    table with problems, listing all of them; otherwise bad rows are set aside into the report.
+    table with problems, listing all of them; otherwise bad rows are set aside into the report
+    (module docstring: what is set aside, what is nulled).
     """
     settings = settings or Settings()
     strict = settings.strict if strict is None else strict
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataValidationError(f"data directory {data_dir} does not exist")
+    paths = {name: find_table_file(data_dir, name) for name in TABLE_COLUMNS}
+    for name in REQUIRED_TABLES:
+        if paths[name] is None:
+            raise DataValidationError(f"table '{name}' is required: no {name}.parquet or {name}.csv in {data_dir}")
     report = ValidationReport()
     tables: dict[str, pd.DataFrame] = {}
     all_problems = []
-    customer_ids = pd.Index([])
-    for name in TABLE_COLUMNS:
-        path = find_table_file(data_dir, name)
+    kept_ids = known_ids = pd.Index([], dtype="str")
+    for name, path in paths.items():
         if path is None:
-            if name in REQUIRED_TABLES:
-                raise DataValidationError(f"table '{name}' is required: no {name}.parquet or {name}.csv in {data_dir}")
             tables[name] = empty_table(name)
-            report.summary[name] = {"rows": 0, "customers": 0, "first": None, "last": None, "problems": 0, "missing": True}
+            report.summary[name] = {"rows_in": 0, "rows": 0, "set_aside": 0, "nulled": 0, "customers": 0,
+                                    "first": None, "last": None, "problems": 0, "missing": True}
             continue
-        frame, parse_problems = parse_table(name, read_raw(path), settings.columns.get(name))
-        schema_problems = check_schema(name, frame)
-        # a value that did not parse is already reported; its resulting null is not news
-        unparsed = pd.MultiIndex.from_frame(parse_problems[["row", "column"]])
-        echo = pd.MultiIndex.from_frame(schema_problems[["row", "column"]]).isin(unparsed)
-        schema_problems = schema_problems[~(echo & (schema_problems["check"] == "null where a value is required"))]
-        problems = pd.concat([parse_problems, schema_problems], ignore_index=True)
-        if name != "customers":
-            problems = pd.concat([problems, check_references(name, frame, customer_ids)], ignore_index=True)
+        frame, parse_problems = parse_table(name, read_raw(path, name), settings.columns.get(name),
+                                            settings.timestamp_format, path)
+        problems = _table_problems(name, frame, parse_problems)
+        if name == "customers":
+            known_ids = pd.Index(frame["customer_id"].dropna().unique())
+            aside = problems["row"].unique()
+            kept_ids = pd.Index(frame["customer_id"].drop(index=aside).dropna())
+            kept_rows = frame.drop(index=aside)
+            # strict mode stops here anyway: a referrer that is in the file is no news of its own
+            refs = check_references(name, kept_rows.reset_index(drop=True), known_ids if strict else kept_ids, known_ids)
+            refs["row"] = kept_rows.index.to_numpy()[refs["row"].to_numpy()]
+            problems = _concat([problems, refs])
+        else:
+            problems = _concat([problems, check_references(name, frame, kept_ids, known_ids)])
         problems = problems.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
         if len(problems) and strict:
-            raise DataValidationError(describe_problems(name, problems) + f"\n(file: {path})", problems)
-        bad_rows = problems["row"].unique()
-        kept = frame.drop(index=bad_rows).reset_index(drop=True) if len(bad_rows) else frame  # no copy when clean
-        if name == "customers":
-            # referred_by is checked once the valid customers are known; a bad referrer is set aside too
-            customer_ids = pd.Index(kept["customer_id"])
-            refs = check_references(name, kept, customer_ids)
-            if len(refs):
-                original_rows = frame.index.drop(bad_rows).to_numpy()
-                refs["row"] = original_rows[refs["row"].to_numpy()]
-                if strict:
-                    raise DataValidationError(describe_problems(name, refs) + f"\n(file: {path})", refs)
-                problems = pd.concat([problems, refs], ignore_index=True)
-                kept = frame.drop(index=problems["row"].unique()).reset_index(drop=True)
-                customer_ids = pd.Index(kept["customer_id"])
+            raise DataValidationError(describe_problems(name, problems, source=path), problems)
+        kept = _settle(frame, problems)
         if name == "transactions":
             kept["gross_margin"] = kept["gross_margin"].fillna(kept["amount"] * settings.margin_rate)
         tables[name] = kept
         all_problems.append(problems)
-        report.summary[name] = _summarise(name, kept, problems["row"].nunique())
-    if all_problems:
-        report.problems = pd.concat(all_problems, ignore_index=True)[PROBLEM_COLUMNS]
+        report.summary[name] = _summarise(name, path, len(frame), kept, problems)
+    report.problems = _concat(all_problems)
     return LoadedData(Tables(**tables), report)

@@ -4,12 +4,16 @@ Parsing (names, timestamps to naive UTC, numbers, booleans) happens in :mod:`loa
 knows the original values and can say "does not parse"; these schemas then check the rules
 that hold *within* one table. Rules across tables (a `customer_id` that must exist in
 `customers`) are checked in :mod:`loading` because a schema only sees one frame.
+
+Every float column must be finite (``inf`` is no amount of money or minutes); loading already
+reports non-finite input values, the check here keeps the rule true for frames built in memory.
 """
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 
 with warnings.catch_warnings():  # pandera probes pyspark.pandas, which warns about pandas 3
@@ -18,6 +22,13 @@ with warnings.catch_warnings():  # pandera probes pyspark.pandas, which warns ab
     from pandera.typing import Series
 
 from customer_value.config import TICKET_CHANNELS
+
+NOT_FINITE = "not a finite number"  # the words loading.py uses for a non-finite input value
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    """True where a float is finite; nulls are judged by the column's nullability, not here."""
+    return pd.Series(np.isfinite(series.to_numpy(dtype="float64")), index=series.index)
 
 
 class _Table(pa.DataFrameModel):
@@ -42,6 +53,10 @@ class TransactionsSchema(_Table):
     amount: Series[float] = pa.Field(nullable=False)
     gross_margin: Series[float] = pa.Field(nullable=True)
 
+    @pa.check("amount", "gross_margin", name=NOT_FINITE)
+    def finite(cls, series: pd.Series) -> Series[bool]:
+        return _finite(series)
+
 
 class EngagementEventsSchema(_Table):
     customer_id: Series[str] = pa.Field(nullable=False)
@@ -58,6 +73,10 @@ class InvoicesSchema(_Table):
     paid_at: Series[pd.Timestamp] = pa.Field(nullable=True)
     failed_payment_attempts: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
 
+    @pa.check("amount", name=NOT_FINITE)
+    def finite(cls, series: pd.Series) -> Series[bool]:
+        return _finite(series)
+
     @pa.dataframe_check(name="due_at >= issued_at", element_wise=False)
     def due_not_before_issue(cls, df: pd.DataFrame) -> Series[bool]:
         return df["due_at"].isna() | df["issued_at"].isna() | (df["due_at"] >= df["issued_at"])
@@ -72,6 +91,10 @@ class SupportTicketsSchema(_Table):
     escalated: Series[bool] = pa.Field(nullable=False)
     satisfaction: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1, le=5)
     resolved_at: Series[pd.Timestamp] = pa.Field(nullable=True)
+
+    @pa.check("handle_minutes", name=NOT_FINITE)
+    def finite(cls, series: pd.Series) -> Series[bool]:
+        return _finite(series)
 
 
 SCHEMAS: dict[str, type[_Table]] = {

@@ -1,5 +1,6 @@
 """The input edge every job shares: load and validate a data directory, and when rows were set
-aside (non-strict mode) write the validation report and say so. Nothing is dropped unseen."""
+aside or values nulled (non-strict mode) write the validation report and say so. Nothing is
+dropped unseen."""
 
 from __future__ import annotations
 
@@ -14,12 +15,10 @@ DEFAULT_REPORT = Path("validation_report.csv")
 
 def load_inputs(data_dir: Path, settings: Settings, report: Path | None = None,
                 say: Callable[[str], None] | None = None) -> LoadedData:
-    """Validated tables; set-aside rows go to ``report`` (default ``validation_report.csv``)."""
+    """Validated tables; what was set aside or nulled goes to ``report`` (default ``validation_report.csv``)."""
     loaded = load_tables(data_dir, settings)
-    set_aside = loaded.report.n_set_aside
-    if set_aside:
+    if loaded.report.has_problems:
         path = loaded.report.write(report or DEFAULT_REPORT)
         if say is not None:
-            say(f"{sum(set_aside.values()):,} bad row(s) set aside "
-                f"({', '.join(f'{t}: {n:,}' for t, n in set_aside.items())}); report: {path}")
+            say(f"{loaded.report.describe()}; report: {path}")
     return loaded

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from customer_value.config import TICKET_CHANNELS, Settings
+from customer_value.config import TICKET_CHANNELS
 from customer_value.data.loading import DataValidationError, load_tables
 from customer_value.data.tables import TABLE_COLUMNS, TIMESTAMP, empty_table
 

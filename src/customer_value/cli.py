@@ -1,24 +1,135 @@
 """`customer-value`: thin typer commands (contract section 6) that build one Settings object and
-call the pipeline. No computation lives here."""
+call the pipeline. No computation lives here.
+
+One error path for every command (:class:`OneErrorPath`): a failure the user can act on (any
+:class:`~customer_value.errors.CustomerValueError`, and MLflow's or the operating system's failures
+translated into one) prints exactly one line ``error: ...`` on standard error and exits non-zero
+(2 for a config or usage error, else 1). ``--debug`` shows the traceback instead. Anything else is
+a bug, and its one line says so, names the exception and where to report it.
+"""
 
 from __future__ import annotations
 
 import sys
+import traceback
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from customer_value.config import ConfigError, Settings, load_settings
-from customer_value.data.loading import DataValidationError
+from customer_value.config import Settings, load_settings
+from customer_value.errors import ConfigError, CustomerValueError, OutputError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+ISSUES_URL = "https://github.com/customer-value/customer-value/issues"
+DEBUG_ENV = "CUSTOMER_VALUE_DEBUG"
+
+
+# ---------------------------------------------------------------------------------------------
+# the one error path
+
+
+class OneErrorPath(TyperGroup):
+    """Runs a command; turns whatever it raises into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:  # usage errors: one line too, with where to look
+            if type(exc).__name__ == "NoArgsIsHelpError":  # prints the help
+                raise
+            where = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+            _echo_error(f"{exc.format_message()}{where}")
+            raise typer.Exit(exc.exit_code) from exc
+        except Exception as exc:  # noqa: BLE001 - this is the one place that decides
+            fail(exc, debug=bool(ctx.params.get("debug")))
+
+
+def fail(exc: BaseException, debug: bool = False) -> NoReturn:
+    """Print ``exc`` as one line (or its traceback with ``debug``) and exit with its code."""
+    expected = user_error(exc)
+    code = int(getattr(expected, "exit_code", 1)) if expected is not None else 1
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    else:
+        _echo_error(error_line(exc, expected))
+    raise typer.Exit(code)
+
+
+def user_error(exc: BaseException) -> CustomerValueError | None:
+    """``exc`` as a failure the user can act on, or ``None`` when it is a bug."""
+    if isinstance(exc, CustomerValueError):
+        return exc
+    if any(name in sys.modules for name in ("mlflow", "requests")):
+        from customer_value.tracking.store import as_user_error
+
+        translated = as_user_error(exc)
+        if translated is not None:
+            return translated
+    if isinstance(exc, MemoryError):
+        return CustomerValueError("out of memory: score fewer customers at a time, or use a machine with more memory")
+    if isinstance(exc, OSError) and exc.filename:
+        return CustomerValueError(f"{exc.strerror or exc}: {exc.filename}")
+    return None
+
+
+def error_line(exc: BaseException, expected: CustomerValueError | None) -> str:
+    """The one line: the message (a list of bad rows joined; any other multi-line message cut to
+    its first line), or for a bug its name and where to report it. Credentials are redacted."""
+    from customer_value.data.loading import DataValidationError
+
+    if expected is None:
+        first = _first_line(str(exc))
+        line = (f"this is a bug in customer-value: {type(exc).__name__}{f': {first}' if first else ''}; "
+                f"please report it at {ISSUES_URL} with the output of the same command rerun with --debug")
+    else:
+        lines = [part.strip() for part in str(expected).strip().splitlines() if part.strip()]
+        if isinstance(expected, DataValidationError):
+            line = "; ".join(lines)  # table, column and rows are the message
+        elif len(lines) > 1:
+            line = f"{lines[0]} (--debug for details)"
+        else:
+            line = lines[0] if lines else type(expected).__name__
+    return _redact(line)
+
+
+def _first_line(text: str) -> str:
+    return next((part.strip() for part in text.strip().splitlines() if part.strip()), "")
+
+
+def _redact(text: str) -> str:
+    from customer_value.tracking.store import redact
+
+    return redact(text)
+
+
+def _echo_error(message: str) -> None:
+    typer.echo(f"{typer.style('error:', fg='red', bold=True)} {message}", err=True)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"{typer.style('warning:', fg='yellow', bold=True)} {message}", err=True)
+
+
+app = typer.Typer(cls=OneErrorPath, no_args_is_help=True, add_completion=False, help=__doc__.split("\n\n")[0],
+                  pretty_exceptions_enable=False)
 datasets_app = typer.Typer(no_args_is_help=True, help="Public data sets converted to contract tables.")
 app.add_typer(datasets_app, name="datasets")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a path or message is never cut into lines
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", envvar=DEBUG_ENV,
+                                        help="Show the full traceback of a failure instead of one line.")] = False,
+) -> None:
+    """Options of every command (before the command name)."""
+
 
 DataDir = Annotated[Path, typer.Option("--data", exists=True, file_okay=False, help="Directory of contract tables.")]
 AsOf = Annotated[str, typer.Option("--as-of", help="Score/feature date D (YYYY-MM-DD); history is < D 00:00 UTC.")]
@@ -27,39 +138,23 @@ Strict = Annotated[
     Optional[bool],
     typer.Option("--strict/--no-strict", help="Stop on bad rows (default) or set them aside into a report."),
 ]
+ValidationReportFile = Annotated[
+    Optional[Path],
+    typer.Option("--validation-report", help="Where rows set aside by --no-strict go (default validation_report.csv)."),
+]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the config).")]
 
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
-    """The one Settings object of a command: YAML file, then CLI flags."""
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    """The one Settings object of a command: YAML file, then CLI flags (ConfigError names bad keys)."""
+    return load_settings(config, **overrides)
 
 
 def parse_as_of(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] --as-of must be a date YYYY-MM-DD, got {value!r}")
-        raise typer.Exit(2) from exc
-
-
-def load_or_exit(data: Path, settings: Settings, report: Path | None = None):
-    """Load and validate tables; bad input becomes a clear message and exit code 1."""
-    from customer_value.data.loading import load_tables
-
-    try:
-        loaded = load_tables(data, settings)
-    except DataValidationError as exc:
-        console.print(f"[red]invalid input:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    if loaded.report.n_set_aside:
-        path = loaded.report.write(report or Path("validation_report.csv"))
-        console.print(f"[yellow]{sum(loaded.report.n_set_aside.values())} bad row(s) set aside[/yellow]; report: {path}")
-    return loaded
+        raise ConfigError(f"--as-of must be a date YYYY-MM-DD, got {value!r}") from exc
 
 
 @app.command()
@@ -71,9 +166,11 @@ def simulate(
     config: ConfigFile = None,
 ) -> None:
     """Simulate a customer world (every contract table plus ground truth) into OUT."""
+    from customer_value.data.writing import check_output
     from customer_value.simulation.world import simulate_world, write_world
 
     settings = settings_from(config, seed=seed)
+    check_output(out / "customers.parquet", "simulated world")
     with console.status(f"simulating {customers:,} customers"):
         world = simulate_world(customers, seed, settings=settings, truth_as_of=truth_as_of)
         paths = write_world(world, out)
@@ -87,17 +184,14 @@ def validate(
     data: DataDir,
     config: ConfigFile = None,
     strict: Strict = None,
-    report: Annotated[Optional[Path], typer.Option(help="Where the set-aside rows go (non-strict).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", "--validation-report",
+                                                   help="Where the set-aside rows go (non-strict).")] = None,
 ) -> None:
     """Validate a data directory against the contract; exit non-zero on errors."""
     from customer_value.pipeline.validate import validate_directory
 
     settings = settings_from(config, strict=strict)
-    try:
-        validate_directory(data, settings, report, Console())
-    except DataValidationError as exc:
-        console.print(f"[red]invalid input:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    validate_directory(data, settings, report, Console())
 
 
 @app.command()
@@ -109,14 +203,19 @@ def features(
     targets: Annotated[bool, typer.Option("--targets", help="Also compute targets over [as_of, as_of + horizon).")] = False,
     config: ConfigFile = None,
     strict: Strict = None,
+    validation_report: ValidationReportFile = None,
 ) -> None:
     """Point-in-time features (and optionally targets) for every customer signed up before AS_OF."""
+    from customer_value.data.writing import check_output, write_parquet_atomically
     from customer_value.features import build_features, build_targets
-    from customer_value.data.writing import write_parquet_atomically
+    from customer_value.pipeline.inputs import load_inputs
 
     settings = settings_from(config, strict=strict)
     day = parse_as_of(as_of)
-    loaded = load_or_exit(data, settings)
+    check_output(out, "features")
+    if validation_report is not None:
+        check_output(validation_report, "validation report")
+    loaded = load_inputs(data, settings, validation_report, _progress)
     frame = build_features(loaded.tables, day, settings, engine=engine, progress=True)
     if targets:
         target_frame = build_targets(loaded.tables, day, settings, engine=engine)
@@ -148,6 +247,7 @@ def train(
     export: Annotated[Optional[Path], typer.Option(help="Also save the model bundle here (e.g. models/customer_value).")] = None,
     strict: Strict = None,
     seed: Seed = None,
+    validation_report: ValidationReportFile = None,
 ) -> None:
     """Fit every part as of AS_OF, log to MLflow, register; prints the model URI last."""
     from customer_value.pipeline.train import train as run_train
@@ -155,12 +255,8 @@ def train(
     _quiet_optuna()
     settings = settings_from(config, trials=trials, strict=strict, seed=seed, model_name=name)
     day = parse_as_of(as_of)
-    try:
-        result = run_train(data, day, experiment, settings, alias=alias, backtest=backtest, progress=_progress,
-                           export_dir=export)
-    except DataValidationError as exc:
-        console.print(f"[red]invalid input:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    result = run_train(data, day, experiment, settings, alias=alias, backtest=backtest, progress=_progress,
+                       export_dir=export, validation_report=validation_report)
     for part, reason in result.fitted.skipped.items():
         console.print(f"[yellow]skipped {part}:[/yellow] {reason}")
     console.print(f"[green]trained[/green] run {result.run_id}; registered {result.model_uri}"
@@ -178,17 +274,16 @@ def score(
     log_run: Annotated[bool, typer.Option("--log/--no-log", help="Log a scoring run to MLflow.")] = True,
     config: ConfigFile = None,
     strict: Strict = None,
+    validation_report: ValidationReportFile = None,
 ) -> None:
-    """Score every customer signed up before AS_OF exactly once."""
+    """Score every customer signed up before AS_OF exactly once, with the model's own settings
+    (a --config may only say how to read the data: columns, strict)."""
     from customer_value.pipeline.score import score as run_score
 
     settings = settings_from(config, strict=strict) if (config or strict is not None) else None
     day = parse_as_of(as_of)
-    try:
-        result = run_score(data, day, model, out, settings, report=report, log_run=log_run, progress=_progress)
-    except DataValidationError as exc:
-        console.print(f"[red]invalid input:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    result = run_score(data, day, model, out, settings, report=report, log_run=log_run, progress=_progress,
+                       validation_report=validation_report)
     segments = result.scores["value_segment"].value_counts().to_dict()
     drains = int(result.scores["drain_flag"].sum())
     console.print(f"[green]scored[/green] {len(result.scores):,} customers -> {out}; segments {segments}; "
@@ -207,14 +302,16 @@ def backtest(
     config: ConfigFile = None,
     trials: Annotated[Optional[int], typer.Option(help="Optuna trials per boosted model.")] = None,
     strict: Strict = None,
+    validation_report: ValidationReportFile = None,
 ) -> None:
     """Refit as of several earlier dates, score, compare with what happened (beside the baselines)."""
-    from customer_value.evaluation.backtest import backtest_command
+    from customer_value.pipeline.backtest import backtest_command
 
     _quiet_optuna()
     settings = settings_from(config, trials=trials, strict=strict)
     day = parse_as_of(as_of)
-    table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=_progress)
+    table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=_progress,
+                             validation_report=validation_report)
     typer.echo(table)
 
 
@@ -226,35 +323,144 @@ def compare(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv.")] = "markdown",
 ) -> None:
     """A table of training runs across experiments with their key metrics and parameters."""
-    from customer_value.tracking import store as tracking
     from customer_value.pipeline.compare import compare_runs, format_table
+    from customer_value.tracking import store as tracking
 
     tracking.setup_tracking()
     try:
         table = compare_runs(experiment, metric, ascending)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    except ValueError as exc:  # an unknown experiment or metric is a usage problem
+        if isinstance(exc, CustomerValueError):
+            raise
+        raise ConfigError(str(exc)) from exc
     typer.echo(format_table(table, fmt))
 
 
 @app.command()
 def ui(
-    port: Annotated[int, typer.Option(help="Port on localhost.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind; anything but loopback exposes the runs to the "
+                                           "network, without authentication.")] = "127.0.0.1",
 ) -> None:
-    """Open the MLflow UI on the embedded store (localhost only)."""
-    import os
-    import subprocess
+    """Open the MLflow UI on the embedded store (localhost only unless --host says otherwise).
 
+    The server runs in its own process group; stopping this command (Ctrl-C, SIGTERM) stops it."""
     from customer_value.tracking import store as tracking
 
     uri = tracking.tracking_uri()
+    if not _is_loopback(host):
+        _warn(f"--host {host} makes the MLflow UI reachable from other machines, without authentication; "
+              "anyone who can connect can read and delete runs and models")
     artifacts = tracking.store_dir() / "artifacts"
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     if uri == tracking.default_tracking_uri():
+        artifacts.mkdir(parents=True, exist_ok=True)
         command += ["--artifacts-destination", str(artifacts)]
-    console.print(f"MLflow UI on http://127.0.0.1:{port} (store {uri}); Ctrl-C stops it")
-    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"MLflow UI on http://{shown}:{port} (store {tracking.redact(uri)}); Ctrl-C stops it")
+    raise typer.Exit(serve(command))
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(command: list[str], stop_timeout: float = 10.0) -> int:
+    """Run ``command`` in its own process group until it exits or we get SIGINT/SIGTERM, then
+    stop the whole group (SIGTERM, SIGKILL after ``stop_timeout`` seconds). 0 when we were asked to stop."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+    asked: list[float] = []
+
+    def stop(_signum: int, _frame: Any) -> None:  # only signal here: the loop below does the waiting
+        asked.append(time.monotonic())
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if asked and time.monotonic() - asked[0] > stop_timeout:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+    finally:
+        _stop_group(proc, stop_timeout)  # the workers, whatever happened to the leader
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if asked else code
+
+
+def _stop_group(proc: Any, timeout: float) -> None:
+    """SIGTERM the process group led by ``proc`` (the server and any workers), then SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    def signal_group(sig: int) -> bool:
+        try:
+            os.killpg(proc.pid, sig)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    if not signal_group(signal.SIGTERM):
+        return
+    deadline = time.monotonic() + timeout
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    while time.monotonic() < deadline and _group_running(proc.pid):  # workers may outlive the leader briefly
+        time.sleep(0.1)
+    if _group_running(proc.pid):
+        signal_group(signal.SIGKILL)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies, which no one may reap here, do not count)."""
+    import os
+
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 @app.command()
@@ -264,16 +470,30 @@ def export(
 ) -> None:
     """Copy a registered model to a local directory, for scoring without a tracking server."""
     import shutil
+    import tempfile
 
     import mlflow
 
-    from customer_value.tracking import store as tracking
+    from customer_value.data.writing import check_output
+    from customer_value.tracking.model import resolve_reference
 
-    tracking.setup_tracking()
-    if out.exists():
-        shutil.rmtree(out)
-    mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(out))
-    console.print(f"[green]exported[/green] {model} to {out}; score with --model {out}")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"cannot export to {out}: it is a file")
+    if out.is_dir() and any(out.iterdir()) and not (out / "MLmodel").is_file():
+        raise OutputError(f"cannot export to {out}: it is a directory that holds something other than a model; "
+                          "name a new or empty directory")
+    check_output(out / "MLmodel", "exported model")
+    reference = resolve_reference(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=reference.load_uri, dst_path=str(staging))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console.print(f"[green]exported[/green] {reference.uri} to {out}; score with --model {out}")
 
 
 @datasets_app.command("cdnow")

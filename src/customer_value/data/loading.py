@@ -62,6 +62,7 @@ import pandas as pd
 
 from customer_value.config import Settings
 from customer_value.data.tables import EVENT_TIME, REQUIRED_TABLES, TABLE_COLUMNS, TIMESTAMP, Tables, empty_table
+from customer_value.data.writing import write_text_atomically
 from customer_value.errors import InputError
 
 PROBLEM_COLUMNS = ["table", "row", "column", "check", "value", "action"]
@@ -127,11 +128,8 @@ class ValidationReport:
         return chosen.groupby("table")["row"].nunique().astype(int).to_dict()
 
     def write(self, path: str | Path) -> Path:
-        """Write the problem rows as CSV (one line per row and failed check)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.problems.to_csv(path, index=False)
-        return path
+        """Write the problem rows as CSV (one line per row and failed check), atomically."""
+        return write_text_atomically(self.problems.to_csv(index=False), path)
 
 
 @dataclass(frozen=True)

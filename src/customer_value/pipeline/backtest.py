@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from customer_value.config import Settings
+from customer_value.data.writing import check_output
 from customer_value.evaluation.backtest import comparison_table, cutoffs_before, run_backtest
 from customer_value.evaluation.figures import backtest_figures
 from customer_value.pipeline.compare import format_table
-from customer_value.pipeline.inputs import load_inputs
+from customer_value.pipeline.inputs import load_inputs, require_customers_before
 from customer_value.tracking import runs
 from customer_value.tracking.store import setup_tracking
 from customer_value.training.fit import FitObserver
@@ -27,8 +28,11 @@ def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: S
                      validation_report: Path | None = None) -> str:
     """Load, backtest at ``count`` rolling origins, log a backtest run, return a markdown table."""
     setup_tracking()
+    if validation_report is not None:
+        check_output(validation_report, "validation report")
     tables = load_inputs(data_dir, settings, validation_report, progress).tables
     cutoffs = cutoffs_before(as_of, settings.horizon_days, count, spacing_days)
+    require_customers_before(tables.customers, min(cutoffs), "the earliest backtest cutoff")
     with runs.backtest_run(experiment, as_of, cutoffs, settings):
         result = run_backtest(tables, cutoffs, settings, observer=FitObserver(progress))
         runs.log_backtest(result.metrics, result.flat_metrics(), backtest_figures(result.scored[max(result.scored)]))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from customer_value.data.writing import write_text_atomically
 from customer_value.valuation.drivers import looks_profitable_but_drains
 from customer_value.plots.value import (
     plot_horizon_sensitivity,
@@ -100,9 +101,5 @@ def render_html(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | No
 
 
 def write_html_report(scores: pd.DataFrame, path: str | Path, title: str, horizon_totals: pd.Series | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(render_html(scores, title, horizon_totals))
-    tmp.replace(path)
-    return path
+    """The one edge of this module: the page, written atomically."""
+    return write_text_atomically(render_html(scores, title, horizon_totals), path)

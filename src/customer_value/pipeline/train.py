@@ -4,6 +4,10 @@ A training run is a parent MLflow run with one child run per part (``purchases``
 ``churn``, ``cost``, ``margin``, ``drain``, each boosted part with its Optuna trials as children;
 the margin model takes the churn model's probability as an input) and a ``backtest`` child whose
 averaged metrics are copied to the parent as ``backtest.*`` (see :mod:`customer_value.tracking.runs`).
+
+Before the long work: the tracking server must answer and the outputs (exported bundle, validation
+report) must be writable; after loading, someone must have signed up before ``as_of``. A failure
+inside the run marks it ``FAILED`` and registers nothing (registration is the run's last step).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from customer_value.config import Settings
+from customer_value.data.writing import check_output
 from customer_value.evaluation.backtest import cutoffs_before, run_backtest
 from customer_value.metrics import flatten
-from customer_value.pipeline.inputs import load_inputs
+from customer_value.pipeline.inputs import load_inputs, require_customers_before
 from customer_value.tracking import runs
 from customer_value.tracking.metadata import data_fingerprint
 from customer_value.tracking.model import log_value_model, register
@@ -53,7 +58,12 @@ def train(data_dir: Path, as_of: dt.date, experiment: str, settings: Settings, a
           export_dir: Path | None = None, validation_report: Path | None = None) -> TrainResult:
     """Load, fit, backtest, log, register; returns the registered ``models:/<name>/<version>``."""
     setup_tracking()
+    if export_dir is not None:
+        check_output(Path(export_dir) / "value_model.json", "exported model")
+    if validation_report is not None:
+        check_output(validation_report, "validation report")
     tables = load_inputs(data_dir, settings, validation_report, progress).tables
+    require_customers_before(tables.customers, as_of)
     fingerprint = data_fingerprint(tables)
     with runs.training_run(experiment, as_of, settings, fingerprint, data_dir) as run:
         fitted = fit_value_model(tables, as_of, settings, engine=engine, observer=runs.MlflowFitObserver(progress))

@@ -8,6 +8,7 @@ cross the boundary without categoricals (strings stay strings; nullable ints bec
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from mlflow.models import infer_signature
 
 from customer_value import __version__
 from customer_value.config import Settings
-from customer_value.tracking.store import setup_tracking
+from customer_value.errors import ModelNotFoundError, TrackingUnavailableError
+from customer_value.tracking.store import as_user_error, redact, setup_tracking, tracking_uri
 from customer_value.valuation.value import ValueModel
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc.py")
@@ -74,15 +76,113 @@ def register(model_uri: str, name: str, alias: str | None = None) -> str:
     return f"models:/{name}/{version.version}"
 
 
+REMOTE_CLIENTS = {
+    "s3": ("boto3", "boto3"),
+    "gs": ("google.cloud.storage", "google-cloud-storage"),
+    "wasbs": ("azure.storage.blob", "azure-storage-blob azure-identity"),
+    "wasb": ("azure.storage.blob", "azure-storage-blob azure-identity"),
+}
+"""URI scheme -> (module MLflow needs, the package(s) to install)."""
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """What ``--model`` named, resolved once: ``load_uri`` is what gets loaded (an alias already
+    turned into its version, so an alias moved meanwhile cannot change the model), ``uri`` the
+    identity written into score rows, ``version`` and ``alias`` the registry's (``None`` if not
+    loaded from the registry, or not by alias)."""
+
+    load_uri: str
+    uri: str
+    version: int | None = None
+    alias: str | None = None
+
+
+def resolve_reference(model: str) -> ModelReference:
+    """Resolve ``models:/name/version``, ``models:/name@alias``, a local directory or a remote
+    URI before anything is loaded; :class:`ModelNotFoundError` names what does not exist (for
+    a missing alias, the model's aliases; for a missing version, its versions)."""
+    scheme = model.split("://", 1)[0].lower() if "://" in model else ""
+    if scheme in REMOTE_CLIENTS:
+        module, package = REMOTE_CLIENTS[scheme]
+        if _missing(module):
+            raise ModelNotFoundError(f"cannot read {model}: the {scheme}:// client library is not installed "
+                                     f"(pip install {package})")
+        return ModelReference(model, model)
+    if model.startswith("models:/"):
+        return _registry_reference(model)
+    if model.startswith("runs:/"):
+        setup_tracking()
+        return ModelReference(model, model)
+    if scheme:
+        return ModelReference(model, model)
+    path = Path(model)
+    if not path.exists():
+        raise ModelNotFoundError(f"no model at {model}: neither a directory nor models:/<name>/<version>, "
+                                 "models:/<name>@<alias> or runs:/<run id>/<path>")
+    if not (path / "MLmodel").is_file():
+        raise ModelNotFoundError(f"{model} is not an MLflow model directory (no MLmodel file); "
+                                 "write one with `customer-value export`")
+    resolved = str(path.resolve())
+    return ModelReference(resolved, resolved)
+
+
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:
+        return True
+
+
+def _registry_reference(model: str) -> ModelReference:
+    from mlflow.exceptions import MlflowException
+
+    setup_tracking()
+    client = MlflowClient()
+    rest = model.removeprefix("models:/").strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        try:
+            version = client.get_model_version_by_alias(name, alias)
+        except MlflowException as exc:
+            registered = _registered_model(client, name, model)
+            aliases = ", ".join(sorted(registered.aliases)) or "none"
+            raise ModelNotFoundError(f"no alias '{alias}' for model '{name}' (aliases: {aliases})") from exc
+        return ModelReference(f"models:/{name}/{version.version}", f"models:/{name}/{version.version}",
+                              int(version.version), alias)
+    name, _, version = rest.partition("/")
+    if version.isdigit():
+        try:
+            client.get_model_version(name, version)
+        except MlflowException as exc:
+            registered = _registered_model(client, name, model)
+            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            listed = ", ".join(map(str, versions[-10:])) or "none"
+            raise ModelNotFoundError(f"no version {version} of model '{name}' (versions: {listed})") from exc
+        return ModelReference(model, model, int(version))
+    if version:  # a stage such as Production, or a logged model id: MLflow resolves it at load
+        return ModelReference(model, model)
+    _registered_model(client, name, model)
+    raise ModelNotFoundError(f"{model} names no version: use models:/{name}/<version> or models:/{name}@<alias>")
+
+
+def _registered_model(client: MlflowClient, name: str, model: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        known = sorted(m.name for m in client.search_registered_models(max_results=20))
+        listed = ", ".join(known) or "none"
+        raise ModelNotFoundError(f"no registered model '{name}' in {redact(tracking_uri())} ({model}; "
+                                 f"registered: {listed})") from exc
+
+
 def resolve_model_uri(model: str) -> str:
     """A stable identity for score rows: aliases are resolved to ``models:/name/version``."""
-    if model.startswith("models:/") and "@" in model:
-        name, alias = model.removeprefix("models:/").split("@", 1)
-        version = MlflowClient().get_model_version_by_alias(name, alias)
-        return f"models:/{name}/{version.version}"
-    if Path(model).exists():
-        return str(Path(model).resolve())
-    return model
+    return resolve_reference(model).uri
 
 
 @dataclass
@@ -92,6 +192,8 @@ class LoadedModel:
     pyfunc: Any
     value_model: ValueModel
     uri: str
+    version: int | None = None
+    alias: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -99,10 +201,24 @@ class LoadedModel:
 
 
 def load_model(model: str) -> LoadedModel:
-    """``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``runs:/...`` or a local directory."""
-    setup_tracking()
-    loaded = mlflow.pyfunc.load_model(model)
-    return LoadedModel(loaded, loaded.unwrap_python_model().model, resolve_model_uri(model))
+    """``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``runs:/...`` or a local directory.
+
+    The reference is resolved once, before loading, and the resolved version is what gets
+    loaded: a score file's ``model_uri`` and ``model_version`` are the model that produced it."""
+    from mlflow.exceptions import MlflowException
+
+    reference = resolve_reference(model)  # the tracking store only when the reference needs it
+    try:
+        loaded = mlflow.pyfunc.load_model(reference.load_uri)
+    except MlflowException as exc:
+        translated = as_user_error(exc)
+        if isinstance(translated, TrackingUnavailableError):
+            raise translated from exc
+        raise ModelNotFoundError(f"cannot load model {model}: {str(translated or exc).splitlines()[0]}") from exc
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load model {model}: {exc}") from exc
+    return LoadedModel(loaded, loaded.unwrap_python_model().model, reference.uri, reference.version,
+                       reference.alias)
 
 
 def score_features(model: LoadedModel, features: pd.DataFrame, as_of: dt.date, horizon_days: int | None = None) -> pd.DataFrame:
@@ -113,4 +229,9 @@ def score_features(model: LoadedModel, features: pd.DataFrame, as_of: dt.date, h
     for column in ACCOUNT_COLUMNS:
         if column in features.columns:
             scores[column] = features[column].to_numpy()
+    # contract section 8: the registered version, and the alias it was loaded by
+    # (text, as MLflow's registry spells versions; missing when loaded from a path)
+    version = None if model.version is None else str(model.version)
+    scores["model_version"] = pd.Series([version] * len(scores), index=scores.index, dtype="str")
+    scores["model_alias"] = pd.Series([model.alias] * len(scores), index=scores.index, dtype="str")
     return scores

@@ -10,11 +10,19 @@
 
 Metric names are stable (``<task>.<source>.<metric>``, ``backtest.*``) so runs compare across
 experiments.
+
+Every run is opened by :func:`tracked_run`: it carries the host and process that opened it; a run
+that raises is marked ``FAILED``; when the tracking server is gone, so that it cannot be told,
+the job fails with one :class:`TrackingUnavailableError` (not a retry storm per nested run) and
+the next run in the same experiment marks the abandoned runs ``FAILED``
+(:func:`mark_abandoned_runs`). Params and tags never carry tracking credentials (:func:`scrub`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,10 +33,13 @@ import numpy as np
 import pandas as pd
 
 from customer_value.config import Settings
+from customer_value.data.writing import process_alive
+from customer_value.errors import TrackingUnavailableError
 from customer_value.evaluation import drift
 from customer_value.evaluation.figures import tuning_history_figure, validation_figures
 from customer_value.metrics import flatten
 from customer_value.tracking.metadata import code_version, fingerprint_params, settings_params, stable_hash
+from customer_value.tracking import store
 from customer_value.tracking.store import experiment_id
 from customer_value.training.fit import FitObserver, FittedPart
 from customer_value.training.tasks import task_of
@@ -48,15 +59,121 @@ def log_figures(figures: Mapping[str, Any], prefix: str = "") -> None:
 
 
 def set_tag(key: str, value: Any) -> None:
-    mlflow.set_tag(key, str(value)[:250])
+    mlflow.set_tag(key, scrub(str(value))[:250])
+
+
+def scrub(value: Any) -> Any:
+    """A param or tag value without tracking credentials (strings only; numbers pass as they are)."""
+    return store.redact(value) if isinstance(value, str) else value
+
+
+def _scrubbed(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: scrub(v) for k, v in values.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# opening and closing runs
+
+OWNER_HOST = "customer_value.host"
+OWNER_PID = "customer_value.pid"
+FAILURE_TAG = "customer_value.failure"
+
+
+def _owner_tags() -> dict[str, str]:
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+
+
+@contextmanager
+def tracked_run(**start_run: Any) -> Iterator[Any]:
+    """``mlflow.start_run(**start_run)`` with the owner tags; ``FAILED`` when the body raises.
+
+    When the tracking server is unreachable at that moment the run cannot be closed: it is only
+    popped from MLflow's stack (no retries) and :class:`TrackingUnavailableError` says which run
+    stays ``RUNNING`` until :func:`mark_abandoned_runs` of a later run closes it."""
+    tags = {**_owner_tags(), **start_run.pop("tags", {})}
+    run = mlflow.start_run(tags=_scrubbed(tags), **start_run)
+    try:
+        yield run
+    except BaseException as exc:
+        _close_failed(run, exc)
+        raise
+    if _is_top(run):
+        mlflow.end_run()
+
+
+def _is_top(run: Any) -> bool:
+    active = mlflow.active_run()
+    return active is not None and active.info.run_id == run.info.run_id
+
+
+def _close_failed(run: Any, exc: BaseException) -> None:
+    """Mark ``run`` FAILED; when the server is gone, pop it without retrying and say so."""
+    if not _is_top(run):
+        return
+    if isinstance(exc, TrackingUnavailableError) or not store.is_reachable():
+        with _without_http_retries():
+            try:
+                mlflow.end_run("FAILED")  # pops the run; the server does not hear of it
+            except Exception:  # noqa: BLE001
+                pass
+    else:
+        try:
+            mlflow.end_run("FAILED")
+            return
+        except Exception:  # noqa: BLE001 - popped all the same; the body's exception is the one to report
+            if store.is_reachable():
+                return
+    cause = exc.__cause__ if isinstance(exc, TrackingUnavailableError) and exc.__cause__ else exc
+    raise TrackingUnavailableError(
+        f"lost the MLflow tracking server at {store.redact(store.tracking_uri())} during run {run.info.run_id}: "
+        "it stays RUNNING until the next train or backtest in the same experiment marks it FAILED; "
+        "rerun once the server is back") from cause
+
+
+@contextmanager
+def _without_http_retries() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def mark_abandoned_runs(experiment: str) -> list[str]:
+    """Mark ``FAILED`` the runs of ``experiment`` (an id) still ``RUNNING`` although the process on
+    this host that opened them has ended (killed, or it lost the tracking server); their ids."""
+    from mlflow import MlflowClient
+
+    found = mlflow.search_runs(
+        experiment_ids=[experiment],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{OWNER_HOST}` = '{socket.gethostname()}'",
+        max_results=1000, output_format="list",
+    )
+    client = MlflowClient()
+    marked = []
+    for run in found:
+        pid = run.data.tags.get(OWNER_PID, "")
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue
+        client.set_tag(run.info.run_id, FAILURE_TAG,
+                       f"process {pid} ended without closing this run (killed, or the tracking server was lost); "
+                       "marked FAILED by a later run")
+        client.set_terminated(run.info.run_id, "FAILED")
+        marked.append(run.info.run_id)
+    return marked
 
 
 @contextmanager
 def child_run(name: str) -> Iterator[Any]:
     """A nested run under the active run, in the active run's experiment."""
     parent = mlflow.active_run()
-    with mlflow.start_run(run_name=name, nested=True,
-                          experiment_id=parent.info.experiment_id if parent else None) as run:
+    with tracked_run(run_name=name, nested=True,
+                     experiment_id=parent.info.experiment_id if parent else None) as run:
         yield run
 
 
@@ -71,17 +188,18 @@ def training_run(experiment: str, as_of: dt.date, settings: Settings, fingerprin
     """The parent run of a training, with its params, tags and data fingerprint already logged."""
     exp = experiment_id(experiment)
     mlflow.set_experiment(experiment_id=exp)  # nested runs (parts, trials) follow the active experiment
-    with mlflow.start_run(experiment_id=exp, run_name=f"train as of {as_of}") as run:
+    mark_abandoned_runs(exp)
+    with tracked_run(experiment_id=exp, run_name=f"train as of {as_of}") as run:
         version = code_version()
-        mlflow.set_tags({
+        mlflow.set_tags(_scrubbed({
             "customer_value.run_type": "train",
             "customer_value.as_of": str(as_of),
             "customer_value.data_hash": stable_hash(fingerprint),
             "customer_value.purchase_model": settings.purchase_model,
             "mlflow.source.git.commit": version,
-        })
-        mlflow.log_params({"as_of": str(as_of), "data_dir": str(data_dir), "code_version": version,
-                           **settings_params(settings), **fingerprint_params(fingerprint)})
+        }))
+        mlflow.log_params(_scrubbed({"as_of": str(as_of), "data_dir": str(data_dir), "code_version": version,
+                                     **settings_params(settings), **fingerprint_params(fingerprint)}))
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
         yield run
 
@@ -154,9 +272,11 @@ def log_tuning(result: TuningResult) -> None:
 def backtest_run(experiment: str, as_of: dt.date, cutoffs: list[dt.date], settings: Settings) -> Iterator[Any]:
     exp = experiment_id(experiment)
     mlflow.set_experiment(experiment_id=exp)
-    with mlflow.start_run(experiment_id=exp, run_name=f"backtest to {as_of}") as run:
+    mark_abandoned_runs(exp)
+    with tracked_run(experiment_id=exp, run_name=f"backtest to {as_of}") as run:
         mlflow.set_tags({"customer_value.run_type": "backtest", "customer_value.as_of": str(as_of)})
-        mlflow.log_params({"as_of": str(as_of), "cutoffs": ",".join(map(str, cutoffs)), **settings_params(settings)})
+        mlflow.log_params(_scrubbed({"as_of": str(as_of), "cutoffs": ",".join(map(str, cutoffs)),
+                                     **settings_params(settings)}))
         yield run
 
 
@@ -185,10 +305,12 @@ def log_scoring_run(scores: pd.DataFrame, model_name: str, model_uri: str, as_of
         filter_string=f"tags.`customer_value.model_uri` = '{model_uri}'",
         order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
     )
-    with mlflow.start_run(experiment_id=experiment, run_name=f"score as of {as_of}") as run:
-        mlflow.set_tags({"customer_value.run_type": "score", "customer_value.model_uri": model_uri,
-                         "customer_value.as_of": str(as_of)})
-        mlflow.log_params({"as_of": str(as_of), "model_uri": model_uri, "data_dir": str(data_dir), "out": str(out)})
+    mark_abandoned_runs(experiment)
+    with tracked_run(experiment_id=experiment, run_name=f"score as of {as_of}") as run:
+        mlflow.set_tags(_scrubbed({"customer_value.run_type": "score", "customer_value.model_uri": model_uri,
+                                   "customer_value.as_of": str(as_of)}))
+        mlflow.log_params(_scrubbed({"as_of": str(as_of), "model_uri": model_uri, "data_dir": str(data_dir),
+                                     "out": str(out)}))
         log_metrics(drift.score_distribution(scores))
         log_metrics({f"total_value.horizon_{h}d": v for h, v in horizon_totals.items()})
         mlflow.log_dict(drift.decile_profile(scores), "score_profile.json")

@@ -1,0 +1,97 @@
+"""Fixtures of the reliability tests (issue 16): a small world, one trained model per session that
+each test gets its own copy of, and MLflow servers that a test may stop, kill and restart.
+
+Servers bind 127.0.0.1 on a free port, run in their own process group (so a kill takes their
+workers too), wait for /health in a bounded loop, and are always stopped.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reliability_helpers import FAST, N_CUSTOMERS, MlflowServer, cli_train_args
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    """A 1,500-customer simulated world (2022-01-01 .. 2025-07-01), written once per session."""
+    from customer_value.simulation.world import simulate_world, write_world
+
+    out = tmp_path_factory.mktemp("reliability-world")
+    write_world(simulate_world(N_CUSTOMERS, 11), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fast_config_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reliability-config") / "fast.yaml"
+    path.write_text(yaml.safe_dump(FAST))
+    return path
+
+
+@dataclass
+class TrainedStore:
+    db: Path
+    home: Path
+    model_uri: str
+    name: str = "customer_value"
+
+
+@pytest.fixture(scope="session")
+def _trained_store(_migrated_store, world, fast_config_file, tmp_path_factory) -> TrainedStore:
+    """`customer-value train ... --alias champion --no-backtest` once per session (per xdist worker)."""
+    from typer.testing import CliRunner
+
+    from customer_value.cli import app
+
+    root = tmp_path_factory.mktemp("reliability-trained")
+    db = root / "mlflow" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(_migrated_store, db)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+        mp.setenv("CUSTOMER_VALUE_HOME", str(root / "home"))
+        result = CliRunner().invoke(app, cli_train_args(world, fast_config_file, "reliability"))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return TrainedStore(db, root / "home", result.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Trained:
+    tracking_uri: str
+    model_uri: str
+    name: str
+
+
+@pytest.fixture
+def trained(_trained_store, tmp_path, monkeypatch) -> Trained:
+    """This test's own copy of the session's store (registry changes stay in the test); the
+    artifacts are shared and only read. MLFLOW_TRACKING_URI points at the copy."""
+    import mlflow
+
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(_trained_store.db, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("CUSTOMER_VALUE_HOME", str(_trained_store.home))
+    mlflow.set_tracking_uri(uri)
+    yield Trained(uri, _trained_store.model_uri, _trained_store.name)
+    if mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture
+def restartable_server(_migrated_store, tmp_path):
+    """A stopped-and-startable `mlflow server` (already started); always stopped at the end."""
+    server = MlflowServer(tmp_path / "server", _migrated_store)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

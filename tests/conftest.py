@@ -8,8 +8,10 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 import pytest
+import yaml
 
 from contract_fixtures import tiny_raw_tables
+from session_world import FAST, N_CUSTOMERS
 
 matplotlib.use("Agg")
 
@@ -116,3 +118,24 @@ def mlflow_server(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# one small world and a fast training config for the jobs' tests
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """A 1,500-customer simulated world (2022-01-01 .. 2025-07-01) written once per session
+    (the pipeline and reliability tests share it)."""
+    from customer_value.simulation.world import simulate_world, write_world
+
+    out = tmp_path_factory.mktemp("world")
+    write_world(simulate_world(N_CUSTOMERS, 11), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fast_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "fast.yaml"
+    path.write_text(yaml.safe_dump(FAST))
+    return path

@@ -8,33 +8,13 @@ store; tests that score against that model point ``MLFLOW_TRACKING_URI`` at it t
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import yaml
 
-from pipeline_helpers import FAST, N_CUSTOMERS, AS_OF
-
-@pytest.fixture(scope="session")
-def small_world(tmp_path_factory) -> Path:
-    """A 1,500-customer simulated world (2022-01-01 .. 2025-07-01) written once per session."""
-    from customer_value.simulation.world import simulate_world, write_world
-
-    out = tmp_path_factory.mktemp("world")
-    write_world(simulate_world(N_CUSTOMERS, 11), out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def fast_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "fast.yaml"
-    path.write_text(yaml.safe_dump(FAST))
-    return path
-
+from pipeline_helpers import AS_OF
 
 @dataclass
 class Trained:

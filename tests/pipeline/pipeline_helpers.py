@@ -8,9 +8,7 @@ import pandas as pd
 
 from customer_value.config import Settings, TrainingSnapshots
 
-AS_OF = dt.date(2024, 7, 1)
-N_CUSTOMERS = 1500
-FAST = {"trials": 1, "snapshots": {"count": 3, "spacing_days": 30}}
+from session_world import AS_OF, FAST, N_CUSTOMERS  # noqa: F401  (re-exported)
 CONTRACT_SCORE_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
     "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",

@@ -6,7 +6,6 @@ import base64
 import re
 
 import mlflow
-import pandas as pd
 import pytest
 
 from customer_value.pipeline.report import render_html

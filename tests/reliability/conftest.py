@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests (issue 16): a small world, one trained model per session that
+"""Fixtures of the reliability tests (issue 16): one trained model per session (on the shared small world) that
 each test gets its own copy of, and MLflow servers that a test may stop, kill and restart.
 
 Servers bind 127.0.0.1 on a free port, run in their own process group (so a kill takes their
@@ -12,26 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from reliability_helpers import FAST, N_CUSTOMERS, MlflowServer, cli_train_args
-
-
-@pytest.fixture(scope="session")
-def world(tmp_path_factory) -> Path:
-    """A 1,500-customer simulated world (2022-01-01 .. 2025-07-01), written once per session."""
-    from customer_value.simulation.world import simulate_world, write_world
-
-    out = tmp_path_factory.mktemp("reliability-world")
-    write_world(simulate_world(N_CUSTOMERS, 11), out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def fast_config_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("reliability-config") / "fast.yaml"
-    path.write_text(yaml.safe_dump(FAST))
-    return path
+from reliability_helpers import MlflowServer, cli_train_args
 
 
 @dataclass
@@ -43,7 +25,7 @@ class TrainedStore:
 
 
 @pytest.fixture(scope="session")
-def _trained_store(_migrated_store, world, fast_config_file, tmp_path_factory) -> TrainedStore:
+def _trained_store(_migrated_store, small_world, fast_config, tmp_path_factory) -> TrainedStore:
     """`customer-value train ... --alias champion --no-backtest` once per session (per xdist worker)."""
     from typer.testing import CliRunner
 
@@ -56,7 +38,7 @@ def _trained_store(_migrated_store, world, fast_config_file, tmp_path_factory) -
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
         mp.setenv("CUSTOMER_VALUE_HOME", str(root / "home"))
-        result = CliRunner().invoke(app, cli_train_args(world, fast_config_file, "reliability"))
+        result = CliRunner().invoke(app, cli_train_args(small_world, fast_config, "reliability"))
     assert result.exit_code == 0, (result.output, result.exception)
     return TrainedStore(db, root / "home", result.stdout.strip().splitlines()[-1])
 

@@ -3,7 +3,6 @@ modules are not)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import signal
@@ -14,9 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-AS_OF = dt.date(2024, 7, 1)
-N_CUSTOMERS = 1500
-FAST = {"trials": 1, "snapshots": {"count": 3, "spacing_days": 30}}
+from session_world import AS_OF, FAST, N_CUSTOMERS  # noqa: F401  (re-exported)
 BIN = Path(sys.executable).parent
 
 

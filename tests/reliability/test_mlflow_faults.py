@@ -34,11 +34,11 @@ def _client(url: str):
 
 @pytest.mark.slow
 def test_a_server_down_when_training_starts_fails_fast_and_registers_nothing(
-        restartable_server, world, fast_config_file, tmp_path, monkeypatch):
+        restartable_server, small_world, fast_config, tmp_path, monkeypatch):
     _point_at(restartable_server.url, monkeypatch, tmp_path / "home")
     restartable_server.stop()
     started = time.monotonic()
-    result = runner.invoke(app, cli_train_args(world, fast_config_file, "faults-down", "--name", "cv_down"))
+    result = runner.invoke(app, cli_train_args(small_world, fast_config, "faults-down", "--name", "cv_down"))
     elapsed = time.monotonic() - started
     assert result.exit_code == 1
     line = one_error_line(result.stderr)
@@ -54,10 +54,10 @@ def test_a_server_down_when_training_starts_fails_fast_and_registers_nothing(
 
 @pytest.mark.slow
 def test_a_server_killed_mid_run_fails_the_job_and_the_rerun_closes_the_run(
-        restartable_server, world, fast_config_file, tmp_path):
+        restartable_server, small_world, fast_config, tmp_path):
     url = restartable_server.url
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "CUSTOMER_VALUE_HOME": str(tmp_path / "home")}
-    command = [str(BIN / "customer-value"), *cli_train_args(world, fast_config_file, "faults-killed",
+    command = [str(BIN / "customer-value"), *cli_train_args(small_world, fast_config, "faults-killed",
                                                              "--name", "cv_killed")]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     client = _client(url)
@@ -151,7 +151,7 @@ def test_a_failing_run_is_marked_failed(mlflow_store):
 
 
 @pytest.fixture(scope="module")
-def served_model(_migrated_store, world, fast_config_file, tmp_path_factory):
+def served_model(_migrated_store, small_world, fast_config, tmp_path_factory):
     """A server with `cv_served` version 1 (alias champion) trained through the CLI."""
     root = tmp_path_factory.mktemp("served")
     server = MlflowServer(root / "server", _migrated_store)
@@ -159,7 +159,7 @@ def served_model(_migrated_store, world, fast_config_file, tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as mp:
             _point_at(server.url, mp, root / "home")
-            result = runner.invoke(app, cli_train_args(world, fast_config_file, "faults-served", "--name", "cv_served"))
+            result = runner.invoke(app, cli_train_args(small_world, fast_config, "faults-served", "--name", "cv_served"))
         assert result.exit_code == 0, (result.output, result.exception)
         assert result.stdout.strip().splitlines()[-1] == "models:/cv_served/1"
         yield server
@@ -169,11 +169,11 @@ def served_model(_migrated_store, world, fast_config_file, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("served_model")
-def test_a_server_restarted_between_train_and_score(served_model, world, tmp_path, monkeypatch):
+def test_a_server_restarted_between_train_and_score(served_model, small_world, tmp_path, monkeypatch):
     served_model.restart()
     _point_at(served_model.url, monkeypatch, tmp_path / "home")
     out = tmp_path / "scores.parquet"
-    result = runner.invoke(app, ["score", "--data", str(world), "--as-of", AS_OF.isoformat(),
+    result = runner.invoke(app, ["score", "--data", str(small_world), "--as-of", AS_OF.isoformat(),
                                  "--model", "models:/cv_served@champion", "--out", str(out)])
     assert result.exit_code == 0, (result.output, result.exception)
     scores = pd.read_parquet(out)
@@ -182,7 +182,7 @@ def test_a_server_restarted_between_train_and_score(served_model, world, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("served_model")
-def test_an_alias_moved_while_scoring_does_not_change_the_recorded_version(served_model, world, tmp_path,
+def test_an_alias_moved_while_scoring_does_not_change_the_recorded_version(served_model, small_world, tmp_path,
                                                                            monkeypatch):
     import mlflow
 
@@ -202,7 +202,7 @@ def test_an_alias_moved_while_scoring_does_not_change_the_recorded_version(serve
 
     monkeypatch.setattr(mlflow.pyfunc, "load_model", alias_moves_meanwhile)
     out = tmp_path / "scores.parquet"
-    result = runner.invoke(app, ["score", "--data", str(world), "--as-of", AS_OF.isoformat(),
+    result = runner.invoke(app, ["score", "--data", str(small_world), "--as-of", AS_OF.isoformat(),
                                  "--model", "models:/cv_served@champion", "--out", str(out)])
     assert result.exit_code == 0, (result.output, result.exception)
     assert loaded == ["models:/cv_served/1"]  # resolved once, before loading: the version is what is loaded

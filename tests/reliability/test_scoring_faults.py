@@ -39,7 +39,7 @@ def _temp_files(directory: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_model_references_that_do_not_resolve_are_named(trained, world, tmp_path):
+def test_model_references_that_do_not_resolve_are_named(trained, small_world, tmp_path):
     out = tmp_path / "s.parquet"
     cases = {
         f"models:/{trained.name}@nosuchalias": f"no alias 'nosuchalias' for model '{trained.name}' (aliases: champion)",
@@ -47,10 +47,10 @@ def test_model_references_that_do_not_resolve_are_named(trained, world, tmp_path
         "models:/nosuchmodel/1": "no registered model 'nosuchmodel'",
         "models:/nosuchmodel@champion": "no registered model 'nosuchmodel'",
         str(tmp_path / "no-such-dir"): f"no model at {tmp_path / 'no-such-dir'}",
-        str(world): f"{world} is not an MLflow model directory",
+        str(small_world): f"{small_world} is not an MLflow model directory",
     }
     for reference, expected in cases.items():
-        result = _score(world, reference, out)
+        result = _score(small_world, reference, out)
         assert result.exit_code == 1, (reference, result.output)
         assert expected in one_error_line(result.stderr), reference
     assert not out.exists()
@@ -75,13 +75,13 @@ def test_a_remote_model_without_its_client_library_names_the_package(uri, packag
 
 
 @pytest.mark.slow
-def test_the_score_file_records_version_and_alias(trained, world, tmp_path):
-    by_alias = _score(world, f"models:/{trained.name}@champion", tmp_path / "a.parquet")
+def test_the_score_file_records_version_and_alias(trained, small_world, tmp_path):
+    by_alias = _score(small_world, f"models:/{trained.name}@champion", tmp_path / "a.parquet")
     assert by_alias.exit_code == 0, by_alias.output
     scores = pd.read_parquet(tmp_path / "a.parquet")
     assert set(scores["model_uri"]) == {trained.model_uri}
     assert set(scores["model_version"]) == {"1"} and set(scores["model_alias"]) == {"champion"}
-    by_version = _score(world, trained.model_uri, tmp_path / "v.parquet")
+    by_version = _score(small_world, trained.model_uri, tmp_path / "v.parquet")
     assert by_version.exit_code == 0, by_version.output
     scores = pd.read_parquet(tmp_path / "v.parquet")
     assert set(scores["model_version"]) == {"1"} and scores["model_alias"].isna().all()
@@ -101,7 +101,7 @@ def _no_model_loading(monkeypatch):
 
 
 @pytest.mark.slow
-def test_outputs_that_cannot_be_written_fail_before_the_work(trained, world, tmp_path, monkeypatch):
+def test_outputs_that_cannot_be_written_fail_before_the_work(trained, small_world, tmp_path, monkeypatch):
     _no_model_loading(monkeypatch)
     a_file = tmp_path / "plain.txt"
     a_file.write_text("x")
@@ -111,20 +111,20 @@ def test_outputs_that_cannot_be_written_fail_before_the_work(trained, world, tmp
         a_file / "deeper" / "scores.parquet": f"{a_file} is a file, not a directory",
     }
     for out, expected in cases.items():
-        result = _score(world, trained.model_uri, out)
+        result = _score(small_world, trained.model_uri, out)
         assert result.exit_code == 1, (out, result.output)
         assert expected in one_error_line(result.stderr), out
     # a report or validation report that cannot be written is found as early
-    result = _score(world, trained.model_uri, tmp_path / "s.parquet", "--report", str(tmp_path))
+    result = _score(small_world, trained.model_uri, tmp_path / "s.parquet", "--report", str(tmp_path))
     assert result.exit_code == 1 and "report" in one_error_line(result.stderr)
-    result = _score(world, trained.model_uri, tmp_path / "s.parquet", "--validation-report",
+    result = _score(small_world, trained.model_uri, tmp_path / "s.parquet", "--validation-report",
                     str(a_file / "report.csv"))
     assert result.exit_code == 1 and "validation report" in one_error_line(result.stderr)
     assert _temp_files(tmp_path) == []
 
 
 @pytest.mark.slow
-def test_a_read_only_directory_fails_before_the_work(trained, world, tmp_path, monkeypatch):
+def test_a_read_only_directory_fails_before_the_work(trained, small_world, tmp_path, monkeypatch):
     _no_model_loading(monkeypatch)
     read_only = tmp_path / "ro"
     read_only.mkdir()
@@ -143,7 +143,7 @@ def test_a_read_only_directory_fails_before_the_work(trained, world, tmp_path, m
                 return real(*args, dir=dir, **kwargs)
 
             monkeypatch.setattr(writing.tempfile, "mkstemp", refuse)
-        result = _score(world, trained.model_uri, read_only / "scores.parquet")
+        result = _score(small_world, trained.model_uri, read_only / "scores.parquet")
     finally:
         read_only.chmod(0o755)
     assert result.exit_code == 1
@@ -154,9 +154,9 @@ def test_a_read_only_directory_fails_before_the_work(trained, world, tmp_path, m
 
 
 @pytest.mark.slow
-def test_a_full_disk_is_one_line_and_keeps_the_previous_file(trained, world, tmp_path, monkeypatch):
+def test_a_full_disk_is_one_line_and_keeps_the_previous_file(trained, small_world, tmp_path, monkeypatch):
     out = tmp_path / "scores.parquet"
-    first = _score(world, trained.model_uri, out)
+    first = _score(small_world, trained.model_uri, out)
     assert first.exit_code == 0, first.output
     good = out.read_bytes()
 
@@ -167,7 +167,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_file(trained, world, tmp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
-    result = _score(world, trained.model_uri, out)
+    result = _score(small_world, trained.model_uri, out)
     assert result.exit_code == 1
     line = one_error_line(result.stderr)
     assert str(out) in line and "No space left on device" in line
@@ -176,11 +176,11 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_file(trained, world, tmp
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_leaves_nothing_or_the_whole_file(trained, world, tmp_path):
+def test_sigkill_at_random_moments_leaves_nothing_or_the_whole_file(trained, small_world, tmp_path):
     """`customer-value score` killed with SIGKILL (no cleanup possible) at random moments: the
     output is absent or the complete file, leftovers are only `.NAME.*.tmp` files that the next
     run removes, and a full rerun gives the same bytes."""
-    command = [str(Path(sys.executable).parent / "customer-value"), "score", "--data", str(world),
+    command = [str(Path(sys.executable).parent / "customer-value"), "score", "--data", str(small_world),
                "--as-of", AS_OF.isoformat(), "--model", trained.model_uri, "--no-log"]
     directory = tmp_path / "out"
     directory.mkdir()
@@ -251,9 +251,9 @@ def test_stale_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_pat
 
 
 @pytest.mark.slow
-def test_score_as_of_before_the_first_signup(trained, world, tmp_path):
-    first = pd.read_parquet(world / "customers.parquet")["signup_at"].min()
-    result = runner.invoke(app, ["score", "--data", str(world), "--as-of", "2021-06-01", "--model", trained.model_uri,
+def test_score_as_of_before_the_first_signup(trained, small_world, tmp_path):
+    first = pd.read_parquet(small_world / "customers.parquet")["signup_at"].min()
+    result = runner.invoke(app, ["score", "--data", str(small_world), "--as-of", "2021-06-01", "--model", trained.model_uri,
                                  "--out", str(tmp_path / "s.parquet"), "--no-log"])
     assert result.exit_code == 1
     assert one_error_line(result.stderr) == (
@@ -262,11 +262,11 @@ def test_score_as_of_before_the_first_signup(trained, world, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_scoring_config_may_not_change_the_model_settings(trained, world, tmp_path, monkeypatch):
+def test_a_scoring_config_may_not_change_the_model_settings(trained, small_world, tmp_path, monkeypatch):
     config = tmp_path / "scoring.yaml"
     config.write_text(yaml.safe_dump({**FAST, "horizon_days": 30, "discount_rate": 0.25,
                                       "costs": {"order_cost": 9.0}}))
-    result = _score(world, trained.model_uri, tmp_path / "s.parquet", "--config", str(config))
+    result = _score(small_world, trained.model_uri, tmp_path / "s.parquet", "--config", str(config))
     assert result.exit_code == 2
     line = one_error_line(result.stderr)
     assert "horizon_days: 30 in the config, 365 in the model" in line
@@ -277,12 +277,12 @@ def test_a_scoring_config_may_not_change_the_model_settings(trained, world, tmp_
 
 
 @pytest.mark.slow
-def test_a_scoring_config_may_say_how_to_read_the_data(trained, world, tmp_path):
+def test_a_scoring_config_may_say_how_to_read_the_data(trained, small_world, tmp_path):
     """The training config itself, or only input keys (strict, columns), score as without a config."""
-    plain = _score(world, trained.model_uri, tmp_path / "plain.parquet")
+    plain = _score(small_world, trained.model_uri, tmp_path / "plain.parquet")
     assert plain.exit_code == 0, plain.output
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({**FAST, "strict": False}))
-    with_config = _score(world, trained.model_uri, tmp_path / "config.parquet", "--config", str(same))
+    with_config = _score(small_world, trained.model_uri, tmp_path / "config.parquet", "--config", str(same))
     assert with_config.exit_code == 0, with_config.output
     assert (tmp_path / "plain.parquet").read_bytes() == (tmp_path / "config.parquet").read_bytes()

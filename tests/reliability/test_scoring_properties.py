@@ -24,7 +24,7 @@ SEGMENTS = {"negative", "low", "medium", "high", "top"}
 
 @pytest.fixture(scope="module")
 def value_model():
-    """A value model with every part fitted (no search) on a small simulated world."""
+    """A value model with every part fitted (no search) on a small simulated small_world."""
     tables = simulate_world(700, 5).tables
     fitted = fit_value_model(tables, dt.date(2024, 7, 1), Settings(trials=0, snapshots={"count": 3, "spacing_days": 60}))
     assert not fitted.skipped, fitted.skipped
@@ -34,9 +34,9 @@ def value_model():
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                   HealthCheck.function_scoped_fixture])
-@given(world=worlds())
-def test_any_valid_tables_score_to_finite_rows(value_model, world):
-    tables, as_of = world
+@given(small_world=worlds())
+def test_any_valid_tables_score_to_finite_rows(value_model, small_world):
+    tables, as_of = small_world
     features = build_features(tables, as_of, value_model.settings)
     population = tables.customers.loc[tables.customers["signup_at"] < np.datetime64(as_of), "customer_id"]
     assert sorted(features["customer_id"]) == sorted(population)

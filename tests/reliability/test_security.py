@@ -141,7 +141,7 @@ def test_a_config_cannot_execute_code(tmp_path, tiny_tables):
 
 
 @pytest.mark.slow
-def test_tracking_credentials_are_never_logged_or_written(restartable_server, world, fast_config_file, tmp_path,
+def test_tracking_credentials_are_never_logged_or_written(restartable_server, small_world, fast_config, tmp_path,
                                                           monkeypatch):
     import mlflow
     from mlflow import MlflowClient
@@ -156,10 +156,10 @@ def test_tracking_credentials_are_never_logged_or_written(restartable_server, wo
     mlflow.set_tracking_uri(uri)
     secrets = (in_uri, in_env)
 
-    trained = runner.invoke(app, cli_train_args(world, fast_config_file, "secrets", "--name", "cv_secret"))
+    trained = runner.invoke(app, cli_train_args(small_world, fast_config, "secrets", "--name", "cv_secret"))
     assert trained.exit_code == 0, (trained.output, trained.exception)
     out, report = tmp_path / "scores.parquet", tmp_path / "report.html"
-    scored = runner.invoke(app, ["score", "--data", str(world), "--as-of", AS_OF.isoformat(),
+    scored = runner.invoke(app, ["score", "--data", str(small_world), "--as-of", AS_OF.isoformat(),
                                  "--model", "models:/cv_secret@champion", "--out", str(out), "--report", str(report)])
     assert scored.exit_code == 0, (scored.output, scored.exception)
 
@@ -178,7 +178,7 @@ def test_tracking_credentials_are_never_logged_or_written(restartable_server, wo
 
     # and an error naming the server names it without the password
     restartable_server.stop()
-    failed = runner.invoke(app, ["score", "--data", str(world), "--as-of", AS_OF.isoformat(),
+    failed = runner.invoke(app, ["score", "--data", str(small_world), "--as-of", AS_OF.isoformat(),
                                  "--model", "models:/cv_secret@champion", "--out", str(tmp_path / "again.parquet")])
     assert failed.exit_code == 1
     line = one_error_line(failed.stderr)

@@ -7,7 +7,10 @@ not fit, the non-strict cascade, the row accounting and the strict message.
 
 from __future__ import annotations
 
+import builtins
+import errno
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,11 +71,20 @@ def test_parquet_renamed_csv_is_named(tmp_path, tiny_tables):
     _raises(data, "table 'customers'", data / "customers.csv", "Parquet file named .csv")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_file_without_read_permission_is_named(tmp_path, tiny_tables):
+def test_file_without_read_permission_is_named(tmp_path, tiny_tables, monkeypatch):
+    """Root reads files whatever their mode, so there the denial is simulated at ``open``."""
     data = write_tables(tmp_path / "d", tiny_tables)
     path = data / "support_tickets.csv"
     path.chmod(0)
+    if os.geteuid() == 0:
+        real_open = builtins.open
+
+        def denied(file, *args, **kwargs):
+            if Path(file) == path:
+                raise PermissionError(errno.EACCES, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", denied)
     try:
         _raises(data, "table 'support_tickets'", path, "permission denied")
     finally:

@@ -53,3 +53,20 @@ def test_comparison_table_puts_the_drain_flag_beside_the_baselines():
     assert table.loc["drain", "negative_precision"] == 1.0
     assert np.isnan(table.loc["drain", "spearman"])  # a flag, not a ranking of value
     assert table.loc["baseline_historical_value", "negative_recall"] == pytest.approx(2 / 3, abs=1e-4)  # rounded
+
+
+def test_a_part_missing_at_a_cutoff_is_counted_not_averaged_in():
+    """At one cutoff the drain model was skipped: its score rows still carry drain_flag (the
+    value < 0 fallback), which must not enter the drain row; the table says at how many cutoffs
+    each score existed, and the per-cutoff table says what was skipped."""
+    fallback = _scored(with_drain=False).assign(drain_flag=lambda f: f["customer_value"] < 0)
+    without = value_metrics(fallback)
+    assert not [k for k in without if k.startswith("drain.")]
+    rows = [{"cutoff": dt.date(2024, 1, 1), **value_metrics(_scored(with_drain=True)), "skipped": ""},
+            {"cutoff": dt.date(2024, 4, 1), **without, "skipped": "cost, drain"}]
+    result = BacktestResult(pd.DataFrame(rows))
+    table = comparison_table(result)
+    assert table.loc["drain", "cutoffs"] == "1/2" and table.loc["value", "cutoffs"] == "2/2"
+    assert table.loc["drain", "negative_precision"] == 1.0  # the drain model's own cutoff only
+    assert set(result.flat_metrics()) >= {"backtest.value.spearman", "backtest.drain.negative_precision"}
+    assert table["spearman"].dtype == float

@@ -77,7 +77,7 @@ def value_metrics(scored: pd.DataFrame) -> dict[str, float]:
         out["churn.brier"] = ev.brier(churned, scored["churn_probability"])
     negative = realised_net < 0
     flags = {"value": scored["customer_value"] < 0, "baseline_historical_value": scored["historical_value"] < 0}
-    if "drain_flag" in scored:
+    if "drain_probability" in scored:  # the drain model's flag; without it drain_flag is value < 0, not a model
         flags["drain"] = scored["drain_flag"].astype(bool)
     if "drain_probability" in scored and 0 < negative.mean() < 1:
         out["drain.roc_auc"] = ev.roc_auc(negative, scored["drain_probability"])
@@ -109,15 +109,21 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
         targets = build_targets(tables, cutoff, settings, engine=engine)
         scored = join_realised(scores, targets, baseline)
         scored_frames[cutoff] = scored
-        rows.append({"cutoff": cutoff, **value_metrics(scored)})
+        rows.append({"cutoff": cutoff, **value_metrics(scored), "skipped": ", ".join(sorted(fitted.skipped))})
     return BacktestResult(pd.DataFrame(rows), scored_frames)
 
 
 def comparison_table(result: BacktestResult) -> pd.DataFrame:
-    """Model beside baselines, averaged over cutoffs: one row per score, one column per metric."""
+    """Model beside baselines, averaged over cutoffs: one row per score, one column per metric,
+    and ``cutoffs``: at how many of the cutoffs the score existed (a part skipped at a cutoff, e.g.
+    the drain model without a cost model, is left out of that cutoff's average, never replaced)."""
     avg = result.average()
+    metrics = ("spearman", "gini", "top_decile_capture", "negative_precision", "negative_recall")
     rows = {}
     for source in ("value", "drain", "baseline_historical_value", "baseline_bgnbd_gg_revenue"):
-        rows[source] = {m: avg.get(f"{source}.{m}", np.nan) for m in
-                        ("spearman", "gini", "top_decile_capture", "negative_precision", "negative_recall")}
-    return pd.DataFrame(rows).T.dropna(how="all").round(4)
+        columns = [f"{source}.{m}" for m in metrics if f"{source}.{m}" in result.metrics]
+        present = int(result.metrics[columns].notna().any(axis=1).sum()) if columns else 0
+        if present:
+            rows[source] = {**{m: avg.get(f"{source}.{m}", np.nan) for m in metrics},
+                            "cutoffs": f"{present}/{len(result.metrics)}"}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*metrics, "cutoffs"]).round(4)

@@ -20,7 +20,7 @@ from customer_value.training.fit import FitObserver
 
 PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spearman",
                       "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture", "revenue.spearman",
-                      "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc")
+                      "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc", "skipped")
 
 
 def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: Settings, count: int,

@@ -283,7 +283,8 @@ def backtest_run(experiment: str, as_of: dt.date, cutoffs: list[dt.date], settin
 def log_backtest(metrics: pd.DataFrame, averaged: Mapping[str, float], figures: Mapping[str, Any]) -> None:
     """Per-cutoff metrics as steps, their average, the per-cutoff table and the figures."""
     for step, row in metrics.reset_index(drop=True).iterrows():
-        log_metrics({f"backtest.{k}": v for k, v in row.drop("cutoff").items()}, step=step)
+        log_metrics({f"backtest.{k}": v for k, v in row.drop(["cutoff", "skipped"], errors="ignore").items()},
+                    step=step)
     log_metrics(averaged)
     mlflow.log_table(metrics.astype({"cutoff": str}), "backtest/per_cutoff.json")
     log_figures(figures)

@@ -8,13 +8,12 @@ store; tests that score against that model point ``MLFLOW_TRACKING_URI`` at it t
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from pipeline_helpers import AS_OF
+from session_world import train_into_new_store
 
 @dataclass
 class Trained:
@@ -29,25 +28,10 @@ class Trained:
 @pytest.fixture(scope="session")
 def trained_store(_migrated_store, small_world, fast_config, tmp_path_factory) -> Trained:
     """`customer-value train ... --alias champion --no-backtest` once, into a session-owned store."""
-    from typer.testing import CliRunner
-
-    from customer_value.cli import app
-
-    root = tmp_path_factory.mktemp("trained")
-    db = root / "mlflow" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copy(_migrated_store, db)
-    uri = f"sqlite:///{db}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("CUSTOMER_VALUE_HOME", str(root / "home"))
-        result = CliRunner().invoke(app, [
-            "train", "--data", str(small_world), "--as-of", AS_OF.isoformat(), "--experiment", "pipeline-tests",
-            "--config", str(fast_config), "--alias", "champion", "--no-backtest",
-        ])
-    assert result.exit_code == 0, (result.output, result.exception)
+    result, db, home = train_into_new_store(_migrated_store, tmp_path_factory.mktemp("trained"), small_world,
+                                            fast_config, "pipeline-tests")
     lines = result.stdout.strip().splitlines()
-    return Trained(uri, root / "home", lines[-1] if lines else "", "customer_value", result.stdout, result.stderr)
+    return Trained(f"sqlite:///{db}", home, lines[-1] if lines else "", "customer_value", result.stdout, result.stderr)
 
 
 @pytest.fixture

@@ -8,19 +8,11 @@ import pytest
 
 from customer_value.probabilistic.purchases import PurchaseModel
 from customer_value.probabilistic.revenue import predict_revenue, revenue_intervals
-from customer_value.probabilistic.spend import SpendModel
-from lifetimes_reference import lifetimes
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    """CDNOW summary with the mean repeat-purchase value (weeks)."""
-    return lifetimes().datasets.load_cdnow_summary_data_with_monetary_value()
-
-
-@pytest.fixture(scope="module")
-def spend(cdnow) -> SpendModel:
-    return SpendModel().fit(cdnow)
+def cdnow(cdnow_spend) -> pd.DataFrame:
+    return cdnow_spend
 
 
 def test_predict_revenue_combines_the_models(cdnow, spend):

@@ -15,14 +15,8 @@ from lifetimes_reference import lifetimes
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    """CDNOW summary with the mean repeat-purchase value (weeks)."""
-    return lifetimes().datasets.load_cdnow_summary_data_with_monetary_value()
-
-
-@pytest.fixture(scope="module")
-def spend(cdnow) -> SpendModel:
-    return SpendModel().fit(cdnow)
+def cdnow(cdnow_spend) -> pd.DataFrame:
+    return cdnow_spend
 
 
 def test_gamma_gamma_matches_published_cdnow_parameters(spend):

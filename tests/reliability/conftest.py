@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability_helpers import MlflowServer, cli_train_args
+from reliability_helpers import MlflowServer
+from session_world import train_into_new_store
 
 
 @dataclass
@@ -27,20 +28,9 @@ class TrainedStore:
 @pytest.fixture(scope="session")
 def _trained_store(_migrated_store, small_world, fast_config, tmp_path_factory) -> TrainedStore:
     """`customer-value train ... --alias champion --no-backtest` once per session (per xdist worker)."""
-    from typer.testing import CliRunner
-
-    from customer_value.cli import app
-
-    root = tmp_path_factory.mktemp("reliability-trained")
-    db = root / "mlflow" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copy(_migrated_store, db)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-        mp.setenv("CUSTOMER_VALUE_HOME", str(root / "home"))
-        result = CliRunner().invoke(app, cli_train_args(small_world, fast_config, "reliability"))
-    assert result.exit_code == 0, (result.output, result.exception)
-    return TrainedStore(db, root / "home", result.stdout.strip().splitlines()[-1])
+    result, db, home = train_into_new_store(_migrated_store, tmp_path_factory.mktemp("reliability-trained"),
+                                            small_world, fast_config, "reliability")
+    return TrainedStore(db, home, result.stdout.strip().splitlines()[-1])
 
 
 @dataclass

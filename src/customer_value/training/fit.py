@@ -30,7 +30,7 @@ from customer_value.training.snapshots import Builders, SnapshotCache, TrainingS
 from customer_value.training.tasks import TASKS, Evaluation
 from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
-from customer_value.valuation.value import RFM_COLUMNS, ValueModel
+from customer_value.valuation.value import ValueModel, rfm_of
 
 
 @dataclass
@@ -107,7 +107,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     timings["features"] = time.perf_counter() - start
     if features.empty:
         raise InputError(f"no customer signed up before {day}: nothing to fit as of that date")
-    rfm = features.set_index("customer_id")[list(RFM_COLUMNS)]
+    rfm = rfm_of(features)
 
     observer.stage("purchases (BG/NBD) and spend (Gamma-Gamma)")
     parts: dict[str, FittedPart] = {}

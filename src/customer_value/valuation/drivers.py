@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from customer_value.boosted.explain import top_drivers
-from customer_value.valuation.value import RFM_COLUMNS, ValueModel
+from customer_value.valuation.value import ValueModel
 
 
 def looks_profitable_but_drains(scores: pd.DataFrame, revenue_quantile: float = 0.75) -> pd.DataFrame:
@@ -38,8 +38,7 @@ def cost_drivers(model: ValueModel, features: pd.DataFrame, k: int = 3) -> pd.Se
     """The cost model's k largest SHAP contributions per row (log scale), as readable text."""
     if model.cost_model is None or features.empty:
         return pd.Series("", index=features.index)
-    rfm = features.set_index("customer_id")[list(RFM_COLUMNS)]
-    model_input = model.model_input(features, rfm, model.settings.horizon_days)
+    model_input = model.model_input(features, window_days=model.settings.horizon_days)
     return format_drivers(top_drivers(model.cost_model, model_input, k))
 
 

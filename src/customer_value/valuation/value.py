@@ -93,7 +93,7 @@ class BoostedPredictions(NamedTuple):
         return cls(*(column(name) for name in cls._fields))  # type: ignore[arg-type]
 
 
-def _rfm(features: pd.DataFrame) -> pd.DataFrame:
+def rfm_of(features: pd.DataFrame) -> pd.DataFrame:
     """The RFM columns the probabilistic models read, indexed by customer."""
     return features.set_index("customer_id")[list(RFM_COLUMNS)]
 
@@ -186,7 +186,7 @@ class ValueModel:
     def _parts(self, features: pd.DataFrame, horizon_days: int,
                boosted: BoostedPredictions | None = None) -> pd.DataFrame:
         s = self.settings
-        rfm = _rfm(features)
+        rfm = rfm_of(features)
         purchases = predict_revenue(self.purchase_model, self.spend_model, rfm, in_units(horizon_days, s.time_unit),
                                     discount_rate=s.discount_rate, time_unit=s.time_unit)
         order_value = purchases["expected_order_value"].to_numpy(dtype=float)
@@ -268,14 +268,14 @@ class ValueModel:
         """Features plus BG/NBD outputs over ``window_days`` (default: the horizon): what the
         boosted models were trained on, e.g. for their SHAP explanations."""
         if rfm is None:
-            rfm = _rfm(features)
+            rfm = rfm_of(features)
         bg = purchase_features(rfm, window_days or self.settings.horizon_days, self.settings, self.purchase_model)
         return features.merge(bg, left_on="customer_id", right_index=True, how="left")
 
     def bgnbd_gg_revenue(self, features: pd.DataFrame) -> np.ndarray:
         """BG/NBD × Gamma-Gamma expected revenue over the horizon alone: the backtest baseline."""
         s = self.settings
-        revenue = predict_revenue(self.purchase_model, self.spend_model, _rfm(features),
+        revenue = predict_revenue(self.purchase_model, self.spend_model, rfm_of(features),
                                   in_units(s.horizon_days, s.time_unit), discount_rate=s.discount_rate,
                                   time_unit=s.time_unit)
         return revenue["expected_revenue"].to_numpy(dtype=float)
@@ -286,7 +286,7 @@ class ValueModel:
         most once; pass ``boosted`` in feature order (e.g. ``BoostedPredictions.from_scores`` of
         the score rows) to skip them."""
         if boosted is None:
-            rfm = _rfm(features)
+            rfm = rfm_of(features)
             boosted = self._boosted(features, rfm)
         totals = pd.Series({int(h): float(self._parts(features, int(h), boosted)["customer_value"].sum())
                             for h in horizons}, dtype=float)
@@ -296,7 +296,7 @@ class ValueModel:
     def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None) -> pd.DataFrame:
         """Score rows (contract section 5 columns first, then the components) in feature order."""
         horizon = horizon_days or self.settings.horizon_days
-        rfm = _rfm(features)
+        rfm = rfm_of(features)
         boosted = self._boosted(features, rfm)
         parts = self._parts(features, horizon, boosted)
         parts["as_of"] = pd.Timestamp(as_of).date()

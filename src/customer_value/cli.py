@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from typer.core import TyperGroup
 
 from customer_value.config import Settings, load_settings
@@ -272,6 +273,8 @@ def score(
     out: Annotated[Path, typer.Option(help="Parquet file to write (atomically).")],
     report: Annotated[Optional[Path], typer.Option(help="HTML report to write.")] = None,
     log_run: Annotated[bool, typer.Option("--log/--no-log", help="Log a scoring run to MLflow.")] = True,
+    horizon: Annotated[Optional[int], typer.Option(min=1, help="Horizon in days for this scoring (default: the model's).")] = None,
+    cashflows: Annotated[Optional[Path], typer.Option(help="Also write expected margin, cost and discounted net per customer and month (Parquet).")] = None,
     config: ConfigFile = None,
     strict: Strict = None,
     validation_report: ValidationReportFile = None,
@@ -283,7 +286,7 @@ def score(
     settings = settings_from(config, strict=strict) if (config or strict is not None) else None
     day = parse_as_of(as_of)
     result = run_score(data, day, model, out, settings, report=report, log_run=log_run, progress=_progress,
-                       validation_report=validation_report)
+                       validation_report=validation_report, horizon_days=horizon, cashflows=cashflows)
     segments = result.scores["value_segment"].value_counts().to_dict()
     drains = int(result.scores["drain_flag"].sum())
     console.print(f"[green]scored[/green] {len(result.scores):,} customers -> {out}; segments {segments}; "
@@ -334,6 +337,37 @@ def compare(
             raise
         raise ConfigError(str(exc)) from exc
     typer.echo(format_table(table, fmt))
+
+
+@app.command()
+def whatif(
+    scores: Annotated[Path, typer.Option(help="A score file written by `score` (read, never modified).")],
+    config: Annotated[Path, typer.Option(help="YAML of changes: rates, pools, shift, fees, plans (see README).")],
+    out: Annotated[Path, typer.Option(help="Parquet file of repriced scores to write (atomically).")],
+    summary: Annotated[Optional[Path], typer.Option(help="HTML summary to write (default: OUT with .html).")] = None,
+) -> None:
+    """Reprice scored customers under changed rates, pool amounts, plan prices or support mix, without refitting."""
+    from customer_value.pipeline.whatif import whatif as run_whatif
+
+    result = run_whatif(scores, config, out, summary or out.with_suffix(".html"))
+    s = result.summary
+    table = Table(title="What-if: totals", show_lines=False)
+    for column in ("", "before", "after", "change"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, row in s.totals.iterrows():
+        table.add_row(str(name), f"{row['before']:,.0f}", f"{row['after']:,.0f}", f"{row['change']:+,.0f}")
+    console.print(table)
+    for group, frame in s.by_group.items():
+        by = Table(title=f"value change by {group.replace('_', ' ')}")
+        for column in (group, "customers", "before", "after", "change"):
+            by.add_column(column, justify="left" if column == group else "right")
+        for name, row in frame.iterrows():
+            by.add_row(str(name), f"{int(row['customers']):,}", f"{row['value_before']:,.0f}",
+                       f"{row['value_after']:,.0f}", f"{row['value_change']:+,.0f}")
+        console.print(by)
+    console.print(f"{s.to_positive:,} customer(s) cross from negative to positive value, "
+                  f"{s.to_negative:,} from positive to negative")
+    console.print(f"[green]repriced[/green] {len(result.scores):,} customers -> {result.out}; summary {result.summary_path}")
 
 
 @app.command()

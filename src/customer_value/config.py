@@ -106,10 +106,17 @@ class Settings(_Frozen):
         description="drain_probability at which a customer is flagged (drain_flag); none: the F1-optimal "
                     "cut on the validation snapshot (boosted/drain.py)",
     )
+    cost_forecast: Literal["auto", "activities", "total"] = Field(
+        default="auto",
+        description="expected_cost_to_serve from priced activity forecasts or the total-cost model (activities "
+                    "scaled to it); auto: whichever ranks the validation snapshot's cost better "
+                    "(valuation/activity_costs.py)",
+    )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"
     )
     model_name: str = "customer_value"
+    currency: str = Field(default="USD", description="ISO 4217 code of every money amount, as the report shows it")
     strict: bool = True
     timestamp_format: str | None = Field(
         default=None,
@@ -156,21 +163,89 @@ class Settings(_Frozen):
         return Settings.model_validate(data)
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read a YAML config (or the defaults) and apply CLI overrides; errors name the bad keys."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must be a mapping of keys to values")
-        data.update(loaded)
-    data.update({k: v for k, v in overrides.items() if v is not None})
+class ActivityShift(_Frozen):
+    """Move a share of one support channel's minutes to another (e.g. phone to chat)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    share: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _support_channels(self) -> "ActivityShift":
+        channels = [f"support_{c}" for c in TICKET_CHANNELS]
+        bad = [a for a in (self.source, self.target) if a not in channels]
+        if bad or self.source == self.target:
+            raise ValueError(f"a shift moves minutes between two different support channels {channels}, got "
+                             f"from {self.source!r} to {self.target!r}")
+        return self
+
+
+class WhatIf(_Frozen):
+    """Changes to price a scored file under (``customer-value whatif --config``); every key optional.
+
+    ``rates``: new unit rates (any of ``costs``' keys, e.g. ``minute_rate: {phone: 1.0}``);
+    ``pools``: new annual amounts of indirect pools by name; ``shift``: move a share of a support
+    channel's minutes to another; ``fees``: charged to customers per unit of an activity (extra
+    revenue and margin, e.g. ``late_payments: 15``); ``plans``: margin uplift per plan (0.05 = +5%)."""
+
+    rates: dict[str, Any] = Field(default_factory=dict)
+    pools: dict[str, float] = Field(default_factory=dict)
+    shift: tuple[ActivityShift, ...] = ()
+    fees: dict[str, float] = Field(default_factory=dict)
+    plans: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("rates")
+    @classmethod
+    def _known_rates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        allowed = set(CostRates.model_fields) - {"indirect_pools"}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"unknown rate(s) {unknown}; expected some of {sorted(allowed)} "
+                             "(pool amounts go under 'pools')")
+        return value
+
+    @field_validator("fees")
+    @classmethod
+    def _known_fees(cls, value: dict[str, float]) -> dict[str, float]:
+        allowed = ("escalations", "orders", "invoices", "late_payments")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown fee activit(ies) {unknown}; expected some of {list(allowed)}")
+        return value
+
+    @field_validator("pools")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = sorted(k for k, v in value.items() if v < 0)
+        if negative:
+            raise ValueError(f"pool amounts must be >= 0: {negative}")
+        return value
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.rates or self.pools or self.shift or self.fees or self.plans)
+
+
+def load_whatif(path: str | Path) -> WhatIf:
+    """Read a what-if YAML; errors name the bad keys (like :func:`load_settings`)."""
+    return _validated(WhatIf, _read_yaml(Path(path)), Path(path), "what-if")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        return Settings.model_validate(data)
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values")
+    return loaded
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any], path: Path | None, what: str = "") -> Any:
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -180,4 +255,14 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             else:
                 problems.append(f"'{key}': {err['msg']}")
         where = f" in {path}" if path is not None else ""
-        raise ConfigError(f"invalid config{where}: " + "; ".join(problems)) from exc
+        raise ConfigError(f"invalid {what + ' ' if what else ''}config{where}: " + "; ".join(problems)) from exc
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read a YAML config (or the defaults) and apply CLI overrides; errors name the bad keys."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        data.update(_read_yaml(path))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return _validated(Settings, data, path)

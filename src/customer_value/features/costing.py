@@ -71,11 +71,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from customer_value.config import POOL_DRIVERS, TICKET_CHANNELS, Settings
+from customer_value.config import POOL_DRIVERS, TICKET_CHANNELS, CostRates, IndirectPool, Settings
 from customer_value.features.engine import Sources, execute
 from customer_value.features.history import complete, count_if, month_of, ticket_channel, with_margin
 
@@ -138,8 +139,8 @@ def pool_units_column(name: str) -> str:
     return f"pool_units_{name}"
 
 
-def _rate(activity: Activity, settings: Settings) -> float:
-    costs = settings.costs
+def rate_of(activity: Activity, costs: CostRates) -> float:
+    """The price of one unit of a direct activity's volume under ``costs``."""
     if activity.name.startswith("support_"):
         return float(costs.minute_rate[activity.name.removeprefix("support_")])
     return float({
@@ -179,6 +180,23 @@ def activity_cost_columns(settings: Settings) -> list[str]:
 def volume_columns(settings: Settings) -> list[str]:
     """The activity volume columns, in order (one per activity; ``order_amount`` prices the fees)."""
     return [a.volume for a in activities(settings)]
+
+
+def forecast_volume_columns(settings: Settings) -> list[str]:
+    """The volumes a forecast needs to price every activity: the direct activities' volumes, and
+    ``pool_units_<p>`` for a pool driven by ``active_customer_months`` (the other drivers are sums
+    of direct volumes, :func:`pool_driver_units`)."""
+    pools = [pool_units_column(p.name) for p in settings.costs.indirect_pools if p.driver == "active_customer_months"]
+    return [*dict.fromkeys(a.volume for a in DIRECT_ACTIVITIES), *pools]
+
+
+def pool_driver_units(volumes: Any, pool: IndirectPool) -> Any:
+    """A pool's driver units from a frame of :func:`forecast_volume_columns` (or realised volumes)."""
+    if pool.driver == "support_minutes":
+        return sum(volumes[f"support_minutes_{c}"] for c in TICKET_CHANNELS)
+    if pool.driver == "active_customer_months":
+        return volumes[pool_units_column(pool.name)]
+    return volumes[DRIVER_VOLUME[pool.driver]]
 
 
 def needs_active_months(settings: Settings) -> bool:
@@ -285,7 +303,7 @@ def window_costs(
     money: dict[str, ir.Value] = {}
     units: dict[str, ir.Value] = {}
     for a in DIRECT_ACTIVITIES:
-        money[a.column] = t[a.volume].cast("float64") * _rate(a, settings)
+        money[a.column] = t[a.volume].cast("float64") * rate_of(a, settings.costs)
         units[a.volume] = t[a.volume].cast(VOLUME_TYPES[a.volume])
     for pool in settings.costs.indirect_pools:
         driver = DRIVER_VOLUME[pool.driver]

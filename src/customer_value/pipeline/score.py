@@ -33,6 +33,7 @@ from customer_value.tracking.runs import log_scoring_run
 from customer_value.tracking.store import setup_tracking
 from customer_value.valuation.drivers import with_drain_drivers
 from customer_value.valuation.value import BoostedPredictions
+from customer_value.valuation.whatif import METADATA_KEY
 
 Progress = Callable[[str], None]
 SENSITIVITY_HORIZONS = (365, 3 * 365)
@@ -93,11 +94,15 @@ class ScoreResult:
 
 def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Settings | None = None,
           report: Path | None = None, engine: Any = "duckdb", log_run: bool = True,
-          progress: Progress | None = None, validation_report: Path | None = None) -> ScoreResult:
-    """Check the outputs, load the model, build features, score, check, write atomically, report, log."""
+          progress: Progress | None = None, validation_report: Path | None = None,
+          horizon_days: int | None = None, cashflows: Path | None = None) -> ScoreResult:
+    """Check the outputs, load the model, build features, score, check, write atomically, report, log.
+
+    ``horizon_days`` overrides the model's horizon for this scoring (segment cut points scale with
+    it); ``cashflows`` also writes one row per customer × month (:mod:`customer_value.valuation.cashflows`)."""
     say = progress or (lambda _: None)
     check_output(out, "scores")
-    for path, what in ((report, "report"), (validation_report, "validation report")):
+    for path, what in ((report, "report"), (validation_report, "validation report"), (cashflows, "cash flows")):
         if path is not None:
             check_output(path, what)
     if log_run:
@@ -115,20 +120,29 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     features = build_features(tables, as_of, model_settings, engine=engine)
     del tables  # the raw tables hold most of the memory; nothing below needs them
     say(f"scoring {len(features):,} customers")
-    scores = score_features(loaded_model, features, as_of)
+    scores = score_features(loaded_model, features, as_of, horizon_days)
+    horizon = int(scores["horizon_days"].iloc[0]) if len(scores) else model_settings.horizon_days
     check_one_row_per_customer(scores, population)
     scores = scores.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    scores = with_drain_drivers(scores, features, loaded_model.value_model)
+    if "top_cost_drivers" not in scores:  # a model without activity forecasts: SHAP for the drain list
+        scores = with_drain_drivers(scores, features, loaded_model.value_model)
+    # what `whatif` needs to reprice the file without the model, kept in its Parquet metadata
+    scores.attrs[METADATA_KEY] = loaded_model.value_model.scoring_metadata(horizon)
     write_parquet_atomically(scores, out)
     say(f"wrote {len(scores):,} rows to {out}")
+    if cashflows is not None:
+        in_order = scores.set_index("customer_id").loc[features["customer_id"]].reset_index()
+        flows = loaded_model.value_model.cashflows(features, in_order, as_of)
+        write_parquet_atomically(flows, cashflows)
+        say(f"wrote {len(flows):,} monthly cash-flow rows to {cashflows}")
 
     # the sensitivity table reuses the rows' churn, cost and margin predictions (the boosted models are the
     # expensive part and do not depend on the horizon); the model's own horizon is the file's total
     in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])
     horizon_totals = loaded_model.value_model.total_value_by_horizon(
-        features, sorted({*SENSITIVITY_HORIZONS, model_settings.horizon_days}),
-        BoostedPredictions.from_scores(in_feature_order))
-    horizon_totals[model_settings.horizon_days] = float(scores["customer_value"].sum())
+        features, sorted({*SENSITIVITY_HORIZONS, horizon}),
+        BoostedPredictions.from_scores(in_feature_order, model_settings.horizon_days))
+    horizon_totals[horizon] = float(scores["customer_value"].sum())
     report_path = None
     if report is not None:
         report_path = write_html_report(scores, report, f"Customer value as of {as_of} ({loaded_model.uri})", horizon_totals)

@@ -1,14 +1,41 @@
-"""Plots of scored customers. Each takes and returns a matplotlib Axes (no global pyplot state)."""
+"""Plots of scored customers. Each takes and returns a matplotlib Axes (no global pyplot state).
+
+Money axes read like 200k or 1.2M (:func:`compact_number`); every colour stands out on white.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 SEGMENT_ORDER = ("top", "high", "medium", "low", "negative")
-SEGMENT_COLORS = {"top": "#1b7837", "high": "#5aae61", "medium": "#a6dba0", "low": "#d9d9d9", "negative": "#c51b7d"}
+SEGMENT_COLORS = {"top": "#00441b", "high": "#1b7837", "medium": "#4a9e50", "low": "#b35806", "negative": "#c51b7d"}
+"""Greens from top to medium, then a dark orange for low and magenta for negative: each at least 3:1
+against white (WCAG's contrast for graphics), none a pale grey."""
+LEGEND_FONT = 9
+MINUS = "\u2212"
+
+
+def compact_number(value: float, _position: object = None) -> str:
+    """200k, 1.2M, 3B, 950, 2.5, −40k: a number as an axis tick reads it (a matplotlib tick formatter)."""
+    if value is None or not math.isfinite(value):
+        return ""
+    size = abs(value)
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if size >= scale * 0.9995:
+            body = f"{size / scale:.1f}".removesuffix(".0") + suffix
+            break
+    else:
+        body = f"{size:.1f}".removesuffix(".0") if size < 10 else f"{size:.0f}"
+    return (MINUS if value < 0 and body.strip("0.") else "") + body
+
+
+COMPACT = FuncFormatter(compact_number)
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.2)) -> Axes:
@@ -17,55 +44,92 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.2)) -> Axes:
     return Figure(figsize=size, layout="constrained").add_subplot()
 
 
-def plot_value_by_group(scores: pd.DataFrame, by: str, ax: Axes | None = None) -> Axes:
+def _first(scores: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of ``names`` that ``scores`` has (discounted columns, else their undiscounted twin),
+    else zeros."""
+    for name in names:
+        if name in scores.columns:
+            return scores[name].astype(float)
+    return pd.Series(0.0, index=scores.index)
+
+
+def plot_value_by_group(scores: pd.DataFrame, by: str, ax: Axes | None = None, currency: str = "") -> Axes:
     """Total customer value per group, split into margin, cost and referral contributions."""
     ax = _axes(ax)
-    grouped = scores.groupby(by, dropna=False, observed=True).agg(
-        margin=("discounted_expected_margin", "sum"),
-        cost=("discounted_expected_cost_to_serve", "sum"),
-        referral=("expected_referral_value", "sum"),
-        value=("customer_value", "sum"),
-    )
+    frame = pd.DataFrame({
+        "group": scores[by].astype("string").fillna("(none)"),
+        "margin": _first(scores, "discounted_expected_margin", "expected_margin"),
+        "cost": _first(scores, "discounted_expected_cost_to_serve", "expected_cost_to_serve"),
+        "value": _first(scores, "customer_value"),
+    })
+    grouped = frame.groupby("group", observed=True)[["margin", "cost", "value"]].sum()
     if by == "value_segment":
         grouped = grouped.reindex([s for s in SEGMENT_ORDER if s in grouped.index])
+    else:
+        grouped = grouped.sort_values("value", ascending=False)
     x = np.arange(len(grouped))
-    ax.bar(x - 0.27, grouped["margin"], 0.27, label="discounted margin", color="#4393c3")
+    ax.bar(x - 0.27, grouped["margin"], 0.27, label="discounted margin", color="#2166ac")
     ax.bar(x, -grouped["cost"], 0.27, label="− discounted cost-to-serve", color="#d6604d")
     ax.bar(x + 0.27, grouped["value"], 0.27, label="customer value", color="#1b7837")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [str(i) for i in grouped.index], rotation=20)
-    ax.set_title(f"Value by {by.replace('_', ' ')}")
-    ax.set_ylabel("currency, horizon total")
-    ax.legend(fontsize=8)
+    ax.set_xticks(x, [str(i) for i in grouped.index], rotation=20, ha="right")
+    ax.set_title(f"Value by {by.replace('_', ' ')}", pad=26)
+    ax.set_ylabel(" ".join(filter(None, [currency, "horizon total"])))
+    ax.yaxis.set_major_formatter(COMPACT)
+    # above the bars, never over them
+    ax.legend(fontsize=LEGEND_FONT, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     return ax
 
 
-def plot_value_map(scores: pd.DataFrame, ax: Axes | None = None, max_points: int = 20000, seed: int = 0) -> Axes:
-    """Expected margin against expected cost-to-serve; below the diagonal customers pay their way."""
+def plot_value_map(scores: pd.DataFrame, ax: Axes | None = None, max_points: int = 20000, seed: int = 0,
+                   currency: str = "") -> Axes:
+    """Expected margin against expected cost-to-serve; above the diagonal customers pay their way."""
     ax = _axes(ax, (6.0, 5.4))
     sample = scores.sample(min(len(scores), max_points), random_state=seed) if len(scores) > max_points else scores
+    cost = _first(sample, "discounted_expected_cost_to_serve", "expected_cost_to_serve")
+    margin = _first(sample, "discounted_expected_margin", "expected_margin")
+    segments = sample["value_segment"] if "value_segment" in sample.columns else pd.Series("", index=sample.index)
     for segment in SEGMENT_ORDER:
-        part = sample[sample["value_segment"] == segment]
-        if len(part):
-            ax.scatter(part["discounted_expected_cost_to_serve"], part["discounted_expected_margin"], s=6,
-                       alpha=0.5, color=SEGMENT_COLORS[segment], label=segment)
-    hi = float(np.nanmax([sample["discounted_expected_cost_to_serve"].max(), sample["discounted_expected_margin"].max(), 1.0]))
+        part = (segments == segment).to_numpy()
+        if part.any():
+            ax.scatter(cost[part], margin[part], s=8, alpha=0.6, color=SEGMENT_COLORS[segment], label=segment,
+                       linewidths=0)
+    rest = ~segments.isin(SEGMENT_ORDER).to_numpy()
+    if rest.any():
+        ax.scatter(cost[rest], margin[rest], s=8, alpha=0.6, color="#2166ac", label="customers", linewidths=0)
+    hi = float(np.nanmax([cost.max(), margin.max(), 1.0]))
     ax.plot([0, hi], [0, hi], color="black", linewidth=0.8, linestyle="--", label="margin = cost")
     ax.set_xscale("symlog", linthresh=10)
     ax.set_yscale("symlog", linthresh=10)
-    ax.set_xlabel("discounted expected cost-to-serve")
-    ax.set_ylabel("discounted expected margin")
+    ax.xaxis.set_major_formatter(COMPACT)
+    ax.yaxis.set_major_formatter(COMPACT)
+    unit = f" ({currency})" if currency else ""
+    ax.set_xlabel(f"discounted expected cost-to-serve{unit}")
+    ax.set_ylabel(f"discounted expected margin{unit}")
     ax.set_title("Value map")
-    ax.legend(fontsize=8, markerscale=2)
+    ax.legend(fontsize=LEGEND_FONT, markerscale=2)
     return ax
 
 
-def plot_horizon_sensitivity(totals: pd.Series, ax: Axes | None = None) -> Axes:
+def plot_horizon_sensitivity(totals: pd.Series, ax: Axes | None = None, currency: str = "") -> Axes:
     """Total customer value at several horizons (index: horizon in days)."""
     ax = _axes(ax, (5.0, 3.6))
     ax.bar([f"{int(h) / 365:.1f} y" for h in totals.index], totals.to_numpy(), color="#2166ac")
+    ax.axhline(0, color="black", linewidth=0.8)
     ax.set_title("Total customer value by horizon")
-    ax.set_ylabel("currency")
+    ax.set_ylabel(currency or "value")
+    ax.yaxis.set_major_formatter(COMPACT)
+    return ax
+
+
+def plot_cost_by_activity(totals: pd.Series, ax: Axes | None = None, currency: str = "") -> Axes:
+    """Expected cost-to-serve per activity (index: readable activity names), largest on top."""
+    ordered = totals.sort_values()
+    ax = _axes(ax, (6.4, max(2.4, 0.45 * len(ordered) + 1.2)))
+    ax.barh([str(i) for i in ordered.index], ordered.to_numpy(), color="#d6604d")
+    ax.set_title("Expected cost-to-serve by activity")
+    ax.set_xlabel(" ".join(filter(None, [currency, "horizon total, undiscounted"])))
+    ax.xaxis.set_major_formatter(COMPACT)
     return ax
 
 
@@ -83,5 +147,5 @@ def plot_gains(y_true: np.ndarray, scores: dict[str, np.ndarray], ax: Axes | Non
     ax.set_xlabel("share of customers (ranked by score)")
     ax.set_ylabel("share of realised positive value")
     ax.set_title("Gains")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=LEGEND_FONT)
     return ax

@@ -232,6 +232,9 @@ class MlflowFitObserver(FitObserver):
             log_metrics(metrics)
 
     def fitted(self, part: FittedPart) -> None:
+        if part.tuning is None and part.evaluation:  # a part fitted without a search (activity volumes)
+            log_metrics(flatten(part.name, part.evaluation))
+            return
         if part.tuning is None:  # a probabilistic part: its parameters and likelihood
             params = getattr(part.model, "params_", {}) or {}
             log_metrics({f"{part.name}.{k}": v for k, v in params.items()})

@@ -17,10 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from customer_value import metrics as ev
+from customer_value.boosted.activities import ActivityVolumeModel
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
+from customer_value.features.costing import forecast_volume_columns
 from customer_value.features.history import tables_before
 from customer_value.errors import CannotFitError, InputError
 from customer_value.probabilistic.fitting import FitError
@@ -30,6 +34,7 @@ from customer_value.training.snapshots import Builders, SnapshotCache, TrainingS
 from customer_value.training.tasks import TASKS, Evaluation
 from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
+from customer_value.valuation.activity_costs import activity_volumes, price, total_cost
 from customer_value.valuation.value import ValueModel, rfm_of
 
 
@@ -164,8 +169,75 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             observer.fitted(parts[task.name])
         timings[task.name] = time.perf_counter() - t0
 
+    activity_model, cost_forecast = None, "total"
+    if "cost" in parts:
+        t0 = time.perf_counter()
+        observer.stage("activities: one volume forecast per activity, priced")
+        with observer.part("activities"):
+            activity_model = fit_activity_model(parts["cost"], settings, observer)
+            part = FittedPart("activities", activity_model, evaluation=evaluate_activity_pricing(
+                activity_model, parts["cost"], settings), seconds=time.perf_counter() - t0)
+            cost_forecast = choose_cost_forecast(part.evaluation, settings)
+            observer.stage(f"activities: cost forecast from {cost_forecast} "
+                           f"(validation Spearman {part.evaluation['valid']['spearman']:.3f} priced activities, "
+                           f"{part.evaluation['total_model']['spearman']:.3f} total model)")
+            parts["activities"] = part
+            observer.fitted(part)
+        timings["activities"] = time.perf_counter() - t0
+
     model = ValueModel(settings, parts["purchases"].model, parts["spend"].model, fitted.get("churn"),
                        fitted.get("cost"), fitted.get("margin"), churn_adjustment=settings.churn_adjustment,
-                       skipped=skipped, drain_model=fitted.get("drain")).fit(features)
+                       skipped=skipped, drain_model=fitted.get("drain"), activity_model=activity_model,
+                       cost_forecast=cost_forecast).fit(features)
     timings["total"] = time.perf_counter() - start
     return FittedValueModel(model, features, day, skipped, parts, timings)
+
+
+def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:
+    """One volume forecast per activity on the cost task's snapshots, with the objective and
+    parameters its tuning chose (no search of their own: volumes are shaped like the cost)."""
+    cost_model, ts = cost_part.model, cost_part.training_set
+    volumes = forecast_volume_columns(settings)
+    say = (lambda name: observer.stage(f"activities: {name}")) if observer is not None else None
+    return ActivityVolumeModel(volumes, objective=cost_model.objective_, params=cost_model.params,
+                               num_boost_round=cost_model.num_boost_round,
+                               early_stopping_rounds=cost_model.early_stopping_rounds, seed=cost_model.seed,
+                               num_threads=cost_model.num_threads).fit(
+        ts.X_train, ts.targets_train[volumes], ts.X_valid, ts.targets_valid[volumes], progress=say)
+
+
+def priced_activities(model: ActivityVolumeModel, X: pd.DataFrame, settings: Settings, horizon_days: int) -> pd.DataFrame:
+    """``expected_cost_<activity>`` of the rows of ``X`` (the pools spread over those rows)."""
+    return price(activity_volumes(model.predict(X), settings), settings.costs, horizon_days)
+
+
+def evaluate_activity_pricing(model: ActivityVolumeModel, cost_part: FittedPart, settings: Settings) -> Evaluation:
+    """Priced activities and the total-cost model against the realised cost on the validation
+    snapshot: ranking (Spearman, Gini), the sum ratio (forecast / realised total) and, per
+    activity, the Spearman of its cost."""
+    ts = cost_part.training_set
+    y = np.asarray(ts.y_valid, dtype=float)
+    priced = priced_activities(model, ts.X_valid, settings, ts.window_days)
+    by_activity = np.asarray(total_cost(priced))
+    total = np.asarray(cost_part.valid_prediction, dtype=float)
+
+    def measures(prediction: np.ndarray) -> dict[str, float]:
+        return {"spearman": ev.spearman(y, prediction), "gini": ev.normalized_gini(y, prediction),
+                "sum_ratio": float(prediction.sum() / y.sum()) if y.sum() > 0 else float("nan")}
+
+    out: Evaluation = {"valid": measures(by_activity), "total_model": measures(total)}
+    for column in priced.columns:
+        realised = column.removeprefix("expected_")  # cost_<activity>, a target column
+        if realised in ts.targets_valid:
+            out["valid"][f"{realised}.spearman"] = ev.spearman(ts.targets_valid[realised].to_numpy(float),
+                                                               priced[column].to_numpy(float))
+    return out
+
+
+def choose_cost_forecast(evaluation: Evaluation, settings: Settings) -> str:
+    """``settings.cost_forecast``, or for ``auto`` whichever ranks the validation cost better
+    (priced activities on a tie: they explain themselves)."""
+    if settings.cost_forecast != "auto":
+        return settings.cost_forecast
+    activities, total = evaluation["valid"]["spearman"], evaluation["total_model"]["spearman"]
+    return "activities" if not np.isfinite(total) or activities >= total else "total"

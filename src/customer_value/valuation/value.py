@@ -24,8 +24,13 @@ How the parts enter, per customer, over ``horizon_days``:
   referrals) stays the survival one. Without a margin model ``boosted`` falls back to ``survival``.
 * **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
   ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
-* **Cost-to-serve**: the gradient-boosted model's expected cost over the horizon, discounted
-  as if spread evenly over it (without a model: the trailing cost, scaled to the horizon).
+* **Cost-to-serve, by activity** (:mod:`customer_value.valuation.activity_costs`): each activity's
+  forecast volume (:mod:`customer_value.boosted.activities`) priced at the configured rates, the
+  indirect pools spread over the scored customers; ``expected_cost_to_serve`` is the sum of the
+  ``expected_cost_<activity>`` columns. With ``cost_forecast="total"`` (chosen at fit time when the
+  total-cost model ranks better on the validation snapshot) the direct activities are scaled to the
+  total model's forecast. Discounted as if spread evenly over the horizon. Without an activity
+  model: the total model's forecast alone; without either, the trailing cost scaled to the horizon.
 * **Referrals**: a customer's referral rate (referrals to date over tenure, gamma-Poisson shrunk
   towards the population rate with one year of prior weight) × the horizon × the adjusted alive
   probability × the measured value of a referred customer (mean trailing net value of customers
@@ -39,7 +44,9 @@ How the parts enter, per customer, over ``horizon_days``:
 
 Segments: ``negative`` when value < 0, else ``low / medium / high / top`` at the value quantiles
 of ``settings.segment_quantiles`` among non-negative customers, learned at fit time so weekly
-scorings of one model share cut points.
+scorings of one model share cut points; a scoring at another horizon scales the cut points with it.
+``cost_segment`` names which activities dominate the cost (``light`` below the median expected cost
+at fit time, scaled alike).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from customer_value.boosted.activities import ActivityVolumeModel
 from customer_value.boosted.churn import ChurnModel
 from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
@@ -61,9 +69,18 @@ from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_
 from customer_value.probabilistic.revenue import predict_revenue
 from customer_value.probabilistic.spend import SpendModel
 from customer_value.units import in_units, uniform_discount_factor
-from customer_value.valuation.segments import assign_segments, segment_cuts
+from customer_value.valuation.cashflows import monthly_cashflows
+from customer_value.valuation.activity_costs import (
+    activity_volumes,
+    price,
+    reconcile_with_total,
+    top_cost_drivers,
+    total_cost,
+)
+from customer_value.valuation.segments import assign_cost_segments, assign_segments, cost_groups, segment_cuts
 
 Adjustment = Literal["boosted", "survival", "blend", "none"]
+CostForecast = Literal["activities", "total"]
 SCORE_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
     "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
@@ -83,14 +100,23 @@ class BoostedPredictions(NamedTuple):
     expected_cost_to_serve: np.ndarray
     boosted_expected_margin: np.ndarray | None = None
     drain_probability: np.ndarray | None = None
+    activity_volumes: pd.DataFrame | None = None
+    """``expected_volume_<activity>`` columns over the model's horizon."""
 
     @classmethod
-    def from_scores(cls, scores: pd.DataFrame) -> "BoostedPredictions":
-        """Read back from score rows (their columns of the same names)."""
+    def from_scores(cls, scores: pd.DataFrame, model_horizon_days: int | None = None) -> "BoostedPredictions":
+        """Read back from score rows (their columns of the same names); amounts over the scoring
+        horizon are scaled back to ``model_horizon_days`` (default: the scoring horizon)."""
+        scored = float(scores["horizon_days"].iloc[0]) if "horizon_days" in scores and len(scores) else None
+        scale = 1.0 if model_horizon_days is None or not scored else model_horizon_days / scored
+
         def column(name: str) -> np.ndarray | None:
             return scores[name].to_numpy(dtype=float) if name in scores else None
 
-        return cls(*(column(name) for name in cls._fields))  # type: ignore[arg-type]
+        volumes = [c for c in scores.columns if c.startswith("expected_volume_")]
+        return cls(column("churn_probability"), column("expected_cost_to_serve") * scale,  # type: ignore[operator]
+                   column("boosted_expected_margin"), column("drain_probability"),
+                   scores[volumes].reset_index(drop=True) * scale if volumes else None)
 
 
 def rfm_of(features: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +147,8 @@ class ValueModel:
 
     def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
                  cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
-                 skipped: dict[str, str] | None = None, drain_model: Any = None):
+                 skipped: dict[str, str] | None = None, drain_model: Any = None, activity_model: Any = None,
+                 cost_forecast: CostForecast = "activities"):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -131,6 +158,8 @@ class ValueModel:
         self.churn_adjustment = churn_adjustment
         self.skipped = skipped
         self.drain_model = drain_model
+        self.activity_model = activity_model
+        self.cost_forecast = cost_forecast
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -154,6 +183,7 @@ class ValueModel:
             self.referred_customer_value_source_ = "config default (fewer than 20 referred customers in the data)"
         parts = self._parts(features, s.horizon_days)
         self.segment_cuts_ = segment_cuts(parts["customer_value"].to_numpy(), s.segment_quantiles)
+        self.light_cost_cut_ = float(np.median(parts["expected_cost_to_serve"])) if len(parts) else 0.0
         self.skipped_ = dict(self.skipped or {})
         return self
 
@@ -181,7 +211,10 @@ class ValueModel:
         drain = None
         if self.drain_model is not None:
             drain = np.asarray(self.drain_model.predict_proba(horizon_input), dtype=float)
-        return BoostedPredictions(churn, cost, margin, drain)
+        volumes = None
+        if self.activity_model is not None:
+            volumes = activity_volumes(self.activity_model.predict(horizon_input), s).reset_index(drop=True)
+        return BoostedPredictions(churn, cost, margin, drain, volumes)
 
     def _parts(self, features: pd.DataFrame, horizon_days: int,
                boosted: BoostedPredictions | None = None) -> pd.DataFrame:
@@ -194,7 +227,7 @@ class ValueModel:
         window = in_units(s.churn_window_days, s.time_unit)
         params = self.purchase_model.params_
         q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
-        churn, base_cost, boosted_margin, _ = boosted if boosted is not None else self._boosted(features, rfm)
+        churn, base_cost, boosted_margin, _, volumes = boosted if boosted is not None else self._boosted(features, rfm)
         variant = self.churn_adjustment if self.churn_model is not None else "none"
         if variant == "boosted" and boosted_margin is None:
             variant = "survival"
@@ -229,6 +262,14 @@ class ValueModel:
         # the cost model predicts its own training horizon (without one: the trailing cost over the
         # same span); other horizons scale linearly
         cost = np.clip(base_cost * horizon_days / s.horizon_days, 0.0, None)
+        activity_columns = None
+        if volumes is not None:
+            volumes = volumes * (horizon_days / s.horizon_days)
+            priced = price(volumes, s.costs, horizon_days)
+            if self.cost_forecast == "total" and self.cost_model is not None:
+                volumes, priced = reconcile_with_total(volumes, priced, cost, s)
+            cost = total_cost(priced)
+            activity_columns = pd.concat([priced, volumes], axis=1)
 
         tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
         rate = (features["acct_referred_customers"].to_numpy(dtype=float) + self.referral_rate_prior_ * REFERRAL_PRIOR_DAYS) / (
@@ -261,6 +302,8 @@ class ValueModel:
         })
         if boosted_margin is not None:  # at the model's horizon, so other horizons can reuse it
             out["boosted_expected_margin"] = boosted_margin
+        if activity_columns is not None:
+            out = pd.concat([out, activity_columns.set_axis(out.index)], axis=1)
         out["customer_value"] = out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"] + referral_value
         return out
 
@@ -300,7 +343,13 @@ class ValueModel:
         boosted = self._boosted(features, rfm)
         parts = self._parts(features, horizon, boosted)
         parts["as_of"] = pd.Timestamp(as_of).date()
-        parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(), self.segment_cuts_)
+        scale = horizon / self.settings.horizon_days  # cut points learned over the model's horizon
+        parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(),
+                                                 tuple(c * scale for c in self.segment_cuts_))
+        if boosted.activity_volumes is not None:
+            pools = [(p.name, p.driver) for p in self.settings.costs.indirect_pools]
+            parts["cost_segment"] = assign_cost_segments(parts, cost_groups(pools), self.light_cost_cut_ * scale)
+            parts["top_cost_drivers"] = top_cost_drivers(parts).to_numpy()
         if boosted.drain_probability is not None:
             parts["drain_probability"] = boosted.drain_probability
             parts["drain_flag"] = self.drain_model.flag(features, boosted.drain_probability)
@@ -313,7 +362,27 @@ class ValueModel:
         bad = out.select_dtypes("number").columns[~np.isfinite(out.select_dtypes("number")).all()]
         if len(bad):
             raise FloatingPointError(f"non-finite values in score columns {list(bad)}")
+        out.attrs["customer_value"] = self.scoring_metadata(horizon)
         return out
+
+    def cashflows(self, features: pd.DataFrame, scores: pd.DataFrame, as_of: Any) -> pd.DataFrame:
+        """Monthly cash flows of score rows (in feature order): see :mod:`customer_value.valuation.cashflows`."""
+        s = self.settings
+        return monthly_cashflows(scores, self.purchase_model, rfm_of(features), as_of, s.discount_rate, s.time_unit)
+
+    def scoring_metadata(self, horizon_days: int) -> dict[str, Any]:
+        """What a score file needs to be repriced without the model (kept in its Parquet metadata):
+        the horizon, discounting, cost rates and pools, and the segment cut points."""
+        s = self.settings
+        scale = horizon_days / s.horizon_days
+        return {
+            "horizon_days": int(horizon_days),
+            "discount_rate": float(s.discount_rate),
+            "costs": s.costs.model_dump(mode="json"),
+            "segment_cuts": [float(c) * scale for c in self.segment_cuts_],
+            "light_cost_cut": float(getattr(self, "light_cost_cut_", 0.0)) * scale,
+            "cost_forecast": self.cost_forecast if self.activity_model is not None else None,
+        }
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -337,6 +406,9 @@ class ValueModel:
             "cost_model": self.cost_model.to_dict() if self.cost_model is not None else None,
             "margin_model": self.margin_model.to_dict() if self.margin_model is not None else None,
             "drain_model": self.drain_model.to_dict() if self.drain_model is not None else None,
+            "activity_model": self.activity_model.to_dict() if self.activity_model is not None else None,
+            "cost_forecast": self.cost_forecast,
+            "light_cost_cut": self.light_cost_cut_,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -354,6 +426,8 @@ class ValueModel:
             churn_adjustment=state["churn_adjustment"],
             skipped=state["skipped"],
             drain_model=DrainModel.from_dict(state["drain_model"]) if state.get("drain_model") else None,
+            activity_model=ActivityVolumeModel.from_dict(state["activity_model"]) if state.get("activity_model") else None,
+            cost_forecast=state.get("cost_forecast", "activities"),
         )
         model.skipped_ = state["skipped"]
         model.margin_ratio_prior_ = state["margin_ratio_prior"]
@@ -362,6 +436,7 @@ class ValueModel:
         model.referred_customer_value_ = state["referred_customer_value"]
         model.referred_customer_value_source_ = state["referred_customer_value_source"]
         model.segment_cuts_ = tuple(state["segment_cuts"])
+        model.light_cost_cut_ = float(state.get("light_cost_cut", 0.0))
         return model
 
 

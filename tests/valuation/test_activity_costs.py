@@ -1,0 +1,174 @@
+"""Cost-to-serve by activity (issue 18): forecast volumes priced at the rates, pools that allocate
+the pool, cost segments, monthly cash flows, on a value model fitted on a growing simulated world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_value.config import Settings
+from customer_value.features import build_features
+from customer_value.features.costing import DIRECT_ACTIVITIES, rate_of
+from customer_value.simulation.world import simulate_world
+from customer_value.training.fit import fit_value_model
+from customer_value.valuation.activity_costs import (
+    cost_column,
+    expected_cost_columns,
+    price,
+    reconcile_with_total,
+    top_cost_drivers,
+    volume_column,
+)
+from customer_value.valuation.segments import LIGHT, assign_cost_segments, cost_groups
+
+pytestmark = pytest.mark.slow
+AS_OF = "2024-07-01"
+POOLS = [{"name": "platform", "annual_amount": 120000, "driver": "active_customer_months"},
+         {"name": "desk", "annual_amount": 30000, "driver": "support_minutes"}]
+SETTINGS = Settings.model_validate({"trials": 1, "snapshots": {"count": 3, "spacing_days": 30},
+                                    "costs": {"indirect_pools": POOLS}})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    world = simulate_world(1500, 21, settings=SETTINGS)
+    fit = fit_value_model(world.tables, AS_OF, SETTINGS)
+    features = build_features(world.tables, AS_OF, SETTINGS)
+    return fit, features
+
+
+@pytest.fixture(scope="module")
+def scores(fitted) -> pd.DataFrame:
+    fit, features = fitted
+    return fit.model.predict(features, AS_OF)
+
+
+def test_the_activities_sum_to_the_cost_to_the_cent_on_every_row(scores) -> None:
+    columns = expected_cost_columns(SETTINGS)
+    assert columns == [c for c in scores.columns if c in columns]
+    assert np.abs(scores[columns].sum(axis=1) - scores["expected_cost_to_serve"]).max() < 0.005
+    assert (scores[columns] >= 0).all().all()
+
+
+def test_each_direct_activity_is_its_rate_times_its_volume(scores) -> None:
+    for a in DIRECT_ACTIVITIES:
+        np.testing.assert_allclose(scores[cost_column(a.name)], rate_of(a, SETTINGS.costs) * scores[volume_column(a.name)],
+                                   rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("horizon", [90, 365, 730])
+def test_a_forecast_allocates_exactly_each_pool_on_a_growing_world(fitted, horizon: int) -> None:
+    """Section 8: the scored customers share the pool's amount for the horizon, never more, however
+    the base has grown since the rates were last seen."""
+    fit, features = fitted
+    scored = fit.model.predict(features, AS_OF, horizon_days=horizon)
+    for pool in POOLS:
+        total = scored[cost_column(f"pool_{pool['name']}")].sum()
+        assert total == pytest.approx(pool["annual_amount"] * horizon / 365, rel=1e-9)
+
+
+def test_the_fit_compares_priced_activities_with_the_total_model(fitted) -> None:
+    fit, _ = fitted
+    evaluation = fit.parts["activities"].evaluation
+    assert {"valid", "total_model"} <= set(evaluation)
+    for source in ("valid", "total_model"):
+        assert -1 <= evaluation[source]["spearman"] <= 1
+    better = "activities" if evaluation["valid"]["spearman"] >= evaluation["total_model"]["spearman"] else "total"
+    assert fit.model.cost_forecast == better
+
+
+def test_the_total_model_mode_still_adds_up_and_keeps_the_pools(fitted) -> None:
+    fit, features = fitted
+    chosen, fit.model.cost_forecast = fit.model.cost_forecast, "total"
+    try:
+        scored = fit.model.predict(features, AS_OF)
+    finally:
+        fit.model.cost_forecast = chosen
+    columns = expected_cost_columns(SETTINGS)
+    assert np.abs(scored[columns].sum(axis=1) - scored["expected_cost_to_serve"]).max() < 0.005
+    assert scored[cost_column("pool_platform")].sum() == pytest.approx(120000.0)
+    for a in DIRECT_ACTIVITIES:
+        np.testing.assert_allclose(scored[cost_column(a.name)], rate_of(a, SETTINGS.costs) * scored[volume_column(a.name)],
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_cost_segments_and_drivers_are_readable(scores) -> None:
+    assert set(scores["cost_segment"]) <= {"light", "support-heavy", "billing-heavy", "order-heavy"}
+    assert (scores["cost_segment"] == LIGHT).mean() == pytest.approx(0.5, abs=0.1)  # the fit-time median
+    row = scores.loc[scores["expected_cost_to_serve"].idxmax()]
+    assert f"of {row['expected_cost_to_serve']:,.2f}" in row["top_cost_drivers"]
+    assert row["top_cost_drivers"].count(";") == 2
+
+
+def test_the_score_file_metadata_says_how_it_was_priced(scores) -> None:
+    meta = scores.attrs["customer_value"]
+    assert meta["horizon_days"] == 365 and meta["costs"]["indirect_pools"][0]["name"] == "platform"
+    assert len(meta["segment_cuts"]) == 3 and meta["light_cost_cut"] > 0
+
+
+def test_monthly_cash_flows_add_up_to_the_score_file(fitted, scores) -> None:
+    fit, features = fitted
+    flows = fit.model.cashflows(features, scores, AS_OF)
+    assert len(flows) == 12 * len(scores)
+    assert flows["days"].groupby(flows["customer_id"]).sum().eq(365).all()
+    per_customer = flows.groupby("customer_id", sort=False)[
+        ["expected_margin", "expected_cost", "discounted_margin", "discounted_cost"]].sum()
+    indexed = scores.set_index("customer_id").loc[per_customer.index]
+    np.testing.assert_allclose(per_customer["expected_margin"], indexed["expected_margin"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(per_customer["expected_cost"], indexed["expected_cost_to_serve"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(per_customer["discounted_margin"], indexed["discounted_expected_margin"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(per_customer["discounted_cost"], indexed["discounted_expected_cost_to_serve"],
+                               rtol=1e-9, atol=1e-6)
+    # a customer likely to have lapsed earns early: margin front-loaded against an even spread
+    first, last = flows.groupby("month")["expected_margin"].sum().iloc[[0, -1]]
+    assert first > last
+
+
+# -- pure parts, by hand ---------------------------------------------------------------------------
+
+
+def _volumes(rows: list[dict[str, float]], settings: Settings) -> pd.DataFrame:
+    names = [c.removeprefix("expected_cost_") for c in expected_cost_columns(settings)]
+    return pd.DataFrame([{volume_column(n): r.get(n, 0.0) for n in names} for r in rows])
+
+
+def test_pricing_by_hand() -> None:
+    settings = Settings.model_validate({"costs": {"indirect_pools": [POOLS[0]]}})
+    volumes = _volumes([{"support_phone": 10, "late_payments": 2, "pool_platform": 3},
+                        {"orders": 4, "payment_fees": 100, "pool_platform": 1}], settings)
+    priced = price(volumes, settings.costs, 365)
+    assert priced.loc[0, "expected_cost_support_phone"] == pytest.approx(15.0)
+    assert priced.loc[0, "expected_cost_late_payments"] == pytest.approx(30.0)
+    assert priced.loc[1, "expected_cost_payment_fees"] == pytest.approx(2.9)
+    assert priced["expected_cost_pool_platform"].tolist() == pytest.approx([90000.0, 30000.0])
+    assert price(_volumes([{}, {}], settings), settings.costs, 365)["expected_cost_pool_platform"].tolist() == [0.0, 0.0]
+
+
+def test_reconciling_with_a_total_scales_direct_activities_only() -> None:
+    settings = Settings.model_validate({"costs": {"indirect_pools": [POOLS[0]]}})
+    volumes = _volumes([{"support_phone": 10, "pool_platform": 1}, {"pool_platform": 1}, {"orders": 5, "pool_platform": 2}],
+                       settings)
+    priced = price(volumes, settings.costs, 365)
+    total = np.array([30000.0 + 30.0, 30000.0 + 7.0, 10.0])  # the last is below its pool share
+    new_volumes, new_costs = reconcile_with_total(volumes, priced, total, settings)
+    assert new_costs.sum(axis=1).tolist()[:2] == pytest.approx([30030.0, 30007.0])
+    assert new_costs["expected_cost_pool_platform"].tolist() == priced["expected_cost_pool_platform"].tolist()
+    assert new_costs.loc[0, "expected_cost_support_phone"] == pytest.approx(30.0)
+    assert new_volumes.loc[0, volume_column("support_phone")] == pytest.approx(20.0)
+    assert new_costs.loc[1, [c for c in new_costs if "pool" not in c]].sum() == pytest.approx(7.0)  # the population mix
+    assert new_costs.loc[2, [c for c in new_costs if "pool" not in c]].sum() == 0.0
+
+
+def test_cost_segments_by_hand() -> None:
+    costs = pd.DataFrame({"expected_cost_support_phone": [50.0, 1.0, 0.0, 1.0],
+                          "expected_cost_invoices": [1.0, 40.0, 0.0, 0.5],
+                          "expected_cost_orders": [1.0, 1.0, 0.0, 0.5],
+                          "expected_cost_pool_desk": [0.0, 0.0, 0.0, 60.0]})
+    costs["expected_cost_to_serve"] = costs.sum(axis=1)
+    segments = assign_cost_segments(costs, cost_groups([("desk", "support_minutes")]), light_cut=10.0)
+    assert segments.tolist() == ["support-heavy", "billing-heavy", "light", "support-heavy"]
+    texts = top_cost_drivers(costs.drop(columns="expected_cost_to_serve"), k=2)
+    assert texts[0] == "phone support 50.00 of 52.00; invoicing 1.00 of 52.00"
+    assert texts[2] == ""
+    assert texts[3].startswith("desk (shared) 60.00 of 62.00")

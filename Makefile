@@ -11,7 +11,7 @@ DEMO_AS_OF  ?= 2024-07-01
 DEMO_SIZE   ?= 20000
 DEMO_TRIALS ?= 10
 
-.PHONY: demo test java venv clean-demo
+.PHONY: demo test java chromium venv clean-demo
 
 venv: $(STAMP)
 
@@ -30,6 +30,13 @@ java:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
 
+# The report's browser test drives Debian's Chromium (Playwright without `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Chromium for the report's browser test (Debian packages chromium, chromium-driver)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/customer-value simulate --customers $(DEMO_SIZE) --seed 7 --out $(DEMO_DATA)
 	$(BIN)/customer-value validate --data $(DEMO_DATA)
@@ -43,7 +50,7 @@ demo: $(STAMP)
 	@echo "report:    data/reports/demo.html"
 	@echo "MLflow:    mlflow/mlflow.db (artifacts in mlflow/artifacts); browse with: $(BIN)/customer-value ui"
 
-test: $(STAMP) java
+test: $(STAMP) java chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --timeout 900 -q
 
 clean-demo:

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training",),
     ("plots",),
     ("evaluation",),
+    ("reporting",),
     ("tracking",),
     ("pipeline",),
     ("api", "cli"),

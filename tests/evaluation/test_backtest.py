@@ -70,3 +70,29 @@ def test_a_part_missing_at_a_cutoff_is_counted_not_averaged_in():
     assert table.loc["drain", "negative_precision"] == 1.0  # the drain model's own cutoff only
     assert set(result.flat_metrics()) >= {"backtest.value.spearman", "backtest.drain.negative_precision"}
     assert table["spearman"].dtype == float
+
+
+@pytest.mark.slow
+def test_a_backtest_reconciles_monthly_cash_flows_with_what_happened() -> None:
+    """One cutoff on a small world: the monthly forecast adds up to the score rows, the realised
+    months add up to the realised year (margin), and the errors are reported per month."""
+    from customer_value.config import Settings
+    from customer_value.evaluation.backtest import run_backtest
+    from customer_value.simulation.world import simulate_world
+
+    settings = Settings.model_validate({"trials": 1, "snapshots": {"count": 3, "spacing_days": 30}})
+    world = simulate_world(1200, 4, settings=settings)
+    cutoff = dt.date(2023, 7, 1)
+    result = run_backtest(world.tables, [cutoff], settings)
+    monthly, scored = result.monthly[cutoff], result.scored[cutoff]
+    assert len(monthly) == 12 and monthly["month"].iloc[0] == cutoff
+    assert monthly["expected_margin"].sum() == pytest.approx(scored["expected_margin"].sum(), rel=1e-9)
+    assert monthly["expected_cost"].sum() == pytest.approx(scored["expected_cost_to_serve"].sum(), rel=1e-9)
+    assert monthly["realised_margin"].sum() == pytest.approx(scored["margin"].sum(), rel=1e-9)
+    # an invoice is late when judged at its window's end: a month judges sooner than the year, so
+    # the months see at most the year's late payments (without pools the rest partitions exactly)
+    assert monthly["realised_cost"].sum() <= scored["cost_to_serve"].sum() + 1e-6
+    assert monthly["realised_cost"].sum() == pytest.approx(scored["cost_to_serve"].sum(), rel=0.03)
+    assert np.isfinite(monthly[["margin_error", "cost_error"]]).all().all()
+    row = result.metrics.iloc[0]
+    assert row["monthly.margin_mape"] == pytest.approx(monthly["margin_error"].abs().mean())

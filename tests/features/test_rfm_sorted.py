@@ -10,7 +10,7 @@ import pytest
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import rfm_summary
-from customer_value.features.build import _run, _sources
+from customer_value.features.build import _run, open_sources
 from customer_value.features.history import History
 from customer_value.features.rfm import SUMMARY_COLUMNS, rfm_table
 from customer_value.features import rfm_sorted
@@ -20,7 +20,7 @@ from feature_worlds import make_tables, random_world
 
 
 def _ibis_summary(tables: Tables, as_of: str, settings: Settings) -> pd.DataFrame:
-    with _sources(tables, "duckdb", only=("customers", "transactions")) as src:
+    with open_sources(tables, "duckdb", only=("customers", "transactions")) as src:
         out = _run(rfm_table(History.of(src, as_of, settings), settings))
     return out.set_index("customer_id")[list(SUMMARY_COLUMNS)]
 

@@ -9,7 +9,8 @@ import mlflow
 import pytest
 
 from customer_value.pipeline.report import render_html
-from customer_value.valuation.drivers import looks_profitable_but_drains
+from customer_value.reporting.sections import DRAIN_ROWS_SHOWN
+from customer_value.valuation.drivers import drain_list, looks_profitable_but_drains
 from pipeline_helpers import AS_OF
 
 pytestmark = pytest.mark.slow
@@ -21,11 +22,12 @@ def test_report_embeds_pngs_and_the_scoring_runs_carry_counts_distribution_and_d
     report = tmp_path / "report.html"
     first = score(small_world, AS_OF, trained.model_uri, tmp_path / "s1.parquet", report=report)
     text = report.read_text()
-    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
+    images = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)[\"']", text)
     assert len(images) >= 3
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    assert "Looks profitable but drains" in text
+    assert "Customers who drain resources" in text
     assert f"{len(first.scores):,}" in text  # headline: customers scored
+    assert "horizon_sensitivity.png" in text  # the job passes its horizon totals
 
     second = score(small_world, AS_OF, trained.model_uri, tmp_path / "s2.parquet")
     client = mlflow.MlflowClient()
@@ -49,8 +51,9 @@ def test_report_embeds_pngs_and_the_scoring_runs_carry_counts_distribution_and_d
     assert run2.data.tags["customer_value.drift_against_run"] == run1.info.run_id
 
 
-def test_report_lists_the_customers_that_look_profitable_but_drain(trained, small_world, tmp_path):
-    """With one Optuna trial the small world may have no drains; make a few and check they're listed."""
+def test_report_lists_the_customers_that_drain(trained, small_world, tmp_path):
+    """With one Optuna trial the small world may have few drains; make a few more (the top three by
+    revenue, so they look profitable) and check they're listed, and nobody else is."""
     from customer_value.pipeline.score import score
 
     scores = score(small_world, AS_OF, trained.model_uri, tmp_path / "s.parquet", log_run=False).scores
@@ -60,11 +63,16 @@ def test_report_lists_the_customers_that_look_profitable_but_drain(trained, smal
     drained.loc[hit, "expected_cost_to_serve"] = drained.loc[hit, "expected_margin"] + 1000.0
     drained.loc[hit, "customer_value"] = -1000.0
     drained.loc[hit, "value_segment"] = "negative"
-    drains = looks_profitable_but_drains(drained)
+    assert set(top) <= set(looks_profitable_but_drains(drained)["customer_id"])
+    drains = drain_list(drained)
     assert set(top) <= set(drains["customer_id"])
+    assert ((drains["customer_value"] < 0) | drains["drain_flag"]).all()
     text = render_html(drained, "test")
-    section = text.split("Looks profitable but drains", 1)[1]
-    for customer in drains["customer_id"].head(50):
+    section = text.split('<section id="drains"', 1)[1].split("</section>", 1)[0]
+    for customer in drains["customer_id"]:  # in the table (the most likely) or at least in the CSV
         assert customer in section
+    shown = section.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    for customer in drains["customer_id"].head(DRAIN_ROWS_SHOWN):
+        assert customer in shown
     ordinary = scores.loc[~scores["customer_id"].isin(drains["customer_id"]), "customer_id"].iloc[0]
     assert ordinary not in section

@@ -8,6 +8,11 @@ cost). Flagging realised negative-value customers is measured for ``customer_val
 (``value.negative_*``), the drain model's ``drain_flag`` (``drain.negative_*``) and
 ``historical_value < 0``. Metric names are stable (``backtest.value.spearman`` ...) so runs
 compare in MLflow.
+
+Each cutoff also reconciles the **monthly cash flows** (:mod:`customer_value.valuation.cashflows`)
+with what happened: the scored customers' forecast margin and cost per calendar month against the
+realised margin and cost-to-serve in that month (``monthly``; ``monthly.margin_mape`` and
+``monthly.cost_mape`` are the mean absolute relative errors over the months).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import pandas as pd
 from customer_value import metrics as ev
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
-from customer_value.features import build_targets
+from customer_value.features import build_targets, open_sources, targets_from_sources
 from customer_value.training.fit import FitObserver, fit_value_model
+from customer_value.valuation.cashflows import month_edges, portfolio_by_month
 
 
 @dataclass
@@ -32,6 +38,8 @@ class BacktestResult:
 
     metrics: pd.DataFrame
     scored: dict[dt.date, pd.DataFrame] = field(default_factory=dict)
+    monthly: dict[dt.date, pd.DataFrame] = field(default_factory=dict)
+    """Per cutoff: forecast and realised portfolio margin and cost per month, with relative errors."""
 
     def average(self) -> pd.Series:
         return self.metrics.drop(columns=["cutoff"]).mean(numeric_only=True)
@@ -100,7 +108,7 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
                  observer: FitObserver | None = None) -> BacktestResult:
     """Fit, score and evaluate at each cutoff (see the module docstring)."""
     observer = observer or FitObserver()
-    rows, scored_frames = [], {}
+    rows, scored_frames, monthly = [], {}, {}
     for cutoff in cutoffs:
         observer.stage(f"backtest: fitting as of {cutoff}")
         fitted = fit_value_model(tables, cutoff, settings, engine=engine, observer=observer)
@@ -109,8 +117,44 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
         targets = build_targets(tables, cutoff, settings, engine=engine)
         scored = join_realised(scores, targets, baseline)
         scored_frames[cutoff] = scored
-        rows.append({"cutoff": cutoff, **value_metrics(scored), "skipped": ", ".join(sorted(fitted.skipped))})
-    return BacktestResult(pd.DataFrame(rows), scored_frames)
+        observer.stage(f"backtest: monthly cash flows as of {cutoff} against what happened")
+        monthly[cutoff] = monthly_reconciliation(
+            portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
+            realised_by_month(tables, cutoff, settings, scores["customer_id"], settings.horizon_days, engine))
+        rows.append({"cutoff": cutoff, **value_metrics(scored), **monthly_metrics(monthly[cutoff]),
+                     "skipped": ", ".join(sorted(fitted.skipped))})
+    return BacktestResult(pd.DataFrame(rows), scored_frames, monthly)
+
+
+def realised_by_month(tables: Tables, cutoff: dt.date, settings: Settings, customers: pd.Series,
+                      horizon_days: int, engine: Any = "duckdb") -> pd.DataFrame:
+    """What the given customers earned (margin) and cost (cost-to-serve, pools allocated per
+    month as section 8 says) in each calendar month of the horizon after ``cutoff``."""
+    edges = month_edges(cutoff, horizon_days)
+    wanted = set(customers)
+    rows = []
+    with open_sources(tables, engine) as src:
+        for start, end in zip(edges[:-1], edges[1:]):
+            t = targets_from_sources(src, start, settings, (end - start).days)
+            t = t[t["customer_id"].isin(wanted)]
+            rows.append({"month": start, "realised_margin": float(t["margin"].sum()),
+                         "realised_cost": float(t["cost_to_serve"].sum())})
+    return pd.DataFrame(rows)
+
+
+def monthly_reconciliation(forecast: pd.DataFrame, realised: pd.DataFrame) -> pd.DataFrame:
+    """Forecast beside realised margin and cost per month, and their relative errors."""
+    table = forecast[["month", "expected_margin", "expected_cost"]].assign(
+        month=lambda f: pd.to_datetime(f["month"]).dt.date).merge(realised, on="month", how="outer")
+    table["margin_error"] = table["expected_margin"] / table["realised_margin"].where(table["realised_margin"] != 0) - 1.0
+    table["cost_error"] = table["expected_cost"] / table["realised_cost"].where(table["realised_cost"] != 0) - 1.0
+    return table
+
+
+def monthly_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """Mean absolute relative error of the monthly portfolio margin and cost."""
+    return {"monthly.margin_mape": float(table["margin_error"].abs().mean()),
+            "monthly.cost_mape": float(table["cost_error"].abs().mean())}
 
 
 def comparison_table(result: BacktestResult) -> pd.DataFrame:

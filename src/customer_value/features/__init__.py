@@ -26,6 +26,7 @@ from customer_value.features.build import (
     build_features_from_files,
     build_targets,
     features_from_sources,
+    open_sources,
     rfm_summary,
     targets_from_sources,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "connect",
     "cost_columns",
     "features_from_sources",
+    "open_sources",
     "pool_rates",
     "registered",
     "registered_files",

@@ -46,7 +46,8 @@ def _backend(engine: Engine) -> Iterator[BaseBackend]:
 
 
 @contextmanager
-def _sources(tables: Tables | str | Path, engine: Engine, only: tuple[str, ...] | None = None) -> Iterator[Sources]:
+def open_sources(tables: Tables | str | Path, engine: Engine, only: tuple[str, ...] | None = None) -> Iterator[Sources]:
+    """The tables (or a directory of files) registered on ``engine`` once, for several windows' queries."""
     with _backend(engine) as backend:
         if isinstance(tables, Tables):
             with registered(tables, backend, only) as src:
@@ -142,7 +143,7 @@ def build_features(
     ``engine`` is ``"duckdb"`` (in-process, default), ``"spark"`` (a local session is created or
     reused) or a connected Ibis backend. ``progress`` shows a rich progress bar per feature group.
     """
-    with _sources(tables, engine) as src:
+    with open_sources(tables, engine) as src:
         return features_from_sources(src, as_of, settings, progress)
 
 
@@ -156,7 +157,7 @@ def build_features_from_files(
     """:func:`build_features` scanning canonical ``NAME.parquet`` files in place (no pandas
     round trip of the inputs). For already-validated canonical Parquet only, e.g. the
     simulator's output; anything else goes through the loader and :func:`build_features`."""
-    with _sources(Path(data_dir), engine) as src:
+    with open_sources(Path(data_dir), engine) as src:
         return features_from_sources(src, as_of, settings, progress)
 
 
@@ -180,7 +181,7 @@ def build_targets(
     (``H = horizon_days`` or ``settings.horizon_days``), then the cost per activity and the
     activity volumes; each indirect pool allocates its amount for the window over these
     customers (contract section 8). See :mod:`.targets` and :mod:`.costing`."""
-    with _sources(tables, engine) as src:
+    with open_sources(tables, engine) as src:
         return targets_from_sources(src, as_of, settings, horizon_days)
 
 
@@ -193,7 +194,7 @@ def rfm_summary(tables: Tables, as_of: AsOf, settings: Settings, engine: Engine 
         fast = sorted_rfm_summary(tables, as_of_datetime(as_of), settings)
         if fast is not None:
             return _rounded(fast)
-    with _sources(tables, engine, only=("customers", "transactions")) as src:
+    with open_sources(tables, engine, only=("customers", "transactions")) as src:
         h = History.of(src, as_of, settings)
         out = _run(rfm_table(h, settings))
     return out.set_index("customer_id")[list(SUMMARY_COLUMNS)]

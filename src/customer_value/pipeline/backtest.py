@@ -20,7 +20,8 @@ from customer_value.training.fit import FitObserver
 
 PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spearman",
                       "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture", "revenue.spearman",
-                      "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc", "skipped")
+                      "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc", "monthly.margin_mape",
+                      "monthly.cost_mape", "skipped")
 
 
 def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: Settings, count: int,
@@ -38,4 +39,9 @@ def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: S
         runs.log_backtest(result.metrics, result.flat_metrics(), backtest_figures(result.scored[max(result.scored)]))
     per_cutoff = result.metrics[[c for c in PER_CUTOFF_COLUMNS if c in result.metrics]].round(4)
     table = comparison_table(result).reset_index(names="score")
-    return format_table(per_cutoff, "markdown") + "\n\n" + format_table(table, "markdown")
+    latest = max(result.monthly)
+    monthly = result.monthly[latest].round({"expected_margin": 0, "realised_margin": 0, "expected_cost": 0,
+                                            "realised_cost": 0, "margin_error": 4, "cost_error": 4})
+    return (format_table(per_cutoff, "markdown") + "\n\n" + format_table(table, "markdown")
+            + f"\n\nMonthly portfolio margin and cost as of {latest}, forecast against what happened:\n\n"
+            + format_table(monthly, "markdown"))

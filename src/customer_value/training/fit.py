@@ -34,7 +34,7 @@ from customer_value.training.snapshots import Builders, SnapshotCache, TrainingS
 from customer_value.training.tasks import TASKS, Evaluation
 from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
-from customer_value.valuation.activity_costs import activity_volumes, price, total_cost
+from customer_value.valuation.activity_costs import activity_volumes, level_with_total, price, total_cost
 from customer_value.valuation.value import ValueModel, rfm_of
 
 
@@ -206,20 +206,23 @@ def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitO
         ts.X_train, ts.targets_train[volumes], ts.X_valid, ts.targets_valid[volumes], progress=say)
 
 
-def priced_activities(model: ActivityVolumeModel, X: pd.DataFrame, settings: Settings, horizon_days: int) -> pd.DataFrame:
-    """``expected_cost_<activity>`` of the rows of ``X`` (the pools spread over those rows)."""
-    return price(activity_volumes(model.predict(X), settings), settings.costs, horizon_days)
+def priced_activities(model: ActivityVolumeModel, X: pd.DataFrame, settings: Settings, horizon_days: int,
+                      level: float) -> pd.DataFrame:
+    """``expected_cost_<activity>`` of the rows of ``X`` (the pools spread over those rows), at the
+    total model's ``level`` (its forecast summed over the rows), as the value model prices them."""
+    volumes = activity_volumes(model.predict(X), settings)
+    return level_with_total(volumes, price(volumes, settings.costs, horizon_days), level, settings)[1]
 
 
 def evaluate_activity_pricing(model: ActivityVolumeModel, cost_part: FittedPart, settings: Settings) -> Evaluation:
-    """Priced activities and the total-cost model against the realised cost on the validation
-    snapshot: ranking (Spearman, Gini), the sum ratio (forecast / realised total) and, per
-    activity, the Spearman of its cost."""
+    """Priced activities (at the total model's level) and the total-cost model against the realised
+    cost on the validation snapshot: ranking (Spearman, Gini), the sum ratio (forecast / realised
+    total) and, per activity, the Spearman of its cost."""
     ts = cost_part.training_set
     y = np.asarray(ts.y_valid, dtype=float)
-    priced = priced_activities(model, ts.X_valid, settings, ts.window_days)
-    by_activity = np.asarray(total_cost(priced))
     total = np.asarray(cost_part.valid_prediction, dtype=float)
+    priced = priced_activities(model, ts.X_valid, settings, ts.window_days, float(total.sum()))
+    by_activity = np.asarray(total_cost(priced))
 
     def measures(prediction: np.ndarray) -> dict[str, float]:
         return {"spearman": ev.spearman(y, prediction), "gini": ev.normalized_gini(y, prediction),

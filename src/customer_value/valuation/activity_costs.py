@@ -10,10 +10,12 @@ pool's driver units), so the file can be repriced without the model
 (:mod:`customer_value.valuation.whatif`). A pool's units are shared over the *scored* customers:
 the pool total over any forecast equals the pool's amount for the horizon.
 
-When the total-cost model ranks better (``cost_forecast="total"``), :func:`reconcile_with_total`
-keeps the pools as allocated and scales the direct activities (costs and volumes alike) so they
-add up to the total model's forecast: the columns still sum to ``expected_cost_to_serve`` and the
-rates still price the volumes.
+The total-cost model is kept beside the activities. By default (``cost_forecast="activities"``)
+it sets only the portfolio's level (:func:`level_with_total`: one factor on every direct
+activity); when it ranks better on the validation snapshot (``cost_forecast="total"``),
+:func:`reconcile_with_total` scales each customer's direct activities to its forecast. Either way
+the pools stay as allocated, the columns sum to ``expected_cost_to_serve`` and the rates still
+price the volumes.
 """
 
 from __future__ import annotations
@@ -131,6 +133,26 @@ def reconcile_with_total(volumes: pd.DataFrame, costs: pd.DataFrame, total: np.n
         old_volume = volumes[volume_column(a.name)].to_numpy(dtype=float)
         new_volumes[volume_column(a.name)] = np.where(known, old_volume * factor,
                                                        scaled / rate if rate > 0 else 0.0)
+    return new_volumes, new_costs
+
+
+def level_with_total(volumes: pd.DataFrame, costs: pd.DataFrame, total: float,
+                     settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Direct activities scaled by one factor (volumes and costs alike) so the portfolio's cost
+    equals ``total``, the total-cost model's sum over the same customers: the activities set each
+    customer's mix and ranking, the total model the level (it is one model of one aggregate,
+    where nine early-stopped volume models each shrink a little). The pools are never scaled."""
+    direct = [cost_column(a.name) for a in DIRECT_ACTIVITIES]
+    pools = [c for c in costs.columns if c not in direct]
+    direct_sum = float(costs[direct].to_numpy(dtype=float).sum())
+    pool_sum = float(costs[pools].to_numpy(dtype=float).sum()) if pools else 0.0
+    if direct_sum <= 0:
+        return volumes, costs
+    factor = max(float(total) - pool_sum, 0.0) / direct_sum
+    new_costs, new_volumes = costs.copy(), volumes.copy()
+    for a in DIRECT_ACTIVITIES:
+        new_volumes[volume_column(a.name)] = volumes[volume_column(a.name)].to_numpy(dtype=float) * factor
+        new_costs[cost_column(a.name)] = new_volumes[volume_column(a.name)].to_numpy() * rate_of(a, settings.costs)
     return new_volumes, new_costs
 
 

@@ -1,5 +1,6 @@
-"""The accounts that look profitable but drain resources, and why: the cost model's largest
-contributions per customer, as text."""
+"""The accounts that drain resources (negative value or a drain flag), the ones among them that look
+profitable on revenue and margin alone, and why: the cost model's largest contributions per customer,
+as text."""
 
 from __future__ import annotations
 
@@ -9,18 +10,41 @@ from customer_value.boosted.explain import top_drivers
 from customer_value.valuation.value import ValueModel
 
 
-def looks_profitable_but_drains(scores: pd.DataFrame, revenue_quantile: float = 0.75) -> pd.DataFrame:
-    """Customers in the top quarter of expected revenue whose expected net value is negative or
-    who are flagged to drain (``drain_flag``): most likely drains first (lowest value first
+def drains(scores: pd.DataFrame) -> pd.Series:
+    """True where a customer drains resources: a negative expected value (``customer_value < 0``)
+    or flagged by the drain model (``drain_flag``, when the frame has it)."""
+    draining = scores["customer_value"] < 0
+    if "drain_flag" in scores.columns:
+        draining = draining | scores["drain_flag"].fillna(False).astype(bool)
+    return draining
+
+
+def drain_list(scores: pd.DataFrame) -> pd.DataFrame:
+    """Every customer who drains resources (:func:`drains`: negative value or ``drain_flag``),
+    most likely drains first (highest ``drain_probability``, then lowest value; lowest value first
     without a drain probability)."""
+    listed = scores[drains(scores)]
+    if "drain_probability" in listed.columns:
+        return listed.sort_values(["drain_probability", "customer_value"], ascending=[False, True], kind="stable")
+    return listed.sort_values("customer_value", kind="stable")
+
+
+def looks_profitable(scores: pd.DataFrame, revenue_quantile: float = 0.75) -> pd.Series:
+    """True where revenue and margin alone make a customer look profitable: in the top quarter of
+    expected revenue (of the whole frame) with a positive expected margin before cost-to-serve."""
     if scores.empty:
-        return scores
+        return pd.Series(False, index=scores.index)
     threshold = scores["expected_revenue"].quantile(revenue_quantile)
-    draining = (scores["customer_value"] < 0) | scores["drain_flag"].astype(bool)
-    drains = scores[(scores["expected_revenue"] >= threshold) & draining]
-    if "drain_probability" in drains:
-        return drains.sort_values(["drain_probability", "customer_value"], ascending=[False, True], kind="stable")
-    return drains.sort_values("customer_value", kind="stable")
+    looks = scores["expected_revenue"] >= threshold
+    if "expected_margin" in scores.columns:
+        looks = looks & (scores["expected_margin"] > 0)
+    return looks
+
+
+def looks_profitable_but_drains(scores: pd.DataFrame, revenue_quantile: float = 0.75) -> pd.DataFrame:
+    """The part of :func:`drain_list` that :func:`looks_profitable` (top quarter of expected
+    revenue, positive expected margin), in the same order: most likely drains first."""
+    return drain_list(scores[looks_profitable(scores, revenue_quantile)])
 
 
 def format_drivers(drivers: pd.DataFrame) -> pd.Series:

@@ -27,9 +27,9 @@ How the parts enter, per customer, over ``horizon_days``:
 * **Cost-to-serve, by activity** (:mod:`customer_value.valuation.activity_costs`): each activity's
   forecast volume (:mod:`customer_value.boosted.activities`) priced at the configured rates, the
   indirect pools spread over the scored customers; ``expected_cost_to_serve`` is the sum of the
-  ``expected_cost_<activity>`` columns. With ``cost_forecast="total"`` (chosen at fit time when the
-  total-cost model ranks better on the validation snapshot) the direct activities are scaled to the
-  total model's forecast. Discounted as if spread evenly over the horizon. Without an activity
+  ``expected_cost_<activity>`` columns. The total-cost model sets the portfolio's level (one factor
+  on the direct activities); with ``cost_forecast="total"`` (chosen at fit time when it ranks
+  better on the validation snapshot) each customer's direct activities are scaled to its forecast. Discounted as if spread evenly over the horizon. Without an activity
   model: the total model's forecast alone; without either, the trailing cost scaled to the horizon.
 * **Referrals**: a customer's referral rate (referrals to date over tenure, gamma-Poisson shrunk
   towards the population rate with one year of prior weight) × the horizon × the adjusted alive
@@ -72,6 +72,7 @@ from customer_value.units import in_units, uniform_discount_factor
 from customer_value.valuation.cashflows import monthly_cashflows
 from customer_value.valuation.activity_costs import (
     activity_volumes,
+    level_with_total,
     price,
     reconcile_with_total,
     top_cost_drivers,
@@ -266,8 +267,10 @@ class ValueModel:
         if volumes is not None:
             volumes = volumes * (horizon_days / s.horizon_days)
             priced = price(volumes, s.costs, horizon_days)
-            if self.cost_forecast == "total" and self.cost_model is not None:
+            if self.cost_model is not None and self.cost_forecast == "total":
                 volumes, priced = reconcile_with_total(volumes, priced, cost, s)
+            elif self.cost_model is not None:
+                volumes, priced = level_with_total(volumes, priced, float(cost.sum()), s)
             cost = total_cost(priced)
             activity_columns = pd.concat([priced, volumes], axis=1)
 

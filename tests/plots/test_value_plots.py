@@ -1,0 +1,54 @@
+"""Plots of scored customers (plots/value.py): money axes read like 200k / 1.2M, no segment colour
+is pale on white, and a score frame with only the contract's columns still draws."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+
+from customer_value.plots.value import (
+    SEGMENT_COLORS,
+    compact_number,
+    plot_cost_by_activity,
+    plot_horizon_sensitivity,
+    plot_value_by_group,
+    plot_value_map,
+)
+from score_frames import minimal_scores, synthetic_scores
+
+
+def _luminance(color: str) -> float:
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (linear(c) for c in to_rgb(color))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("segment", sorted(SEGMENT_COLORS))
+def test_every_segment_colour_stands_out_on_white(segment):
+    contrast = 1.05 / (_luminance(SEGMENT_COLORS[segment]) + 0.05)
+    assert contrast >= 3.0, (segment, SEGMENT_COLORS[segment], round(contrast, 2))
+
+
+def test_money_ticks_read_compactly():
+    ax = plot_horizon_sensitivity(pd.Series({182: 200_000.0, 365: 1_200_000.0, 1095: 2_500_000.0}))
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(label.endswith(("k", "M")) or label == "0" for label in labels), labels
+    assert compact_number(1_200_000) == "1.2M" and compact_number(200_000) == "200k"
+
+
+def test_value_plots_draw_on_the_given_axes_and_without_optional_columns():
+    full, minimal = synthetic_scores(200), minimal_scores(200)
+    for scores in (full, minimal):
+        ax = Figure().add_subplot()
+        assert plot_value_by_group(scores, "value_segment", ax=ax, currency="USD") is ax
+        assert plot_value_map(scores).get_legend() is not None
+    labels = [t.get_text() for t in plot_value_by_group(full, "value_segment").get_xticklabels()]
+    assert labels == ["top", "high", "medium", "low", "negative"]
+    legend = plot_value_map(full).get_legend()
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
+    bars = plot_cost_by_activity(pd.Series({"Phone support": 3.0, "Orders": 5.0}))
+    assert [t.get_text() for t in bars.get_yticklabels()] == ["Phone support", "Orders"]

@@ -165,12 +165,11 @@ def top_cost_drivers(costs: pd.DataFrame, k: int = 3) -> pd.Series:
     total = total_cost(costs[columns])
     labels = np.array([activity_label(c.removeprefix("expected_cost_")) for c in columns], dtype=object)
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    of = pd.Series(total).map("{:,.2f}".format).to_numpy(dtype=object)
-    text = np.full(len(costs), "", dtype=object)
+    top = np.take_along_axis(values, order, axis=1)
+    # f-strings over lists, then object-array concatenation: ~3x faster than Series.map at 1M rows
+    of = np.array([f" of {x:,.2f}" for x in total.tolist()], dtype=object)
+    text = np.full(len(values), "", dtype=object)
     for rank in range(order.shape[1]):
-        j = order[:, rank]
-        amount = values[np.arange(len(costs)), j]
-        part = labels[j] + " " + pd.Series(amount).map("{:,.2f}".format).to_numpy(dtype=object) + " of " + of
-        keep = amount > 0.005
-        text = np.where(keep, np.where(text == "", part, text + "; " + part), text)
+        part = labels[order[:, rank]] + np.array([f" {x:,.2f}" for x in top[:, rank].tolist()], dtype=object) + of
+        text = np.where(top[:, rank] > 0.005, text + np.where(text == "", "", "; ") + part, text)
     return pd.Series(text, index=costs.index, dtype=object)

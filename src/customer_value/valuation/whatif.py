@@ -63,7 +63,7 @@ def scoring_metadata(scores: pd.DataFrame) -> dict[str, Any]:
 def reprice(scores: pd.DataFrame, changes: WhatIf) -> pd.DataFrame:
     """New score rows under ``changes`` (see the module docstring); ``scores`` is not modified."""
     meta = scoring_metadata(scores)
-    out = scores.copy()
+    out = scores.copy(deep=False)  # copy-on-write: the columns set below never reach ``scores``
     if changes.is_empty:
         return out
     horizon = float(meta["horizon_days"])

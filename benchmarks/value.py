@@ -78,7 +78,7 @@ def cost_forecast_table(model: Any, features: pd.DataFrame, as_of: dt.date, targ
     chosen = model.cost_forecast
     realised = targets.set_index("customer_id")
     rows = {}
-    for mode in ("activities", "total"):
+    for mode in ("activities", "blend", "total"):
         model.cost_forecast = mode
         scores = model.predict(features, as_of).set_index("customer_id")
         y = realised["cost_to_serve"].reindex(scores.index).to_numpy(dtype=float)
@@ -96,7 +96,8 @@ def cost_forecast_table(model: Any, features: pd.DataFrame, as_of: dt.date, targ
     validation = fitted.parts["activities"].evaluation if "activities" in fitted.parts else {}
     print(f"cost forecast chosen on the validation snapshot: {chosen} "
           f"(validation Spearman activities {validation.get('valid', {}).get('spearman', float('nan')):.4f}, "
-          f"total {validation.get('total_model', {}).get('spearman', float('nan')):.4f})")
+          f"total {validation.get('total_model', {}).get('spearman', float('nan')):.4f}, "
+          f"blend {validation.get('blend', {}).get('spearman', float('nan')):.4f})")
     print("per-activity Spearman (priced forecast vs realised): "
           + ", ".join(f"{k.removeprefix('expected_cost_')} {v:.3f}" for k, v in per_activity.items()))
     return table

@@ -106,11 +106,11 @@ class Settings(_Frozen):
         description="drain_probability at which a customer is flagged (drain_flag); none: the F1-optimal "
                     "cut on the validation snapshot (boosted/drain.py)",
     )
-    cost_forecast: Literal["auto", "activities", "total"] = Field(
+    cost_forecast: Literal["auto", "activities", "total", "blend"] = Field(
         default="auto",
-        description="expected_cost_to_serve from priced activity forecasts or the total-cost model (activities "
-                    "scaled to it); auto: whichever ranks the validation snapshot's cost better "
-                    "(valuation/activity_costs.py)",
+        description="expected_cost_to_serve per customer from the priced activity forecasts, the total-cost model, "
+                    "or the mean of the two (the activities scaled to it); auto: whichever ranks the validation "
+                    "snapshot's cost best (valuation/activity_costs.py)",
     )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"

@@ -71,16 +71,18 @@ def test_a_forecast_allocates_exactly_each_pool_on_a_growing_world(fitted, horiz
 def test_the_fit_compares_priced_activities_with_the_total_model(fitted) -> None:
     fit, _ = fitted
     evaluation = fit.parts["activities"].evaluation
-    assert {"valid", "total_model"} <= set(evaluation)
-    for source in ("valid", "total_model"):
+    sources = {"activities": "valid", "blend": "blend", "total": "total_model"}
+    assert set(sources.values()) <= set(evaluation)
+    for source in sources.values():
         assert -1 <= evaluation[source]["spearman"] <= 1
-    better = "activities" if evaluation["valid"]["spearman"] >= evaluation["total_model"]["spearman"] else "total"
-    assert fit.model.cost_forecast == better
+    best = max(evaluation[source]["spearman"] for source in sources.values())
+    assert evaluation[sources[fit.model.cost_forecast]]["spearman"] == best
 
 
-def test_the_total_model_mode_still_adds_up_and_keeps_the_pools(fitted) -> None:
+@pytest.mark.parametrize("mode", ["activities", "blend", "total"])
+def test_every_cost_forecast_mode_adds_up_and_keeps_the_pools(fitted, mode: str) -> None:
     fit, features = fitted
-    chosen, fit.model.cost_forecast = fit.model.cost_forecast, "total"
+    chosen, fit.model.cost_forecast = fit.model.cost_forecast, mode
     try:
         scored = fit.model.predict(features, AS_OF)
     finally:

@@ -34,7 +34,7 @@ from customer_value.training.snapshots import Builders, SnapshotCache, TrainingS
 from customer_value.training.tasks import TASKS, Evaluation
 from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
-from customer_value.valuation.activity_costs import activity_volumes, level_with_total, price, total_cost
+from customer_value.valuation.activity_costs import activity_volumes, combined_forecast, level_with_total, price, total_cost
 from customer_value.valuation.value import ValueModel, rfm_of
 
 
@@ -180,7 +180,8 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             cost_forecast = choose_cost_forecast(part.evaluation, settings)
             observer.stage(f"activities: cost forecast from {cost_forecast} "
                            f"(validation Spearman {part.evaluation['valid']['spearman']:.3f} priced activities, "
-                           f"{part.evaluation['total_model']['spearman']:.3f} total model)")
+                           f"{part.evaluation['total_model']['spearman']:.3f} total model, "
+                           f"{part.evaluation['blend']['spearman']:.3f} their mean)")
             parts["activities"] = part
             observer.fitted(part)
         timings["activities"] = time.perf_counter() - t0
@@ -228,7 +229,8 @@ def evaluate_activity_pricing(model: ActivityVolumeModel, cost_part: FittedPart,
         return {"spearman": ev.spearman(y, prediction), "gini": ev.normalized_gini(y, prediction),
                 "sum_ratio": float(prediction.sum() / y.sum()) if y.sum() > 0 else float("nan")}
 
-    out: Evaluation = {"valid": measures(by_activity), "total_model": measures(total)}
+    out: Evaluation = {"valid": measures(by_activity), "total_model": measures(total),
+                       "blend": measures(combined_forecast(by_activity, total))}
     for column in priced.columns:
         realised = column.removeprefix("expected_")  # cost_<activity>, a target column
         if realised in ts.targets_valid:
@@ -238,9 +240,11 @@ def evaluate_activity_pricing(model: ActivityVolumeModel, cost_part: FittedPart,
 
 
 def choose_cost_forecast(evaluation: Evaluation, settings: Settings) -> str:
-    """``settings.cost_forecast``, or for ``auto`` whichever ranks the validation cost better
-    (priced activities on a tie: they explain themselves)."""
+    """``settings.cost_forecast``, or for ``auto`` whichever ranks the validation cost best
+    (on a tie: the priced activities, they explain themselves; then the blend)."""
     if settings.cost_forecast != "auto":
         return settings.cost_forecast
-    activities, total = evaluation["valid"]["spearman"], evaluation["total_model"]["spearman"]
-    return "activities" if not np.isfinite(total) or activities >= total else "total"
+    candidates = {"activities": "valid", "blend": "blend", "total": "total_model"}
+    scores = {mode: evaluation[source]["spearman"] for mode, source in candidates.items()}
+    finite = {mode: v for mode, v in scores.items() if np.isfinite(v)}
+    return max(finite, key=lambda mode: (finite[mode], -list(candidates).index(mode))) if finite else "activities"

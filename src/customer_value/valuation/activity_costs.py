@@ -12,8 +12,9 @@ the pool total over any forecast equals the pool's amount for the horizon.
 
 The total-cost model is kept beside the activities. By default (``cost_forecast="activities"``)
 it sets only the portfolio's level (:func:`level_with_total`: one factor on every direct
-activity); when it ranks better on the validation snapshot (``cost_forecast="total"``),
-:func:`reconcile_with_total` scales each customer's direct activities to its forecast. Either way
+activity); when it, or the mean of both forecasts, ranks better on the validation snapshot
+(``cost_forecast="total"`` or ``"blend"``), :func:`reconcile_with_total` scales each customer's
+direct activities to that forecast. Either way
 the pools stay as allocated, the columns sum to ``expected_cost_to_serve`` and the rates still
 price the volumes.
 """
@@ -154,6 +155,12 @@ def level_with_total(volumes: pd.DataFrame, costs: pd.DataFrame, total: float,
         new_volumes[volume_column(a.name)] = volumes[volume_column(a.name)].to_numpy(dtype=float) * factor
         new_costs[cost_column(a.name)] = new_volumes[volume_column(a.name)].to_numpy() * rate_of(a, settings.costs)
     return new_volumes, new_costs
+
+
+def combined_forecast(activities: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """The mean of the priced activities' and the total model's forecasts of a customer's cost: two
+    models of one quantity that err differently (``cost_forecast="blend"``)."""
+    return 0.5 * (np.asarray(activities, dtype=float) + np.asarray(total, dtype=float))
 
 
 def top_cost_drivers(costs: pd.DataFrame, k: int = 3) -> pd.Series:

@@ -28,8 +28,9 @@ How the parts enter, per customer, over ``horizon_days``:
   forecast volume (:mod:`customer_value.boosted.activities`) priced at the configured rates, the
   indirect pools spread over the scored customers; ``expected_cost_to_serve`` is the sum of the
   ``expected_cost_<activity>`` columns. The total-cost model sets the portfolio's level (one factor
-  on the direct activities); with ``cost_forecast="total"`` (chosen at fit time when it ranks
-  better on the validation snapshot) each customer's direct activities are scaled to its forecast. Discounted as if spread evenly over the horizon. Without an activity
+  on the direct activities); with ``cost_forecast="total"`` or ``"blend"`` (chosen at fit time when
+  it ranks the validation snapshot's cost better) each customer's direct activities are scaled to
+  the total model's forecast, or to the mean of the two forecasts. Discounted as if spread evenly over the horizon. Without an activity
   model: the total model's forecast alone; without either, the trailing cost scaled to the horizon.
 * **Referrals**: a customer's referral rate (referrals to date over tenure, gamma-Poisson shrunk
   towards the population rate with one year of prior weight) × the horizon × the adjusted alive
@@ -72,6 +73,7 @@ from customer_value.units import in_units, uniform_discount_factor
 from customer_value.valuation.cashflows import monthly_cashflows
 from customer_value.valuation.activity_costs import (
     activity_volumes,
+    combined_forecast,
     level_with_total,
     price,
     reconcile_with_total,
@@ -81,7 +83,7 @@ from customer_value.valuation.activity_costs import (
 from customer_value.valuation.segments import assign_cost_segments, assign_segments, cost_groups, segment_cuts
 
 Adjustment = Literal["boosted", "survival", "blend", "none"]
-CostForecast = Literal["activities", "total"]
+CostForecast = Literal["activities", "total", "blend"]
 SCORE_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
     "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
@@ -267,10 +269,11 @@ class ValueModel:
         if volumes is not None:
             volumes = volumes * (horizon_days / s.horizon_days)
             priced = price(volumes, s.costs, horizon_days)
-            if self.cost_model is not None and self.cost_forecast == "total":
-                volumes, priced = reconcile_with_total(volumes, priced, cost, s)
-            elif self.cost_model is not None:
+            if self.cost_model is not None:
                 volumes, priced = level_with_total(volumes, priced, float(cost.sum()), s)
+                if self.cost_forecast != "activities":
+                    target = cost if self.cost_forecast == "total" else combined_forecast(total_cost(priced), cost)
+                    volumes, priced = reconcile_with_total(volumes, priced, target, s)
             cost = total_cost(priced)
             activity_columns = pd.concat([priced, volumes], axis=1)
 

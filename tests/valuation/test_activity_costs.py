@@ -103,6 +103,12 @@ def test_cost_segments_and_drivers_are_readable(scores) -> None:
     assert row["top_cost_drivers"].count(";") == 2
 
 
+def test_every_row_has_ordered_intervals(scores) -> None:
+    for figure in ("net_value", "expected_revenue", "expected_cost_to_serve", "customer_value"):
+        assert (scores[f"{figure}_p10"] <= scores[f"{figure}_p90"]).all()
+    assert (scores["expected_cost_to_serve_p10"] >= 0).all()
+
+
 def test_the_score_file_metadata_says_how_it_was_priced(scores) -> None:
     meta = scores.attrs["customer_value"]
     assert meta["horizon_days"] == 365 and meta["costs"]["indirect_pools"][0]["name"] == "platform"

@@ -16,7 +16,8 @@ from customer_value.valuation.activity_costs import expected_cost_columns_of
 from customer_value.valuation.whatif import reprice, summarise
 
 TOTALS = {"expected_cost_to_serve", "discounted_expected_cost_to_serve", "customer_value", "value_segment",
-          "cost_segment", "top_cost_drivers"}
+          "cost_segment", "top_cost_drivers", *(f"{q}_{p}" for q in ("expected_cost_to_serve", "customer_value", "net_value")
+                                                for p in ("p10", "p90"))}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,9 @@ def test_doubling_one_rate_changes_exactly_that_activity(scored) -> None:
     pdt.assert_frame_equal(scored, before, check_exact=True)  # the input is never modified
     changed = {c for c in scored.columns if not scored[c].equals(after[c])}
     assert changed - TOTALS == {"expected_cost_support_phone"}
+    assert "net_value_p10" in changed  # the intervals move with the expectation
+    delta = after["expected_cost_to_serve"] - scored["expected_cost_to_serve"]
+    np.testing.assert_allclose(after["net_value_p90"], scored["net_value_p90"] - delta, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(after["expected_cost_support_phone"], 2 * scored["expected_cost_support_phone"], rtol=1e-12)
     columns = expected_cost_columns_of(after)
     assert np.abs(after[columns].sum(axis=1) - after["expected_cost_to_serve"]).max() < 0.005

@@ -30,6 +30,7 @@ from customer_value.data.tables import Tables
 from customer_value.features import build_targets, open_sources, targets_from_sources
 from customer_value.training.fit import FitObserver, fit_value_model
 from customer_value.valuation.cashflows import month_edges, portfolio_by_month
+from customer_value.valuation.intervals import coverage, coverage_by, interval_columns
 
 
 @dataclass
@@ -94,6 +95,23 @@ def value_metrics(scored: pd.DataFrame) -> dict[str, float]:
         pr = ev.precision_recall_at(negative, flag.to_numpy())
         out[f"{name}.negative_precision"] = pr["precision"]
         out[f"{name}.negative_recall"] = pr["recall"]
+    out.update(interval_metrics(scored))
+    return out
+
+
+def interval_metrics(scored: pd.DataFrame) -> dict[str, float]:
+    """Coverage of the 80% intervals (share of customers whose realised net value, revenue and
+    cost fell inside), overall and per value segment, and their mean width."""
+    out: dict[str, float] = {}
+    for quantity, share in coverage(scored, scored).items():
+        low, high = interval_columns(quantity)
+        out[f"intervals.{quantity}.coverage"] = share
+        out[f"intervals.{quantity}.mean_width"] = float((scored[high] - scored[low]).mean())
+    if out and "value_segment" in scored:
+        by_segment = coverage_by(scored, scored, scored["value_segment"].astype(str))
+        for segment, row in by_segment.iterrows():
+            for quantity in by_segment.columns.drop("customers"):
+                out[f"intervals.{quantity}.coverage.{segment}"] = float(row[quantity])
     return out
 
 

@@ -20,7 +20,9 @@ from customer_value.training.fit import FitObserver
 
 PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spearman",
                       "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture", "revenue.spearman",
-                      "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc", "monthly.margin_mape",
+                      "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc",
+                      "intervals.net_value.coverage", "intervals.revenue.coverage", "intervals.cost_to_serve.coverage",
+                      "monthly.margin_mape",
                       "monthly.cost_mape", "skipped")
 
 

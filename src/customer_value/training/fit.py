@@ -34,6 +34,7 @@ from customer_value.training.snapshots import Builders, SnapshotCache, TrainingS
 from customer_value.training.tasks import TASKS, Evaluation
 from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
+from customer_value.valuation.intervals import IntervalModel, predicted_outcomes
 from customer_value.valuation.activity_costs import activity_volumes, combined_forecast, level_with_total, price, total_cost
 from customer_value.valuation.value import ValueModel, rfm_of
 
@@ -190,8 +191,30 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
                        fitted.get("cost"), fitted.get("margin"), churn_adjustment=settings.churn_adjustment,
                        skipped=skipped, drain_model=fitted.get("drain"), activity_model=activity_model,
                        cost_forecast=cost_forecast).fit(features)
+    t0 = time.perf_counter()
+    observer.stage("intervals: calibrating p10/p90 on the validation year")
+    try:
+        model.interval_model = fit_intervals(model, cache, day, settings)
+    except (ValueError, CannotFitError) as exc:
+        skipped["intervals"] = str(exc).splitlines()[0]
+        observer.stage(f"intervals: skipped ({skipped['intervals']})")
+    timings["intervals"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     return FittedValueModel(model, features, day, skipped, parts, timings)
+
+
+def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings) -> IntervalModel:
+    """Calibrated p10/p90 (:mod:`customer_value.valuation.intervals`): the fitted value model scores
+    the customers as of ``day − horizon`` (the boosted models' validation snapshot, unseen by their
+    training) and is compared with what they did over the next ``horizon`` days."""
+    valid = day - dt.timedelta(days=settings.horizon_days)
+    features = cache.base_features(valid)
+    if features.empty:
+        raise ValueError(f"no customer signed up before {valid}, one horizon before {day}: nothing to calibrate on")
+    at_valid = model.predict(features, valid)
+    realised = at_valid[["customer_id"]].merge(cache.targets(valid, settings.horizon_days), on="customer_id",
+                                               how="left", validate="one_to_one")
+    return IntervalModel().fit(predicted_outcomes(at_valid), realised, at_valid)
 
 
 def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:

@@ -80,6 +80,7 @@ from customer_value.valuation.activity_costs import (
     top_cost_drivers,
     total_cost,
 )
+from customer_value.valuation.intervals import IntervalModel, customer_value_bounds, predicted_outcomes
 from customer_value.valuation.segments import assign_cost_segments, assign_segments, cost_groups, segment_cuts
 
 Adjustment = Literal["boosted", "survival", "blend", "none"]
@@ -151,7 +152,7 @@ class ValueModel:
     def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
                  cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
                  skipped: dict[str, str] | None = None, drain_model: Any = None, activity_model: Any = None,
-                 cost_forecast: CostForecast = "activities"):
+                 cost_forecast: CostForecast = "activities", interval_model: Any = None):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -163,6 +164,7 @@ class ValueModel:
         self.drain_model = drain_model
         self.activity_model = activity_model
         self.cost_forecast = cost_forecast
+        self.interval_model = interval_model
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -352,6 +354,11 @@ class ValueModel:
         scale = horizon / self.settings.horizon_days  # cut points learned over the model's horizon
         parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(),
                                                  tuple(c * scale for c in self.segment_cuts_))
+        if self.interval_model is not None and horizon == self.settings.horizon_days:  # calibrated for H only
+            bounds = self.interval_model.predict(predicted_outcomes(parts), parts)
+            parts = pd.concat([parts, bounds.set_axis(parts.index)], axis=1)
+            parts["customer_value_p10"], parts["customer_value_p90"] = customer_value_bounds(
+                parts, bounds, uniform_discount_factor(horizon, self.settings.discount_rate))
         if boosted.activity_volumes is not None:
             pools = [(p.name, p.driver) for p in self.settings.costs.indirect_pools]
             parts["cost_segment"] = assign_cost_segments(parts, cost_groups(pools), self.light_cost_cut_ * scale)
@@ -415,6 +422,7 @@ class ValueModel:
             "activity_model": self.activity_model.to_dict() if self.activity_model is not None else None,
             "cost_forecast": self.cost_forecast,
             "light_cost_cut": self.light_cost_cut_,
+            "interval_model": self.interval_model.to_dict() if self.interval_model is not None else None,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -434,6 +442,7 @@ class ValueModel:
             drain_model=DrainModel.from_dict(state["drain_model"]) if state.get("drain_model") else None,
             activity_model=ActivityVolumeModel.from_dict(state["activity_model"]) if state.get("activity_model") else None,
             cost_forecast=state.get("cost_forecast", "activities"),
+            interval_model=IntervalModel.from_dict(state["interval_model"]) if state.get("interval_model") else None,
         )
         model.skipped_ = state["skipped"]
         model.margin_ratio_prior_ = state["margin_ratio_prior"]

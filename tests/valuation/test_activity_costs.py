@@ -11,7 +11,7 @@ from customer_value.config import Settings
 from customer_value.features import build_features
 from customer_value.features.costing import DIRECT_ACTIVITIES, rate_of
 from customer_value.simulation.world import simulate_world
-from customer_value.training.fit import fit_value_model
+from customer_value.training.fit import CLEARLY_BETTER, choose_cost_forecast, fit_value_model
 from customer_value.valuation.activity_costs import (
     cost_column,
     expected_cost_columns,
@@ -76,7 +76,8 @@ def test_the_fit_compares_priced_activities_with_the_total_model(fitted) -> None
     for source in sources.values():
         assert -1 <= evaluation[source]["spearman"] <= 1
     best = max(evaluation[source]["spearman"] for source in sources.values())
-    assert evaluation[sources[fit.model.cost_forecast]]["spearman"] == best
+    chosen = evaluation[sources[fit.model.cost_forecast]]["spearman"]
+    assert chosen == best or (fit.model.cost_forecast == "blend" and chosen >= best - CLEARLY_BETTER)
 
 
 @pytest.mark.parametrize("mode", ["activities", "blend", "total"])
@@ -134,6 +135,18 @@ def test_monthly_cash_flows_add_up_to_the_score_file(fitted, scores) -> None:
 
 
 # -- pure parts, by hand ---------------------------------------------------------------------------
+
+
+def test_the_blend_is_kept_unless_one_forecast_is_clearly_better() -> None:
+    def evaluation(activities: float, total: float, blend: float) -> dict:
+        return {"valid": {"spearman": activities}, "total_model": {"spearman": total}, "blend": {"spearman": blend}}
+
+    auto = Settings()
+    assert choose_cost_forecast(evaluation(0.742, 0.738, 0.741), auto) == "blend"
+    assert choose_cost_forecast(evaluation(0.760, 0.738, 0.741), auto) == "activities"
+    assert choose_cost_forecast(evaluation(0.700, 0.750, 0.720), auto) == "total"
+    assert choose_cost_forecast(evaluation(0.7, 0.7, float("nan")), auto) == "activities"
+    assert choose_cost_forecast(evaluation(0.9, 0.5, 0.6), Settings(cost_forecast="total")) == "total"
 
 
 def _volumes(rows: list[dict[str, float]], settings: Settings) -> pd.DataFrame:

@@ -7,8 +7,10 @@ months; the last one ends with the horizon, so it may be short).
   transactions that fall in it (``E[X(t_m)] − E[X(t_{m−1})]``), discounted by the share of the
   discounted expected transactions. A customer likely to lapse earns early, one who buys steadily
   earns evenly.
-- **Cost is spread evenly**, as the score file discounts it (a cost forecast has no timing of
-  its own), and each month's cost is discounted as that slice of an even spread.
+- **Cost follows the purchases too**: support, orders, invoices and the pools' drivers are
+  activity, and activity stops when the customer lapses (a 100k backtest with an even spread
+  over-forecast the last month's cost by 83%: the realised cost falls through the year as the
+  base churns). The discounted cost is the score file's, spread by the same discounted shares.
 
 So, per customer, the months add up exactly to the score file's ``expected_margin``,
 ``expected_cost_to_serve`` and their discounted values. ``discounted_net`` = discounted margin −
@@ -70,25 +72,22 @@ def monthly_cashflows(scores: pd.DataFrame, purchase_model: Any, rfm: pd.DataFra
         cum_disc[:, j] = predicted["discounted_expected_transactions"].to_numpy(dtype=float)
     tx_share, disc_share = _increments(cum_tx), _increments(cum_disc)
 
-    lo = np.concatenate([[0.0], ends[:-1]]) / 365.0
-    hi = ends / 365.0
-    years = horizon / 365.0
-    k = np.log1p(discount_rate)
-    cost_share = (hi - lo) / years
-    cost_discount = (np.exp(-k * lo) - np.exp(-k * hi)) / (k * years) if k > 0 else cost_share
+    lo = np.concatenate([[0.0], ends[:-1]])
+    hi = ends
 
     margin = scores["expected_margin"].to_numpy(dtype=float)[:, None]
     disc_margin = scores["discounted_expected_margin"].to_numpy(dtype=float)[:, None]
     cost = scores["expected_cost_to_serve"].to_numpy(dtype=float)[:, None]
+    disc_cost = scores["discounted_expected_cost_to_serve"].to_numpy(dtype=float)[:, None]
     n, m = len(scores), len(ends)
     out = pd.DataFrame({
         "customer_id": np.repeat(scores["customer_id"].to_numpy(), m),
         "month": np.tile(np.array(edges[:-1], dtype="datetime64[D]"), n),
-        "days": np.tile((hi - lo) * 365.0, n).round().astype("int64"),
+        "days": np.tile(hi - lo, n).round().astype("int64"),
         "expected_margin": (margin * tx_share).ravel(),
-        "expected_cost": (cost * cost_share[None, :]).ravel(),
+        "expected_cost": (cost * tx_share).ravel(),
         "discounted_margin": (disc_margin * disc_share).ravel(),
-        "discounted_cost": (cost * cost_discount[None, :]).ravel(),
+        "discounted_cost": (disc_cost * disc_share).ravel(),
     })
     out["discounted_net"] = out["discounted_margin"] - out["discounted_cost"]
     return out

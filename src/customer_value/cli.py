@@ -1,5 +1,6 @@
 """`customer-value`: thin typer commands (contract section 6) that build one Settings object and
-call the pipeline. No computation lives here.
+call the pipeline. No computation lives here; what the user reads (help, progress, warnings,
+errors) is decided here.
 
 One error path for every command (:class:`OneErrorPath`): a failure the user can act on (any
 :class:`~customer_value.errors.CustomerValueError`, and MLflow's or the operating system's failures
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import sys
 import traceback
-from datetime import date, datetime
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
@@ -33,13 +37,22 @@ DEBUG_ENV = "CUSTOMER_VALUE_DEBUG"
 
 
 class OneErrorPath(TyperGroup):
-    """Runs a command; turns whatever it raises into one line on stderr and an exit code."""
+    """Runs a command; turns whatever it raises into one line on stderr and an exit code. Third-party
+    warnings a user cannot act on are silenced for the command's duration only (:func:`quiet_warnings`)."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        known = super().list_commands(ctx)
+        return [c for c in COMMAND_ORDER if c in known] + [c for c in known if c not in COMMAND_ORDER]
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with quiet_warnings():
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): nothing to report to anyone
+            _silence_stdout()
+            raise typer.Exit(141) from None
         except typer.TyperException as exc:  # usage errors: one line too, with where to look
             if type(exc).__name__ == "NoArgsIsHelpError":  # prints the help
                 raise
@@ -48,6 +61,59 @@ class OneErrorPath(TyperGroup):
             raise typer.Exit(exc.exit_code) from exc
         except Exception as exc:  # noqa: BLE001 - this is the one place that decides
             fail(exc, debug=bool(ctx.params.get("debug")))
+
+
+NOISE = (
+    # (category, module regex, message regex): warnings about our dependencies' internals
+    (UserWarning, r"mlflow(\.|$)", r".*[Ii]nteger column.*|.*integer.*schema.*|.*Hint: .*"),
+    (FutureWarning, r"mlflow(\.|$)", r".*"),
+    (DeprecationWarning, r"(?!customer_value\b)", r".*"),  # SQLAlchemy, click, ...: for their maintainers
+    (PendingDeprecationWarning, r"(?!customer_value\b)", r".*"),
+    (FutureWarning, r"(pandas|pyarrow|lifetimes|sklearn|lightgbm|optuna|ibis|duckdb)(\.|$)", r".*"),
+    (UserWarning, r"(pandas|pyarrow|lifetimes|optuna|optuna_integration|lightgbm)(\.|$)", r".*"),
+    (RuntimeWarning, r"(lifetimes|scipy|numpy|sklearn)(\.|$)", r".*"),
+    # the BG/NBD refitted for each training snapshot's purchase features: its covariance (and so any
+    # interval) is never used, so "intervals unreliable" there says nothing (the value model's own
+    # BG/NBD still warns)
+    (RuntimeWarning, r"customer_value\.boosted\.inputs$", r".*Hessian not positive definite.*"),
+)
+"""The third-party warnings a ``customer-value`` command does not show: the user can do nothing
+about them (mlflow's integer-schema hint, SQLAlchemy and other deprecations, pandas 4 notices).
+Our own warnings, and anything not listed, still show."""
+
+
+@contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """:data:`NOISE` filtered for the duration of one command (never at import: a notebook or a
+    test that imports the package keeps every warning)."""
+    with warnings.catch_warnings():
+        for category, module, message in NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        for name in ("Pandas4Warning", "PandasFutureWarning", "PandasDeprecationWarning"):  # pandas 4 notices
+            category = _pandas_warning(name)
+            if category is not None:
+                warnings.filterwarnings("ignore", category=category)
+        yield
+
+
+def _pandas_warning(name: str) -> type[Warning] | None:
+    try:
+        import pandas.errors
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return None
+    category = getattr(pandas.errors, name, None)
+    return category if isinstance(category, type) and issubclass(category, Warning) else None
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit cannot raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def fail(exc: BaseException, debug: bool = False) -> NoReturn:
@@ -116,8 +182,32 @@ def _warn(message: str) -> None:
     typer.echo(f"{typer.style('warning:', fg='yellow', bold=True)} {message}", err=True)
 
 
-app = typer.Typer(cls=OneErrorPath, no_args_is_help=True, add_completion=False, help=__doc__.split("\n\n")[0],
-                  pretty_exceptions_enable=False)
+HELP = """What each customer is worth from now on, net of what it costs to serve.
+
+Turns a directory of customer tables (customers and transactions; engagement, invoices and support tickets when you have them) into one score row per customer: expected margin minus cost-to-serve plus referral value over the horizon, a value and a cost segment, whether the account drains resources, and why, in words and money. Models are trained, compared and registered in MLflow; scoring loads one by version, alias or exported directory.
+
+[bold]Every week[/bold]
+
+  customer-value validate --data DIR
+  customer-value score --data DIR --as-of DATE --out scores.parquet \\
+      --model models:/customer_value@champion --report report.html
+
+[bold]When the data or the model changes[/bold]
+
+  customer-value train --data DIR --as-of DATE --experiment weekly
+  customer-value compare --experiment weekly
+  customer-value train ... --alias champion     (what the weekly score loads)
+
+New here? [bold]customer-value simulate --out data/raw/demo[/bold] writes a world to try every command on. The commands below are in their order of use; [bold]customer-value COMMAND --help[/bold] says more."""
+COMMAND_ORDER = ("simulate", "datasets", "validate", "features", "train", "backtest", "compare", "export", "score",
+                 "whatif", "ui")
+"""The commands in the order a user meets them (the help lists them so)."""
+PANELS = {"simulate": "Data", "datasets": "Data", "validate": "Data", "features": "Data",
+          "train": "Models", "backtest": "Models", "compare": "Models", "export": "Models",
+          "score": "Scoring", "whatif": "Scoring", "ui": "Tools"}
+
+app = typer.Typer(cls=OneErrorPath, no_args_is_help=True, add_completion=False, help=HELP,
+                  rich_markup_mode="rich", pretty_exceptions_enable=False)
 datasets_app = typer.Typer(no_args_is_help=True, help="Public data sets converted to contract tables.")
 app.add_typer(datasets_app, name="datasets")
 
@@ -225,18 +315,80 @@ def features(
     console.print(f"[green]wrote[/green] {len(frame):,} customers x {frame.shape[1] - 1} columns to {out}")
 
 
+def _without_prefix(text: str, name: str) -> str:
+    """``text`` without a leading ``"<name>: "`` (a reason that already names its part)."""
+    return text.removeprefix(f"{name}: ")
+
+
 def _quiet_optuna() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def _quiet_mlflow(ctx: typer.Context) -> None:
+    """MLflow's own event lines ("Creating initial MLflow database tables", "Successfully registered
+    model", artifact download bars) off until this command ends; the command says what matters
+    itself. ``--debug`` keeps them."""
+    if ctx.find_root().params.get("debug"):
+        return
+    ctx.with_resource(_mlflow_events_off())
+
+
+@contextmanager
+def _mlflow_events_off() -> Iterator[None]:
+    import os
+
+    from mlflow.utils import logging_utils
+
+    previous = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:  # MLflow's own counted switch: its inner "silence while validating" blocks then do not turn events back on
+        from mlflow.utils.autologging_utils.logging_and_warnings import MlflowEventsAndWarningsBehaviorGlobally
+
+        silenced: Any = MlflowEventsAndWarningsBehaviorGlobally(disable_event_logs=True, disable_warnings=False,
+                                                               reroute_warnings=False)
+    except ImportError:  # pragma: no cover - an MLflow without it: the plain switch
+        silenced = None
+    try:
+        if silenced is not None:
+            with silenced:
+                yield
+        else:
+            logging_utils.disable_logging()
+            try:
+                yield
+            finally:
+                logging_utils.enable_logging()
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = previous
+
+
 def _progress(message: str) -> None:
-    console.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] {message}")
+    """A line of progress on standard error, with the time of day."""
+    from customer_value.pipeline.progress import ConsoleReporter
+
+    ConsoleReporter(console).say(message)
+
+
+@contextmanager
+def _reporter() -> Iterator[Any]:
+    """Progress bars on standard error for one job (closed, whatever happens)."""
+    from customer_value.pipeline.progress import ConsoleReporter
+
+    shown = ConsoleReporter(console)
+    try:
+        yield shown
+    finally:
+        shown.close()
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: DataDir,
     as_of: AsOf,
     experiment: Annotated[str, typer.Option(help="MLflow experiment to log the run into.")],
@@ -254,12 +406,14 @@ def train(
     from customer_value.pipeline.train import train as run_train
 
     _quiet_optuna()
+    _quiet_mlflow(ctx)
     settings = settings_from(config, trials=trials, strict=strict, seed=seed, model_name=name)
     day = parse_as_of(as_of)
-    result = run_train(data, day, experiment, settings, alias=alias, backtest=backtest, progress=_progress,
-                       export_dir=export, validation_report=validation_report)
+    with _reporter() as progress:
+        result = run_train(data, day, experiment, settings, alias=alias, backtest=backtest, progress=progress,
+                           export_dir=export, validation_report=validation_report)
     for part, reason in result.fitted.skipped.items():
-        console.print(f"[yellow]skipped {part}:[/yellow] {reason}")
+        console.print(f"[yellow]skipped {part}:[/yellow] {_without_prefix(reason, part)}")
     console.print(f"[green]trained[/green] run {result.run_id}; registered {result.model_uri}"
                   + (f" (alias {alias})" if alias else ""))
     typer.echo(result.model_uri)
@@ -267,6 +421,7 @@ def train(
 
 @app.command()
 def score(
+    ctx: typer.Context,
     data: DataDir,
     as_of: AsOf,
     model: Annotated[str, typer.Option(help="models:/<name>/<version>, models:/<name>@<alias> or a local model directory.")],
@@ -279,24 +434,40 @@ def score(
     strict: Strict = None,
     validation_report: ValidationReportFile = None,
 ) -> None:
-    """Score every customer signed up before AS_OF exactly once, with the model's own settings
-    (a --config may only say how to read the data: columns, strict)."""
+    """Score every customer signed up before AS_OF once, with the model's own settings; optionally the HTML report.
+
+    A --config may only say how to read the data (columns, strict, timestamp_format) and the report's currency."""
     from customer_value.pipeline.score import score as run_score
 
+    _quiet_mlflow(ctx)
     settings = settings_from(config, strict=strict) if (config or strict is not None) else None
     day = parse_as_of(as_of)
-    result = run_score(data, day, model, out, settings, report=report, log_run=log_run, progress=_progress,
-                       validation_report=validation_report, horizon_days=horizon, cashflows=cashflows)
-    segments = result.scores["value_segment"].value_counts().to_dict()
-    drains = int(result.scores["drain_flag"].sum())
-    console.print(f"[green]scored[/green] {len(result.scores):,} customers -> {out}; segments {segments}; "
-                  f"flagged to drain {drains:,}")
+    with _reporter() as progress:
+        result = run_score(data, day, model, out, settings, report=report, log_run=log_run, progress=progress,
+                           validation_report=validation_report, horizon_days=horizon, cashflows=cashflows)
+    scores = result.scores
+    counts = scores["value_segment"].value_counts()
+    order = [s for s in ("top", "high", "medium", "low", "negative") if s in counts.index]
+    segments = ", ".join(f"{name} {int(counts[name]):,}" for name in [*order, *[s for s in counts.index if s not in order]])
+    drains = int(scores["drain_flag"].sum())
+    console.print(f"[green]scored[/green] {len(scores):,} customers -> {out}")
+    console.print(f"  value segments: {segments}; flagged to drain {drains:,}")
+    if result.report is not None:
+        console.print(f"  report: {result.report}")
     if result.drift:
-        console.print("drift (PSI vs previous scoring): " + ", ".join(f"{k} {v:.3f}" for k, v in result.drift.items()))
+        shifted = {k: v for k, v in result.drift.items() if v >= 0.1}
+        worst = max(result.drift.items(), key=lambda kv: kv[1])
+        console.print(f"  drift against the previous scoring (run {(result.drift_against or '')[:8]}): "
+                      + (f"[yellow]{len(shifted)} column(s) shifted[/yellow] (PSI >= 0.1: "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in sorted(shifted.items(), key=lambda kv: -kv[1])) + ")"
+                         if shifted else f"stable (largest PSI {worst[1]:.3f}, {worst[0]})"))
+    elif log_run and result.run_id:
+        console.print("  drift: no earlier scoring of this model to compare with")
 
 
 @app.command()
 def backtest(
+    ctx: typer.Context,
     data: DataDir,
     as_of: AsOf,
     experiment: Annotated[str, typer.Option(help="MLflow experiment to log the backtest into.")],
@@ -311,32 +482,38 @@ def backtest(
     from customer_value.pipeline.backtest import backtest_command
 
     _quiet_optuna()
+    _quiet_mlflow(ctx)
     settings = settings_from(config, trials=trials, strict=strict)
     day = parse_as_of(as_of)
-    table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=_progress,
-                             validation_report=validation_report)
+    with _reporter() as progress:  # each stage of each refit shown until the next, with its time
+        table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=progress.stage,
+                                 validation_report=validation_report)
     typer.echo(table)
 
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     experiment: Annotated[list[str], typer.Option(help="Experiment name (repeatable).")],
     metric: Annotated[str, typer.Option(help="Sort by this metric.")] = "backtest.value.spearman",
     ascending: Annotated[bool, typer.Option(help="Smallest first (for losses).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv.")] = "markdown",
 ) -> None:
-    """A table of training runs across experiments with their key metrics and parameters."""
-    from customer_value.pipeline.compare import compare_runs, format_table
+    """Training runs across experiments: key metrics beside their baselines, and the config keys that differ."""
+    from customer_value.pipeline.compare import comparison, format_comparison
     from customer_value.tracking import store as tracking
 
+    if fmt not in ("markdown", "csv"):
+        raise ConfigError(f"--format must be markdown or csv, got {fmt!r}")
+    _quiet_mlflow(ctx)
     tracking.setup_tracking()
     try:
-        table = compare_runs(experiment, metric, ascending)
+        result = comparison(experiment, metric, ascending)
     except ValueError as exc:  # an unknown experiment or metric is a usage problem
         if isinstance(exc, CustomerValueError):
             raise
         raise ConfigError(str(exc)) from exc
-    typer.echo(format_table(table, fmt))
+    typer.echo(format_comparison(result, fmt))
 
 
 @app.command()
@@ -499,6 +676,7 @@ def _group_running(pgid: int) -> bool:
 
 @app.command()
 def export(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option(help="models:/<name>/<version> or models:/<name>@<alias>.")],
     out: Annotated[Path, typer.Option(help="Directory to write the MLflow model to (e.g. models/customer_value).")],
 ) -> None:
@@ -511,6 +689,7 @@ def export(
     from customer_value.data.writing import check_output
     from customer_value.tracking.model import resolve_reference
 
+    _quiet_mlflow(ctx)
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot export to {out}: it is a file")
     if out.is_dir() and any(out.iterdir()) and not (out / "MLmodel").is_file():
@@ -541,6 +720,10 @@ def datasets_cdnow(
     paths = write_cdnow(out, "master" if master else "sample")
     for name, path in paths.items():
         console.print(f"  {name:<18} {path}")
+
+
+for _info in [*app.registered_commands, *app.registered_groups]:
+    _info.rich_help_panel = PANELS.get(_info.name or getattr(_info.callback, "__name__", ""), "Tools")
 
 
 def main() -> None:  # pragma: no cover - entry point convenience

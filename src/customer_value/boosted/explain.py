@@ -8,6 +8,14 @@ log-link objective (the total model; per-component models are not explained). Ea
 contributions plus ``bias`` sum to the raw prediction.
 
 - :func:`contributions` -> one column per feature plus ``bias``;
+- :func:`raw_contributions` -> the same as a bare array, optionally of the first ``trees`` trees;
+- :func:`path_contributions` -> the *path* decomposition (Saabas): each split on a row's way to
+  its leaf credits its feature with the change of the node value; summed over trees, optionally
+  over groups of features. Exact in total (the contributions plus ``bias`` are the raw prediction)
+  like TreeSHAP, but the credit is the path's, not the average over feature orderings. It costs
+  one leaf lookup per tree (trees x depth per row): what makes drivers for a million customers
+  affordable (:mod:`customer_value.valuation.churn_drivers`);
+- :func:`truncation` -> how many leading trees reproduce a booster's raw score well enough;
 - :func:`top_drivers` -> per customer the ``k`` features that push the prediction up the most
   (``direction="up"``), or with the largest absolute effect (``"abs"``), as tidy columns
   ``driver_1``, ``driver_1_contribution``, ...;
@@ -15,8 +23,9 @@ contributions plus ``bias`` sum to the raw prediction.
   at most 2,000 rows by default), drawn by :func:`customer_value.plots.evaluation.plot_importance`.
 
 Cost: TreeSHAP takes about trees x leaves x depth^2 operations per row; for the tuned models
-of the 100k-customer benchmark that is seconds per thousand customers (see the benchmark), so
-per-customer drivers are best computed for the customers a report shows, not for everyone.
+of the benchmarks that is 15-20 ms per customer (a ~1,000-tree churn model of depth 10), so exact
+drivers are for the customers a report shows; the path decomposition costs trees x depth per row
+(tens of µs per customer on the leading trees), which is what every score row gets.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from customer_value.boosted.inputs import align
+
 
 def contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame:
     """SHAP contributions (raw scale) of a fitted churn or cost model for the rows of ``X``
@@ -33,6 +44,120 @@ def contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame:
     if not hasattr(model, "contributions"):
         raise TypeError(f"{type(model).__name__} has no contributions(); expected ChurnModel or CostToServeModel")
     return model.contributions(X)
+
+
+def raw_contributions(model: Any, X: pd.DataFrame, trees: int | None = None) -> np.ndarray:
+    """SHAP contributions of a fitted churn or cost model as an array (rows x (features + bias)),
+    computed on the first ``trees`` trees of its booster (``None``: the trees it predicts with).
+
+    TreeSHAP costs about trees x leaves x depth^2 per row, so capping the trees caps the cost;
+    the values are exact for the truncated booster (they add up to its raw prediction)."""
+    for attribute in ("booster_", "feature_names_", "categories_"):
+        if not hasattr(model, attribute):
+            raise TypeError(f"{type(model).__name__} is not a fitted churn or cost model (no {attribute})")
+    used = int(getattr(model, "best_iteration_", 0) or model.booster_.current_iteration())
+    if trees is not None:
+        used = max(1, min(int(trees), used))
+    matrix = align(X, model.feature_names_, model.categories_)
+    return np.asarray(model.booster_.predict(matrix, num_iteration=used, pred_contrib=True))
+
+
+class PathTables:
+    """Per tree, each leaf's path credit per group of features (the Saabas tables of
+    :func:`path_contributions`), for the first ``trees`` trees of a fitted churn or cost model."""
+
+    def __init__(self, model: Any, trees: int | None = None, groups: Any = None) -> None:
+        used = int(getattr(model, "best_iteration_", 0) or model.booster_.current_iteration())
+        self.trees = used if trees is None else max(1, min(int(trees), used))
+        dump = model.booster_.dump_model(num_iteration=self.trees)
+        n_features = len(dump["feature_names"])
+        group = np.arange(n_features) if groups is None else np.asarray(groups, dtype=int)
+        if group.shape != (n_features,):
+            raise ValueError(f"groups must give one group per feature ({n_features}), got {group.shape}")
+        self.n_groups = int(group.max()) + 1 if n_features else 0
+        tables, offsets, self.bias = [], [], 0.0
+        offset = 0
+        for info in dump["tree_info"][: self.trees]:
+            table = _tree_table(info["tree_structure"], int(info.get("num_leaves", 1)), group, self.n_groups)
+            self.bias += float(_node_value(info["tree_structure"]))
+            tables.append(table)
+            offsets.append(offset)
+            offset += table.shape[0]
+        self.table = np.vstack(tables) if tables else np.zeros((0, self.n_groups))
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+
+    def contributions(self, leaves: np.ndarray) -> np.ndarray:
+        """Rows x groups: the summed credit of each row's leaves (``pred_leaf`` output, rows x trees)."""
+        from scipy import sparse
+
+        leaves = np.asarray(leaves).reshape(len(leaves), -1)[:, : self.trees]
+        n = len(leaves)
+        columns = (leaves + self.offsets).ravel()
+        ones, starts = self._frame(n)
+        indicator = sparse.csr_matrix((ones, columns, starts), shape=(n, self.table.shape[0]), copy=False)
+        return np.asarray(indicator @ self.table)
+
+    def _frame(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The indicator matrix's values and row starts for ``n`` rows (kept for the next batch of that size)."""
+        cached = getattr(self, "_cached", None)
+        if cached is None or cached[0] != n:
+            cached = self._cached = (n, np.ones(n * self.trees), np.arange(0, n * self.trees + 1, self.trees,
+                                                                                  dtype=np.int64))
+        return cached[1], cached[2]
+
+
+def _node_value(node: dict[str, Any]) -> float:
+    return float(node["leaf_value"] if "leaf_value" in node else node["internal_value"])
+
+
+def _tree_table(root: dict[str, Any], num_leaves: int, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Leaves x groups: along the path to each leaf, every split credits its feature's group with
+    (child value − node value)."""
+    table = np.zeros((max(num_leaves, 1), n_groups))
+    stack = [(root, np.zeros(n_groups))]
+    while stack:
+        node, credit = stack.pop()
+        if "leaf_value" in node:
+            table[int(node.get("leaf_index", 0))] = credit
+            continue
+        g, value = group[int(node["split_feature"])], _node_value(node)
+        for child in (node["left_child"], node["right_child"]):
+            step = credit.copy()
+            step[g] += _node_value(child) - value
+            stack.append((child, step))
+    return table
+
+
+def path_contributions(model: Any, X: pd.DataFrame, trees: int | None = None, groups: Any = None,
+                       tables: PathTables | None = None) -> tuple[np.ndarray, float]:
+    """(rows x groups contributions, bias) of the first ``trees`` trees by the path decomposition
+    (see the module docstring); ``groups`` gives each feature's group (default: one per feature,
+    in ``model.feature_names_`` order). ``tables`` reuses :class:`PathTables` built once."""
+    tables = tables or PathTables(model, trees, groups)
+    matrix = align(X, model.feature_names_, model.categories_)
+    leaves = model.booster_.predict(matrix, num_iteration=tables.trees, pred_leaf=True)
+    return tables.contributions(leaves), tables.bias
+
+
+LADDER = (25, 50, 100, 200, 400, 800)
+
+
+def truncation(model: Any, X: pd.DataFrame, min_r2: float = 0.95, ladder: tuple[int, ...] = LADDER,
+               max_rows: int = 2000, seed: int = 0) -> tuple[int, float]:
+    """(trees, R²): the fewest leading trees (from ``ladder``, else all) whose raw score explains at
+    least ``min_r2`` of the variance of the whole booster's raw score, on a seeded sample of at most
+    ``max_rows`` rows of ``X``."""
+    used = int(getattr(model, "best_iteration_", 0) or model.booster_.current_iteration())
+    sample = X.sample(n=max_rows, random_state=seed) if len(X) > max_rows else X
+    matrix = align(sample, model.feature_names_, model.categories_)
+    full = model.booster_.predict(matrix, num_iteration=used, raw_score=True)
+    variance = float(np.var(full))
+    for trees in (t for t in ladder if t < used):
+        part = model.booster_.predict(matrix, num_iteration=trees, raw_score=True)
+        r2 = 1.0 - float(np.var(full - part)) / variance if variance > 0 else 1.0
+        if r2 >= min_r2:
+            return trees, r2
+    return used, 1.0
 
 
 def top_drivers(

@@ -111,6 +111,6 @@ def render_report(report: Report) -> str:
 
 
 def render_html(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | None = None, quality: Any = None,
-                drift: Any = None, currency: str = DEFAULT_CURRENCY) -> str:
+                drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None) -> str:
     """Score frame in, the whole page out (see :func:`~customer_value.reporting.sections.build_report`)."""
-    return render_report(build_report(scores, title, horizon_totals, quality, drift, currency))
+    return render_report(build_report(scores, title, horizon_totals, quality, drift, currency, model_horizon_days))

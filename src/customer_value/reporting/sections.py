@@ -24,7 +24,8 @@ from customer_value.plots.value import (
     plot_value_by_group,
     plot_value_map,
 )
-from customer_value.reporting.formatting import ACTIVITIES, DEFAULT_CURRENCY, activity_header, header, kind_of
+from customer_value.reporting.baselines import MEASURES, baseline_name, baselines_of, is_baseline
+from customer_value.reporting.formatting import ACTIVITIES, DEFAULT_CURRENCY, activity_header, header, kind_of, number
 from customer_value.valuation.drivers import drain_list, drains, looks_profitable
 
 GROUPS = ("plan", "acquisition_channel", "region")
@@ -277,20 +278,30 @@ def interval_table(scores: pd.DataFrame) -> Table | None:
 
 
 def quality_table(quality: Any) -> Table | None:
-    """The training run's backtest and validation metrics: a mapping, a Series or a frame."""
+    """The training run's backtest and validation metrics: a frame as it is, or a mapping (a Series)
+    of logged metric names to values. Of a mapping, the measures of :data:`.baselines.MEASURES`
+    (all of them when it has none of those) are shown in words, each with its baselines on the same
+    rows beside it (:func:`.baselines.baselines_of`) rather than as rows of their own."""
     if quality is None:
         return None
+    headers: dict[str, str] = {}
     if isinstance(quality, pd.DataFrame):
         frame = quality if isinstance(quality.index, pd.RangeIndex) else quality.reset_index()
         frame.columns = [str(c) for c in frame.columns]
     else:
-        items = quality.items() if isinstance(quality, (Mapping, pd.Series)) else dict(quality).items()
-        frame = pd.DataFrame(list(items), columns=["metric", "value"])
+        items = dict(quality.items() if isinstance(quality, (Mapping, pd.Series)) else dict(quality).items())
+        shown = [m for m in items if m in MEASURES] or [m for m in items if not is_baseline(m)] or list(items)
+        frame = pd.DataFrame({"measure": [MEASURES.get(m, header(m)) for m in shown], "metric": shown,
+                              "value": [items[m] for m in shown]})
+        beside = {m: baselines_of(m, items) for m in shown}
+        if any(beside.values()):
+            frame["baselines"] = ["; ".join(f"{baseline_name(b)} {number(items[b])}" for b in beside[m]) for m in shown]
+        headers = {"measure": "Measure", "metric": "Logged as", "baselines": "Baselines on the same rows"}
     if frame.empty:
         return None
     kinds = {c: ("number" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
                  else "text") for c in frame.columns}
-    return Table("quality", "Model quality (the training run's validation and backtest)", frame, kinds)
+    return Table("quality", "Model quality (the training run's validation and backtest)", frame, kinds, headers)
 
 
 def drift_table(drift: Any) -> Table | None:
@@ -390,7 +401,21 @@ def headline(scores: pd.DataFrame, title: str, currency: str) -> Headline:
     return Headline(title, horizons, _distinct(scores, "as_of"), currency, model, tuple(facts))
 
 
-def _segments(scores: pd.DataFrame) -> Section | None:
+def scaled_segments_note(scores: pd.DataFrame, model_horizon_days: int | None) -> str:
+    """What the segments section says when the scoring's horizon is not the model's: the cut
+    points learned over the model's horizon were scaled to this one."""
+    if not model_horizon_days or "horizon_days" not in scores.columns or scores.empty:
+        return ""
+    horizons = sorted(int(h) for h in scores["horizon_days"].dropna().unique())
+    if horizons == [int(model_horizon_days)] or not horizons:
+        return ""
+    listed = ", ".join(f"{h:,}" for h in horizons)
+    return (f" These scores look {listed} days ahead, the model {int(model_horizon_days):,}: the value segments "
+            f"use the training cut points scaled to this horizon (× {horizons[0] / model_horizon_days:.3g}), and "
+            "so does the light cost segment.")
+
+
+def _segments(scores: pd.DataFrame, model_horizon_days: int | None = None) -> Section | None:
     tables, figures = [], []
     for by in ("value_segment", "cost_segment"):
         if _has(scores, by):
@@ -402,7 +427,8 @@ def _segments(scores: pd.DataFrame) -> Section | None:
         return None
     return Section("segments", "Segments",
                    "Customers by value (negative below zero, else low, medium, high and top at the value cut points "
-                   "learned in training) and by cost structure (which activities dominate the cost-to-serve).",
+                   "learned in training) and by cost structure (which activities dominate the cost-to-serve)."
+                   + scaled_segments_note(scores, model_horizon_days),
                    tables=tuple(tables), figures=tuple(figures))
 
 
@@ -535,18 +561,19 @@ def _drift(drift: Any) -> Section | None:
 
 
 def build_sections(scores: pd.DataFrame, horizon_totals: pd.Series | None = None, quality: Any = None,
-                   drift: Any = None) -> tuple[Section, ...]:
-    """The report's sections in page order, those with nothing to show left out."""
+                   drift: Any = None, model_horizon_days: int | None = None) -> tuple[Section, ...]:
+    """The report's sections in page order, those with nothing to show left out.
+    ``model_horizon_days``: the model's own horizon, when the scores may use another."""
     sections = [
-        _segments(scores), _groups(scores), _costs(scores), _drain_section(scores), _value_map(),
+        _segments(scores, model_horizon_days), _groups(scores), _costs(scores), _drain_section(scores), _value_map(),
         _horizons(scores, horizon_totals), _referrals(scores), _intervals(scores), _quality(quality), _drift(drift),
     ]
     return tuple(s for s in sections if s is not None)
 
 
 def build_report(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | None = None, quality: Any = None,
-                 drift: Any = None, currency: str = DEFAULT_CURRENCY) -> Report:
+                 drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None) -> Report:
     """Everything the page shows, as data (the figures drawn, nothing formatted)."""
     return Report(headline(scores, title, currency), DEFINITIONS,
-                  build_sections(scores, horizon_totals, quality, drift),
+                  build_sections(scores, horizon_totals, quality, drift, model_horizon_days),
                   report_figures(scores, horizon_totals, currency))

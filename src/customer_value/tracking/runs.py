@@ -4,8 +4,10 @@
   the config as ``config.*``, the data fingerprint as ``data.*``), the code version, one child
   run per fitted part (:class:`MlflowFitObserver`: ``purchases``, ``spend``, then each boosted
   task with its Optuna trials as children named ``<task>-trial-NNN``) and a ``backtest`` child.
-- A **scoring run** in ``<model name>-scoring``: row counts, the score distribution, a decile
-  profile for the next scoring's drift, PSI against the previous scoring of the same model.
+- A **scoring run** in ``<model name>-scoring``: tagged with the model's URI, registered name,
+  version and alias; row counts, the score distribution, a decile profile for the next scoring's
+  drift, PSI against the previous scoring of the same model name and alias (without an alias: the
+  same model URI).
 - A **backtest run**: per-cutoff metrics as steps, their average, the per-cutoff table and figures.
 
 Metric names are stable (``<task>.<source>.<metric>``, ``backtest.*``) so runs compare across
@@ -25,6 +27,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -298,34 +301,139 @@ def log_backtest(metrics: pd.DataFrame, averaged: Mapping[str, float], figures: 
 # ---------------------------------------------------------------------------------------------
 
 
-def log_scoring_run(scores: pd.DataFrame, model_name: str, model_uri: str, as_of: dt.date, out: Path,
-                    horizon_totals: pd.Series, data_dir: Path,
-                    figures: Callable[[], Mapping[str, Any]]) -> tuple[str, dict[str, float]]:
-    """A scoring run in the experiment ``<model name>-scoring``: counts, distribution, drift
-    against the previous scoring of the same model, the report's figures; returns (run id, PSI)."""
-    experiment = experiment_id(f"{model_name}-scoring")
-    previous = mlflow.search_runs(
-        experiment_ids=[experiment],
-        filter_string=f"tags.`customer_value.model_uri` = '{model_uri}'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
-    )
+@dataclass(frozen=True)
+class ScoredModel:
+    """The model a scoring used, as its run records it: the identity written into the score rows
+    (``uri``, registry ``version`` and the ``alias`` it was loaded by), the registered ``name``
+    (the model's own name for a directory) and the experiment its scorings go to."""
+
+    uri: str
+    name: str
+    experiment: str
+    version: int | None = None
+    alias: str | None = None
+
+    @classmethod
+    def of(cls, uri: str, model_name: str, version: int | None = None, alias: str | None = None) -> "ScoredModel":
+        """``models:/<name>/<version>`` names its registered model; anything else is ``model_name``."""
+        name = uri.removeprefix("models:/").rsplit("/", 1)[0] if uri.startswith("models:/") and version else model_name
+        return cls(uri, name, f"{model_name}-scoring", version, alias)
+
+    def tags(self) -> dict[str, str]:
+        tags = {"customer_value.model_uri": self.uri, "customer_value.model_name": self.name}
+        if self.version is not None:
+            tags["customer_value.model_version"] = str(self.version)
+        if self.alias:
+            tags["customer_value.model_alias"] = self.alias
+        return tags
+
+
+@dataclass(frozen=True)
+class DriftBaseline:
+    """The scoring a new one is compared with: its run and its decile profile (``None`` when the
+    profile could not be read; ``error`` says why)."""
+
+    run_id: str
+    profile: dict[str, Any] | None
+    error: str = ""
+    matched: str = ""
+    """What made it the baseline: ``"name and alias"`` or ``"model URI"``."""
+
+
+def previous_scoring(model: ScoredModel) -> DriftBaseline | None:
+    """The last finished scoring of the same model: by an alias, the same registered name and alias
+    (whatever version the alias pointed at then, so the first week of a new champion still has a
+    baseline), else, or when no scoring by that alias exists yet, the same model URI."""
+    experiment = experiment_id(model.experiment)
+    finished = "attributes.status = 'FINISHED' and tags.`customer_value.run_type` = 'score'"
+    queries = []
+    if model.alias:
+        queries.append(("name and alias", f"tags.`customer_value.model_name` = '{_quoted(model.name)}' and "
+                                          f"tags.`customer_value.model_alias` = '{_quoted(model.alias)}'"))
+    queries.append(("model URI", f"tags.`customer_value.model_uri` = '{_quoted(model.uri)}'"))
+    for matched, where in queries:
+        found = mlflow.search_runs(experiment_ids=[experiment], filter_string=f"{finished} and {where}",
+                                   order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+        if found:
+            run = found[0]
+            try:
+                profile = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/score_profile.json")
+            except Exception as exc:  # noqa: BLE001 - a lost artifact must not fail the weekly job
+                return DriftBaseline(run.info.run_id, None, scrub(str(exc)).splitlines()[0][:250], matched)
+            return DriftBaseline(run.info.run_id, profile, matched=matched)
+    return None
+
+
+def _quoted(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def scoring_drift(baseline: DriftBaseline | None, scores: pd.DataFrame) -> dict[str, float]:
+    """PSI per score column against the baseline's profile (empty without one, or when the profile
+    cannot be compared: the weekly job does not fail on its drift)."""
+    if baseline is None or baseline.profile is None:
+        return {}
+    try:
+        return drift.psi_against_profile(baseline.profile, scores)
+    except Exception:  # noqa: BLE001 - a profile from another version of the code, say
+        return {}
+
+
+QUALITY_SOURCES = ("valid", "total_model")
+
+
+def is_quality_metric(name: str) -> bool:
+    """A training run's validation or backtest metric, or a baseline beside one
+    (``<part>.valid.<m>``, ``<part>.baseline_<b>.<m>``, ``backtest.<score>.<m>``)."""
+    parts = name.split(".")
+    if len(parts) != 3:
+        return False
+    return parts[0] == "backtest" or parts[1] in QUALITY_SOURCES or parts[1].startswith("baseline_")
+
+
+def training_quality(model: ScoredModel) -> dict[str, float]:
+    """The validation and backtest metrics (with their baselines) of the training run that logged
+    a registered model version; empty for a model not loaded from the registry."""
+    from mlflow import MlflowClient
+
+    if model.version is None:
+        return {}
+    client = MlflowClient()
+    run_id = client.get_model_version(model.name, str(model.version)).run_id
+    if not run_id:
+        return {}
+    metrics = client.get_run(run_id).data.metrics
+    return {name: float(value) for name, value in sorted(metrics.items()) if is_quality_metric(name)}
+
+
+def log_scoring_run(scores: pd.DataFrame, model: ScoredModel, as_of: dt.date, out: Path,
+                    horizon_totals: pd.Series, data_dir: Path, figures: Callable[[], Mapping[str, Any]],
+                    baseline: DriftBaseline | None = None, psi: Mapping[str, float] | None = None,
+                    notes: Mapping[str, str] | None = None) -> str:
+    """A scoring run in ``model.experiment``: the model's identity as tags (URI, registered name,
+    version, alias), counts, distribution, the decile profile the next scoring compares with, the
+    drift (``psi``) against ``baseline`` (see :func:`previous_scoring`), the report's figures, and
+    ``notes`` as tags (e.g. how the churn drivers were computed); its id."""
+    experiment = experiment_id(model.experiment)
     mark_abandoned_runs(experiment)
     with tracked_run(experiment_id=experiment, run_name=f"score as of {as_of}") as run:
-        mlflow.set_tags(_scrubbed({"customer_value.run_type": "score", "customer_value.model_uri": model_uri,
-                                   "customer_value.as_of": str(as_of)}))
-        mlflow.log_params(_scrubbed({"as_of": str(as_of), "model_uri": model_uri, "data_dir": str(data_dir),
+        mlflow.set_tags(_scrubbed({"customer_value.run_type": "score", "customer_value.as_of": str(as_of),
+                                   **model.tags()}))
+        mlflow.log_params(_scrubbed({"as_of": str(as_of), "model_uri": model.uri, "data_dir": str(data_dir),
                                      "out": str(out)}))
         log_metrics(drift.score_distribution(scores))
         log_metrics({f"total_value.horizon_{h}d": v for h, v in horizon_totals.items()})
         mlflow.log_dict(drift.decile_profile(scores), "score_profile.json")
-        psi: dict[str, float] = {}
-        if previous:
-            try:
-                before = mlflow.artifacts.load_dict(f"{previous[0].info.artifact_uri}/score_profile.json")
-                psi = drift.psi_against_profile(before, scores)
-                log_metrics({f"drift.psi.{c}": v for c, v in psi.items()})
-                mlflow.set_tag("customer_value.drift_against_run", previous[0].info.run_id)
-            except Exception as exc:  # a lost artifact must not fail the weekly job
-                set_tag("customer_value.drift_error", exc)
+        if baseline is not None:
+            mlflow.set_tags({"customer_value.drift_against_run": baseline.run_id,
+                             "customer_value.drift_baseline": baseline.matched})
+            if baseline.error:
+                set_tag("customer_value.drift_error", baseline.error)
+            elif not psi:
+                set_tag("customer_value.drift_error", "the previous scoring's profile could not be compared")
+        if psi:
+            log_metrics({f"drift.psi.{c}": v for c, v in psi.items()})
+        for key, value in (notes or {}).items():
+            set_tag(key, value)
         log_figures(figures(), prefix="report/")
-    return run.info.run_id, psi
+    return run.info.run_id

@@ -215,3 +215,40 @@ def test_a_score_file_with_only_the_contract_columns_opens_cleanly(browser, tmp_
     page.locator("#table-by-value-segment th").nth(1).click()
     _clean(opened)
     page.context.close()
+
+
+README_SCREENSHOT = "CUSTOMER_VALUE_README_SCREENSHOT"
+"""Set to a path (e.g. docs/report.png) to also write the README's screenshot from this test's page."""
+
+
+def screenshot(page, path: Path) -> Path:
+    """A full-page PNG of the opened report (the README's picture comes from here too)."""
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def readme_picture(full_page: Path, path: Path, height: int = 1500, colours: int = 96) -> Path:
+    """The top of the page, palette-quantised so the committed PNG stays under 300 kB."""
+    from PIL import Image
+
+    with Image.open(full_page) as image:
+        top = image.crop((0, 0, image.width, min(height, image.height))).convert("RGB")
+        top.quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
+def test_a_full_page_screenshot_is_written(opened, tmp_path):
+    import os
+
+    _clean(opened)
+    path = screenshot(opened.page, tmp_path / "report.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.width >= 1280 and image.height > 900  # the whole page, not the viewport
+    picture = readme_picture(path, tmp_path / "readme.png")
+    assert picture.stat().st_size < 300_000
+    if os.environ.get(README_SCREENSHOT):
+        Path(os.environ[README_SCREENSHOT]).write_bytes(picture.read_bytes())

@@ -158,16 +158,15 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     scores.attrs[METADATA_KEY] = loaded_model.value_model.scoring_metadata(horizon)
     with say.step(f"writing {len(scores):,} rows to {out}"):
         write_parquet_atomically(scores, out)
+    in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])  # rows as the model saw them
     if cashflows is not None:
         with say.step(f"monthly cash flows to {cashflows}"):
-            in_order = scores.set_index("customer_id").loc[features["customer_id"]].reset_index()
-            flows = loaded_model.value_model.cashflows(features, in_order, as_of)
+            flows = loaded_model.value_model.cashflows(features, in_feature_order.reset_index(), as_of)
             write_parquet_atomically(flows, cashflows)
 
     # the sensitivity table reuses the rows' churn, cost and margin predictions (the boosted models are the
     # expensive part and do not depend on the horizon); the model's own horizon is the file's total
     with say.step("value at other horizons"):
-        in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])
         horizon_totals = loaded_model.value_model.total_value_by_horizon(
             features, sorted({*SENSITIVITY_HORIZONS, horizon}),
             BoostedPredictions.from_scores(in_feature_order, model_settings.horizon_days))

@@ -66,10 +66,6 @@ def expected_cost_columns(settings: Settings) -> list[str]:
     return [cost_column(n) for n in activity_names(settings)]
 
 
-def expected_volume_columns(settings: Settings) -> list[str]:
-    return [volume_column(n) for n in activity_names(settings)]
-
-
 def activity_volumes(forecast: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """The volume each activity is priced from, from forecast volumes (``forecast_volume_columns``)."""
     out = {volume_column(a.name): forecast[a.volume].to_numpy(dtype=float) for a in DIRECT_ACTIVITIES}

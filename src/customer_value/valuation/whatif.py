@@ -96,7 +96,7 @@ def reprice(scores: pd.DataFrame, changes: WhatIf) -> pd.DataFrame:
         out["discounted_expected_cost_to_serve"] = cost * spread
         _shift(out, "expected_cost_to_serve", delta_cost)
 
-    extra = _extra_margin(scores, changes)
+    extra = _extra_margin(scores, changes, spread)
     if extra is not None:
         margin, discounted = extra
         out["expected_margin"] = scores["expected_margin"].to_numpy(dtype=float) + margin
@@ -153,12 +153,11 @@ def _check_known(scores: pd.DataFrame, changes: WhatIf, before: CostRates) -> No
             raise InputError(f"what-if names unknown plan(s) {unknown}; the score file has {plans}")
 
 
-def _extra_margin(scores: pd.DataFrame, changes: WhatIf) -> tuple[np.ndarray, np.ndarray] | None:
-    """(extra margin, its discounted value) from plan uplifts and fees; None when neither is set."""
+def _extra_margin(scores: pd.DataFrame, changes: WhatIf, spread: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(extra margin, its discounted value, fees spread evenly like the cost) from plan uplifts and
+    fees; None when neither is set."""
     if not changes.plans and not changes.fees:
         return None
-    meta = scores.attrs[METADATA_KEY]
-    spread = uniform_discount_factor(float(meta["horizon_days"]), float(meta["discount_rate"]))
     margin = np.zeros(len(scores))
     discounted = np.zeros(len(scores))
     if changes.plans:

@@ -55,6 +55,7 @@ from customer_value.training.snapshots import build_training_sets  # noqa: E402
 from customer_value.training.tuning import tune  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ranking import ceiling_sentence  # noqa: E402
 from _world import add_world_argument, world_params  # noqa: E402
 
 
@@ -258,10 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     for text, ok in checks:
         print(f"  [{'ok' if ok else 'MISSED'}] {text}")
     if "ceiling" in churn_eval:
-        base, ceiling = churn_eval[best_churn_base]["roc_auc"], churn_eval["ceiling"]["roc_auc"]
-        print(f"  (churn ceiling, the oracle without the purchase rate: ROC AUC {ceiling:.4f} closes "
-              f"{ev.gap_closed(ceiling, base, churn_eval['oracle']['roc_auc']):.1%} of that gap; the model "
-              f"closes {ev.gap_closed(churn_eval['model']['roc_auc'], base, ceiling):.1%} of the gap to the ceiling)")
+        print("  churn " + ceiling_sentence("ROC AUC", *(churn_eval[k]["roc_auc"] for k in
+                                                       ("model", best_churn_base, "ceiling", "oracle"))))
 
     print("\nwhere the training time went")
     print(f"  training sets            {t_sets:8.1f} s   (features {timings.get('features', 0):.1f} s for "

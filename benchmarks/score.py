@@ -5,6 +5,14 @@ peak memory.
     .venv/bin/python benchmarks/score.py                                  # train on 50k, score 1M
     .venv/bin/python benchmarks/score.py --customers 100000 --train-customers 20000   # a smoke run
     .venv/bin/python benchmarks/score.py --work /tmp/cvscore              # reuse data/model there
+    .venv/bin/python benchmarks/score.py --work /tmp/cvscore --customers 5000000     # 5M: see below
+
+Scoring runs in batches of ``--batch-customers`` (default: the pipeline's) customer_id ranges, so
+peak memory follows the batch, not the population. A world above 1M customers is not simulated
+in one piece (the simulator holds the whole world in memory): it is the 1M world tiled, each copy
+with its ids prefixed (customers, transactions, invoices, tickets and referrals alike), written
+by DuckDB without loading it. Each scored size's result is kept as ``result-<N>.json`` under
+``--work`` and every size found there is printed side by side.
 
 Preparation (not timed as scoring): simulate a ``--train-customers`` world and train a model on it
 as of ``--as-of`` (``pipeline.train``, ``--trials`` each, no backtest) into a throw-away SQLite
@@ -22,6 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,8 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-TARGET_SECONDS = 300
-TARGET_GIB = 8.0
+TARGET_SECONDS = 120  # issue #17 at 1M: end to end under 120 s
+TARGET_GIB = {1_000_000: 7.0, 5_000_000: 12.0}  # issue #17: 1M not above today's 7 GiB, 5M under 12 GiB
+SIMULATED_MAX = 1_000_000
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,9 +82,49 @@ def prepare(args: argparse.Namespace, work: Path) -> str:
     data = work / f"score-{args.customers}"
     if not (data / "transactions.parquet").exists():
         t0 = time.perf_counter()
-        write_world(simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of), data)
-        print(f"prepared: simulated {args.customers:,} customers in {time.perf_counter() - t0:.0f}s", flush=True)
+        if args.customers > SIMULATED_MAX and args.customers % SIMULATED_MAX == 0:
+            base = work / f"score-{SIMULATED_MAX}"
+            if not (base / "transactions.parquet").exists():
+                write_world(simulate_world(SIMULATED_MAX, args.seed, settings=settings, truth_as_of=args.as_of), base)
+            tile_world(base, data, args.customers // SIMULATED_MAX)
+            print(f"prepared: {args.customers:,} customers as {args.customers // SIMULATED_MAX} tiled copies of the "
+                  f"{SIMULATED_MAX:,} world in {time.perf_counter() - t0:.0f}s", flush=True)
+        else:
+            write_world(simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of), data)
+            print(f"prepared: simulated {args.customers:,} customers in {time.perf_counter() - t0:.0f}s", flush=True)
     return marker.read_text().strip()
+
+
+ID_COLUMNS = {"customers": ("customer_id", "referred_by"), "transactions": ("transaction_id", "customer_id"),
+              "engagement_events": ("customer_id",), "invoices": ("invoice_id", "customer_id"),
+              "support_tickets": ("ticket_id", "customer_id")}
+
+
+def tile_world(base: Path, out: Path, copies: int) -> None:
+    """``copies`` copies of the world at ``base``, ids prefixed ``T0-``, ``T1-``, ... so they stay
+    unique (and referrals point within their copy), streamed by DuckDB; each table sorted as the
+    simulator writes it (by customer), so the copies follow one another."""
+    import duckdb
+
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET memory_limit = '4GB'")
+    con.execute(f"SET temp_directory = '{tmp / '.duckdb'}'")
+    for table, columns in ID_COLUMNS.items():
+        source = base / f"{table}.parquet"
+        if not source.exists():
+            continue
+        def renamed(k: int) -> str:
+            return ", ".join(f"CASE WHEN {c} IS NULL THEN NULL ELSE 'T{k}-' || {c} END AS {c}" for c in columns)
+
+        copies_sql = " UNION ALL ".join(f"SELECT * REPLACE ({renamed(k)}) FROM read_parquet('{source}')"
+                                        for k in range(copies))
+        con.execute(f"COPY ({copies_sql}) TO '{tmp / f'{table}.parquet'}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
+    con.close()
+    shutil.rmtree(tmp / ".duckdb", ignore_errors=True)
+    tmp.rename(out)
 
 
 def score_stage(args: argparse.Namespace, work: Path, model_uri: str) -> dict:
@@ -90,14 +140,26 @@ def score_stage(args: argparse.Namespace, work: Path, model_uri: str) -> dict:
         print(f"  {marks[-1][1]:7.1f}s  {message}  (peak RSS so far {_peak_rss_gib():.2f} GiB)", flush=True)
 
     result = score(work / f"score-{args.customers}", as_of, model_uri, work / "scores.parquet",
-                   report=work / "report.html", progress=progress)
+                   report=work / "report.html", progress=progress, batch_customers=args.batch_customers)
     total = time.perf_counter() - start
-    marks.append(("logged the scoring run to MLflow", total))
-    stages = {}
-    for (message, begin), (_, end) in zip(marks, marks[1:]):
-        stages[message] = end - begin
-    return {"rows": len(result.scores), "total_seconds": total, "peak_rss_gib": _peak_rss_gib(), "stages": stages,
-            "run_id": result.run_id}
+    return {"customers": args.customers, "rows": len(result.scores), "batches": result.batches,
+            "total_seconds": total, "peak_rss_gib": _peak_rss_gib(), "stages": result.seconds,
+            "other_seconds": total - sum(result.seconds.values()), "run_id": result.run_id}
+
+
+def side_by_side(work: Path) -> str:
+    """Every size scored under ``work``, one column each: stage times, total, peak memory."""
+    results = sorted((json.loads(p.read_text()) for p in work.glob("result-*.json")), key=lambda r: r["customers"])
+    stages = list(dict.fromkeys(stage for r in results for stage in r["stages"]))
+    width = 14
+    lines = [f"{'':24}" + "".join(f"{r['customers']:>{width},}" for r in results)]
+    for stage in stages:
+        lines.append(f"  {stage:22}" + "".join(f"{r['stages'].get(stage, 0.0):>{width}.1f}" for r in results))
+    lines.append(f"  {'(other: MLflow, checks)':22}" + "".join(f"{r['other_seconds']:>{width}.1f}" for r in results))
+    lines.append(f"{'total s':24}" + "".join(f"{r['total_seconds']:>{width}.0f}" for r in results))
+    lines.append(f"{'peak RSS GiB':24}" + "".join(f"{r['peak_rss_gib']:>{width}.2f}" for r in results))
+    lines.append(f"{'batches':24}" + "".join(f"{r['batches']:>{width}}" for r in results))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--as-of", default="2024-07-01")
     parser.add_argument("--work", type=Path, default=None, help="working directory (default: a new temp dir)")
+    parser.add_argument("--batch-customers", type=int, default=None,
+                        help="customers per scoring batch (default: the pipeline's)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: the scoring process
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -120,24 +184,35 @@ def main(argv: list[str] | None = None) -> int:
 
     model_uri = prepare(args, work)
     print(f"scoring {args.customers:,} customers with {model_uri} (work dir {work})", flush=True)
-    child = subprocess.run([sys.executable, __file__, "--child", model_uri, "--work", str(work),
-                            "--customers", str(args.customers), "--as-of", args.as_of],
-                           env=_env(work), capture_output=True, text=True)
-    lines = child.stdout.strip().splitlines()
-    for line in lines[:-1]:
-        print(line)
-    if child.returncode != 0:
-        print(child.stderr[-4000:], file=sys.stderr)
+    command = [sys.executable, __file__, "--child", model_uri, "--work", str(work),
+               "--customers", str(args.customers), "--as-of", args.as_of]
+    if args.batch_customers:
+        command += ["--batch-customers", str(args.batch_customers)]
+    child = subprocess.Popen(command, env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = ""
+    for line in child.stdout:  # live progress; the last line is the result
+        if last:
+            print(last, flush=True)
+        last = line.rstrip("\n")
+    stderr = child.stderr.read()
+    if child.wait() != 0:
+        print(last)
+        print(stderr[-4000:], file=sys.stderr)
         return child.returncode
-    result = json.loads(lines[-1])
+    result = json.loads(last)
+    (work / f"result-{args.customers}.json").write_text(json.dumps(result, indent=1))
     print()
-    print(f"{result['rows']:,} rows scored; per stage (s):")
+    print(f"{result['rows']:,} rows scored in {result['batches']} batch(es); per stage (s):")
     for stage, seconds in result["stages"].items():
         print(f"  {seconds:7.1f}  {stage}")
-    print(f"total {result['total_seconds']:.0f}s (target < {TARGET_SECONDS}s), "
-          f"peak RSS {result['peak_rss_gib']:.2f} GiB (target < {TARGET_GIB} GiB)")
-    ok = result["total_seconds"] < TARGET_SECONDS and result["peak_rss_gib"] < TARGET_GIB
+    target_gib = TARGET_GIB.get(args.customers)
+    print(f"total {result['total_seconds']:.0f}s" + (f" (target < {TARGET_SECONDS}s)" if args.customers == 1_000_000 else "")
+          + f", peak RSS {result['peak_rss_gib']:.2f} GiB" + (f" (target < {target_gib} GiB)" if target_gib else ""))
+    ok = ((args.customers != 1_000_000 or result["total_seconds"] < TARGET_SECONDS)
+          and (target_gib is None or result["peak_rss_gib"] <= target_gib))
     print("[ok]" if ok else "[MISS]", "score benchmark")
+    print()
+    print(side_by_side(work))
     return 0 if ok else 1
 
 

@@ -18,9 +18,25 @@ Steps:
    ``customer_value < 0`` per variant, the drain model's ``drain_flag`` (P(net value < 0) at its
    F1-optimal validation threshold; the same for every variant) and ``historical_value < 0``.
 
+5. side by side with the simulator's references (``benchmarks/_ranking.py``): the *oracle*
+   (knows each customer's latent state and traits) and the *ceiling* (the same oracle without the
+   purchase rate, inferred from the purchase history exactly: ``ceiling_net_value``,
+   ``ceiling_churn_probability``). Value ranking *like for like* (issue #14): the model's
+   ``customer_value`` without its referral term (``discounted_expected_margin −
+   discounted_expected_cost_to_serve``; also undiscounted, ``expected_margin −
+   expected_cost_to_serve``) against realised margin − cost-to-serve: Spearman, top-decile capture
+   and the share of the gap from ``historical_value`` closed to the oracle and to the ceiling. When
+   the fitted model has a direct net-value model (``net_model``), each ``value_forecast`` ("parts",
+   "net") is scored and compared, as the churn adjustments are. Churn: ROC AUC and Brier of the
+   model's ``churn_probability``, the ceiling and the oracle against realised churn.
+
+``--seed 7 8`` runs several worlds in turn and ends with a summary across them.
+
 Targets (issue #6): customer_value beats historical_value and BG/NBD×GG revenue on Spearman and
 top-decile capture, and the toolkit's negative-value flag (``drain_flag``) beats
-``historical_value < 0`` on precision and recall.
+``historical_value < 0`` on precision and recall. Issue #14: like for like, Spearman closes at
+least 45% of the gap from ``historical_value`` to the oracle, or at least 70% of the gap to the
+ceiling, and top-decile capture does not fall below today's (the "parts" forecast).
 """
 
 from __future__ import annotations
@@ -46,6 +62,7 @@ from customer_value.features.history import tables_before  # noqa: E402
 from customer_value.training.fit import FitObserver  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ranking import churn_side_by_side, print_table, value_side_by_side  # noqa: E402
 from _world import add_world_argument, world_params  # noqa: E402
 
 VARIANTS = ("boosted", "survival", "blend", "none")
@@ -103,23 +120,59 @@ def cost_forecast_table(model: Any, features: pd.DataFrame, as_of: dt.date, targ
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--as-of", default="2024-07-01")
-    parser.add_argument("--trials", type=int, default=20, help="Optuna trials per boosted model")
-    add_world_argument(parser)
-    parser.add_argument("--save", type=Path, default=None,
-                        help="write each variant's scored frame (with what happened and the oracle) here as Parquet")
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore")
+FORECASTS = ("parts", "net")
+LIKE_FOR_LIKE = {"discounted": ("discounted_expected_margin", "discounted_expected_cost_to_serve"),
+                 "undiscounted": ("expected_margin", "expected_cost_to_serve")}
+
+
+def forecast_variants(model: Any) -> tuple[str | None, ...]:
+    """The ``value_forecast`` settings to compare: both when the model has a direct net-value model,
+    else only today's (``None``: the model has no such switch, or nothing to switch to)."""
+    if getattr(model, "net_model", None) is not None and hasattr(model, "value_forecast"):
+        return FORECASTS
+    return (None,)
+
+
+def score_forecasts(model: Any, features: pd.DataFrame, as_of: dt.date,
+                    current: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Score rows per ``value_forecast`` variant ("parts" is today's), the same fitted parts;
+    ``current`` (the model's rows as it stands) is reused when there is nothing to switch."""
+    chosen = getattr(model, "value_forecast", None)
+    out = {}
+    for forecast in forecast_variants(model):
+        if forecast is not None:
+            model.value_forecast = forecast
+        out[forecast or "parts"] = (current if forecast is None and current is not None
+                                    else model.predict(features, as_of))
+    if chosen is not None:
+        model.value_forecast = chosen
+    return out
+
+
+def like_for_like(realised_net: np.ndarray, forecasts: dict[str, pd.DataFrame], frame: pd.DataFrame,
+                  ceiling: np.ndarray, oracle: np.ndarray) -> pd.DataFrame:
+    """customer_value without its referral term against realised margin − cost, per forecast, beside
+    historical_value, the ceiling and the oracle."""
+    scores: dict[str, Any] = {"historical_value": frame["historical_value"]}
+    for forecast, rows in forecasts.items():
+        rows = rows.set_index("customer_id").loc[frame["customer_id"]]
+        for label, (margin, cost) in LIKE_FOR_LIKE.items():
+            scores[f"model {forecast}: {label} margin − cost"] = rows[margin] - rows[cost]
+        scores[f"model {forecast}: customer_value (with referrals)"] = rows["customer_value"]
+    scores["ceiling"], scores["oracle"] = ceiling, oracle
+    return value_side_by_side(realised_net, scores)
+
+
+def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """Simulate, fit, score and print every table for one seed; return the summary figures."""
     as_of = dt.date.fromisoformat(args.as_of)
-    settings = Settings(trials=args.trials, seed=args.seed)
+    settings = Settings(trials=args.trials, seed=seed)
     timings: dict[str, float] = {}
+    print(f"\n=== seed {seed}: {args.customers:,} customers, {args.trials} trials"
+          f"{', world ' + ' '.join(args.world) if args.world else ''} ===", flush=True)
 
     t0 = time.perf_counter()
-    world = api.simulate_world(args.customers, args.seed, settings=settings, truth_as_of=args.as_of,
+    world = api.simulate_world(args.customers, seed, settings=settings, truth_as_of=args.as_of,
                                params=world_params(args.world))
     timings["simulate"] = time.perf_counter() - t0
     print(f"simulated {args.customers:,} customers in {timings['simulate']:.0f}s", flush=True)
@@ -142,18 +195,24 @@ def main(argv: list[str] | None = None) -> int:
         model.churn_adjustment = variant
         scored[variant] = join_realised(model.predict(fitted.features, as_of), targets, baseline)
     model.churn_adjustment = settings.churn_adjustment
+    forecasts = score_forecasts(model, fitted.features, as_of, current=scored[settings.churn_adjustment])
     timings["score"] = time.perf_counter() - t0
 
     truth = world.truth.set_index("customer_id")
     frame = scored["survival"]
-    oracle = (truth["oracle_expected_margin"] - truth["oracle_expected_cost_to_serve"]).reindex(frame["customer_id"])
+    reference = truth.reindex(frame["customer_id"])
+    oracle = (reference["oracle_expected_margin"] - reference["oracle_expected_cost_to_serve"]).to_numpy()
+    has_ceiling = "ceiling_net_value" in reference
+    ceiling = reference["ceiling_net_value"].to_numpy() if has_ceiling else np.full(len(frame), np.nan)
     realised = frame["net_value"].to_numpy(dtype=float)
-    assert not np.isnan(realised).any() and not oracle.isna().any()
+    assert not np.isnan(realised).any() and not np.isnan(oracle).any()
 
     if args.save:
-        args.save.mkdir(parents=True, exist_ok=True)
+        out_dir = args.save / f"seed{seed}"
+        out_dir.mkdir(parents=True, exist_ok=True)
         for variant, scored_frame in scored.items():
-            scored_frame.assign(oracle_net_value=oracle.to_numpy()).to_parquet(args.save / f"{variant}.parquet")
+            scored_frame.assign(oracle_net_value=oracle, ceiling_net_value=ceiling).to_parquet(
+                out_dir / f"{variant}.parquet")
     rows = {f"customer_value ({v})": value_row(realised, scored[v]["customer_value"]) for v in VARIANTS}
     default = settings.churn_adjustment
     has_drain = "drain_probability" in scored[default]
@@ -163,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         auc = {"drain_probability": ev.roc_auc(realised < 0, drain["drain_probability"])}
     rows["historical_value"] = value_row(realised, frame["historical_value"])
     rows["BG/NBD×GG revenue"] = ranking_metrics(realised, frame["bgnbd_gg_revenue"].to_numpy(dtype=float), None)
+    if has_ceiling:
+        rows["ceiling (margin − cost)"] = value_row(realised, ceiling)
     rows["oracle (margin − cost)"] = value_row(realised, oracle)
     table = pd.DataFrame(rows).T
 
@@ -173,9 +234,29 @@ def main(argv: list[str] | None = None) -> int:
     if has_drain:
         auc.update({f"-{name}": ev.roc_auc(realised < 0, -scored[default][name].to_numpy(dtype=float))
                     for name in ("customer_value", "historical_value")})
-        auc["-oracle"] = ev.roc_auc(realised < 0, -oracle.to_numpy(dtype=float))
+        if has_ceiling:
+            auc["-ceiling"] = ev.roc_auc(realised < 0, -ceiling)
+        auc["-oracle"] = ev.roc_auc(realised < 0, -oracle)
         print("ROC AUC for realised net value < 0: " + ", ".join(f"{k} {v:.4f}" for k, v in auc.items())
               + f"; drain threshold {fitted.model.drain_model.threshold_:.3f}")
+
+    # value ranking like for like (issue 14): customer_value minus its referral term
+    lfl = like_for_like(realised, forecasts, frame, ceiling, oracle)
+    print()
+    print_table(lfl, f"value ranking, like for like (churn adjustment {default}): against realised margin − cost; "
+                     "gap_to_* = share of the Spearman gap from historical_value closed")
+    # churn side by side: the model's churn probability, the ceiling and the oracle
+    y_churn = frame["churned"].to_numpy(dtype=float)
+    probs = {"model": forecasts["parts"].set_index("customer_id").loc[frame["customer_id"], "churn_probability"]}
+    bgnbd = model.model_input(fitted.features, window_days=settings.churn_window_days)  # feature order
+    probs = {"baseline_bgnbd": bgnbd.set_index("customer_id").loc[frame["customer_id"], "bgnbd_p_no_purchase"]} | probs
+    if "ceiling_churn_probability" in reference:
+        probs["ceiling"] = reference["ceiling_churn_probability"]
+    probs["oracle"] = reference["oracle_churn_probability"]
+    churn = churn_side_by_side(y_churn, probs, baseline=next(iter(probs)))
+    print()
+    print_table(churn, f"churn over the next {settings.churn_window_days} days (realised rate {y_churn.mean():.3f}); "
+                       f"gap_to_* = share of the ROC AUC gap from {next(iter(probs))} closed")
     print()
     print(cost_forecast_table(model, fitted.features, as_of, targets, fitted).to_string(float_format=lambda v: f"{v:.4f}"))
     print()
@@ -193,7 +274,55 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'MISS'}] customer_value ({default}, the default): {name}")
-    return 0 if all(checks.values()) else 1
+    today = lfl.loc["model parts: discounted margin − cost"]
+    for forecast in forecasts:
+        r = lfl.loc[f"model {forecast}: discounted margin − cost"]
+        closes = r["gap_to_oracle"] >= 0.45 or r["gap_to_ceiling"] >= 0.70
+        checks[f"like for like ({forecast}): closes >= 45% to the oracle or >= 70% to the ceiling"] = closes
+        keeps = r["top_decile_capture"] >= today["top_decile_capture"]
+        print(f"  [{'ok' if closes else 'MISS'}] like for like ({forecast}): Spearman {r['spearman']:.4f} closes "
+              f"{r['gap_to_oracle']:.1%} of the gap to the oracle (target 45%), {r['gap_to_ceiling']:.1%} to the "
+              f"ceiling (target 70%)")
+        if forecast != "parts":
+            checks[f"like for like ({forecast}): top-decile capture not below today's"] = keeps
+            print(f"  [{'ok' if keeps else 'MISS'}] like for like ({forecast}): top-decile capture "
+                  f"{r['top_decile_capture']:.4f} vs today's (parts) {today['top_decile_capture']:.4f}")
+    summary = {"seed": seed, "customers": len(frame)}
+    for name in lfl.index:
+        if name.endswith("discounted margin − cost") and "undiscounted" not in name or name in (
+                "historical_value", "ceiling", "oracle"):
+            summary[f"{name} spearman"] = lfl.loc[name, "spearman"]
+    for forecast in forecasts:
+        r = lfl.loc[f"model {forecast}: discounted margin − cost"]
+        summary[f"{forecast} gap to oracle"] = r["gap_to_oracle"]
+        summary[f"{forecast} gap to ceiling"] = r["gap_to_ceiling"]
+        summary[f"{forecast} top-decile capture"] = r["top_decile_capture"]
+    summary["historical_value top-decile capture"] = lfl.loc["historical_value", "top_decile_capture"]
+    for name in churn.index:
+        summary[f"churn {name} roc_auc"] = churn.loc[name, "roc_auc"]
+        summary[f"churn {name} brier"] = churn.loc[name, "brier"]
+    summary["ok"] = all(checks.values())
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, nargs="+", default=[7], help="one world per seed, in turn")
+    parser.add_argument("--as-of", default="2024-07-01")
+    parser.add_argument("--trials", type=int, default=20, help="Optuna trials per boosted model")
+    add_world_argument(parser)
+    parser.add_argument("--save", type=Path, default=None,
+                        help="write each variant's scored frame (with what happened, the oracle and the ceiling) "
+                             "here as Parquet, one folder per seed")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    summaries = [run_world(args, seed) for seed in args.seed]
+    table = pd.DataFrame(summaries).set_index("seed").T
+    print()
+    print_table(table, "summary per seed (like for like = discounted margin − cost; spearman against realised "
+                       "margin − cost; gaps from historical_value)")
+    return 0 if all(s["ok"] for s in summaries) else 1
 
 
 if __name__ == "__main__":

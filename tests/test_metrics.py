@@ -54,7 +54,8 @@ def test_decile_table_and_backtest_helpers():
     assert table["decile"].tolist() == list(range(1, 11))
     assert table["mean_actual"].is_monotonic_decreasing
     assert table["share_of_actual"].sum() == pytest.approx(1.0)
-    assert ev.top_decile_capture(y, y) == pytest.approx(y[90:].sum() / y.sum())
+    assert ev.top_decile_capture(y, y) == 1.0  # the best possible top decile
+    assert ev.top_decile_capture(y, -y) == pytest.approx(y[:10].sum() / y[90:].sum())
     pr = ev.precision_recall_at([True, True, False, False], [True, False, True, False])
     assert pr == {"precision": 0.5, "recall": 0.5, "flagged": 2.0}
     assert np.isnan(ev.precision_recall_at([True], [False])["precision"])
@@ -71,3 +72,18 @@ def test_recency_baseline():
     assert rates == pytest.approx((0.0, 2 / 3))
     s, p = ev.recency_baseline(days, 90, rates)
     assert p.tolist() == pytest.approx([0.0, 2 / 3, 2 / 3, 0.0, 2 / 3])
+
+
+def test_top_decile_capture_is_bounded_when_losses_dominate():
+    """Signed values whose total is near zero or negative: the capture stays at most 1 (a share of
+    the total would be 3+ here), goes below 0 when the picks lose money, NaN with nothing to capture."""
+    rng = np.random.default_rng(3)
+    y = np.concatenate([rng.normal(-50.0, 10.0, 900), rng.exponential(40.0, 100)])
+    assert y.sum() < 0
+    for score in (y, rng.random(1000), y + rng.normal(0, 30, 1000), -y):
+        assert ev.top_decile_capture(y, score) <= 1.0 + 1e-12
+    assert ev.top_decile_capture(y, y) == 1.0
+    assert ev.top_decile_capture(y, -y) < 0
+    assert np.isnan(ev.top_decile_capture(-np.abs(y), rng.random(1000)))
+    ties = np.array([5.0, 5.0, 5.0, -1.0] * 5)  # ties at the cut are still at most the best
+    assert ev.top_decile_capture(ties, np.zeros(20)) <= 1.0

@@ -234,6 +234,32 @@ ValidationReportFile = Annotated[
     typer.Option("--validation-report", help="Where rows set aside by --no-strict go (default validation_report.csv)."),
 ]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the config).")]
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Where the features run: duckdb (embedded) or spark (a local or remote Spark session; "
+                     "pip install 'customer-value\\[spark]').")]
+SparkMaster = Annotated[Optional[str], typer.Option(
+    "--spark-master", help="Spark master URL for --engine spark (default: spark.master in the config, else local[*]).")]
+
+
+def engine_of(engine: str, settings: Settings, spark_master: str | None = None) -> Any:
+    """``"duckdb"``, or for ``spark`` an Ibis backend on the session the settings describe (the
+    ``spark:`` block of the config, ``--spark-master`` over its master)."""
+    name = engine.lower()
+    if name == "duckdb":
+        if spark_master is not None:
+            raise ConfigError("--spark-master needs --engine spark")
+        return "duckdb"
+    if name not in ("spark", "pyspark"):
+        raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
+    from customer_value.pipeline.spark_features import spark_backend
+
+    with console.status("starting Spark"):
+        return spark_backend(spark_settings(settings, spark_master))
+
+
+def spark_settings(settings: Settings, spark_master: str | None) -> Any:
+    """``settings.spark`` with ``--spark-master`` over its master."""
+    return settings.spark if spark_master is None else settings.spark.model_copy(update={"master": spark_master})
 
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
@@ -290,8 +316,9 @@ def features(
     data: DataDir,
     as_of: AsOf,
     out: Annotated[Path, typer.Option(help="Parquet file to write.")],
-    engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark.")] = "duckdb",
+    engine: EngineOption = "duckdb",
     targets: Annotated[bool, typer.Option("--targets", help="Also compute targets over [as_of, as_of + horizon).")] = False,
+    spark_master: SparkMaster = None,
     config: ConfigFile = None,
     strict: Strict = None,
     validation_report: ValidationReportFile = None,
@@ -306,10 +333,11 @@ def features(
     check_output(out, "features")
     if validation_report is not None:
         check_output(validation_report, "validation report")
+    backend = engine_of(engine, settings, spark_master)
     loaded = load_inputs(data, settings, validation_report, _progress)
-    frame = build_features(loaded.tables, day, settings, engine=engine, progress=True)
+    frame = build_features(loaded.tables, day, settings, engine=backend, progress=True)
     if targets:
-        target_frame = build_targets(loaded.tables, day, settings, engine=engine)
+        target_frame = build_targets(loaded.tables, day, settings, engine=backend)
         frame = frame.merge(target_frame, on="customer_id", how="left", validate="one_to_one", suffixes=("", "_target"))
     write_parquet_atomically(frame, out)
     console.print(f"[green]wrote[/green] {len(frame):,} customers x {frame.shape[1] - 1} columns to {out}")
@@ -401,17 +429,23 @@ def train(
     strict: Strict = None,
     seed: Seed = None,
     validation_report: ValidationReportFile = None,
+    engine: EngineOption = "duckdb",
+    spark_master: SparkMaster = None,
 ) -> None:
-    """Fit every part as of AS_OF, log to MLflow, register; prints the model URI last."""
+    """Fit every part as of AS_OF, log to MLflow, register; prints the model URI last.
+
+    With --engine spark the feature and target tables of every snapshot are built on Spark; the
+    models are fitted here, from those per-customer tables."""
     from customer_value.pipeline.train import train as run_train
 
     _quiet_optuna()
     _quiet_mlflow(ctx)
     settings = settings_from(config, trials=trials, strict=strict, seed=seed, model_name=name)
     day = parse_as_of(as_of)
+    backend = engine_of(engine, settings, spark_master)
     with _reporter() as progress:
         result = run_train(data, day, experiment, settings, alias=alias, backtest=backtest, progress=progress,
-                           export_dir=export, validation_report=validation_report)
+                           export_dir=export, validation_report=validation_report, engine=backend)
     for part, reason in result.fitted.skipped.items():
         console.print(f"[yellow]skipped {part}:[/yellow] {_without_prefix(reason, part)}")
     console.print(f"[green]trained[/green] run {result.run_id}; registered {result.model_uri}"
@@ -422,10 +456,14 @@ def train(
 @app.command()
 def score(
     ctx: typer.Context,
-    data: DataDir,
     as_of: AsOf,
     model: Annotated[str, typer.Option(help="models:/<name>/<version>, models:/<name>@<alias> or a local model directory.")],
-    out: Annotated[Path, typer.Option(help="Parquet file to write (atomically).")],
+    out: Annotated[str, typer.Option(help="Parquet file to write (atomically); with --engine spark a directory of "
+                                          "part files (a local path or a URI such as s3a://...).")],
+    data: Annotated[Optional[str], typer.Option(
+        "--data", help="Directory of contract tables. With --engine spark also a URI (hdfs://, s3a://, dbfs:/) of "
+                       "canonical NAME.parquet files, or leave it out to read the catalog tables of spark.tables in "
+                       "the config.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="HTML report to write.")] = None,
     log_run: Annotated[bool, typer.Option("--log/--no-log", help="Log a scoring run to MLflow.")] = True,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Horizon in days for this scoring (default: the model's).")] = None,
@@ -433,18 +471,40 @@ def score(
     config: ConfigFile = None,
     strict: Strict = None,
     validation_report: ValidationReportFile = None,
+    engine: EngineOption = "duckdb",
+    spark_master: SparkMaster = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        min=1, help="Customers per batch with --engine duckdb (memory grows with it, not with the base; "
+                    "default: max_customers_per_batch from the config, else 250,000).")] = None,
 ) -> None:
     """Score every customer signed up before AS_OF once, with the model's own settings; optionally the HTML report.
 
-    A --config may only say how to read the data (columns, strict, timestamp_format) and the report's currency."""
+    A --config may only say how to read the data (columns, strict, timestamp_format, spark) and the report's currency.
+    With --engine spark the features and the models run on Spark and the scores are written as a directory of
+    Parquet part files; the report, the cash flows and the MLflow scoring run need --engine duckdb."""
     from customer_value.pipeline.score import score as run_score
 
     _quiet_mlflow(ctx)
     settings = settings_from(config, strict=strict) if (config or strict is not None) else None
     day = parse_as_of(as_of)
+    if engine.lower() in ("spark", "pyspark"):
+        _score_on_spark(data, day, model, out, settings, horizon, spark_master, report, cashflows, validation_report)
+        if log_run:
+            console.print("  no MLflow scoring run with --engine spark (it reads every row); --no-log silences this")
+        return
+    if spark_master is not None:
+        raise ConfigError("--spark-master needs --engine spark")
+    if engine.lower() != "duckdb":
+        raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
+    if data is None:
+        raise ConfigError("Missing option '--data' (a directory of contract tables)")
+    if not Path(data).is_dir():
+        raise ConfigError(f"Invalid value for '--data': Directory '{data}' does not exist.")
+    out = Path(out)
     with _reporter() as progress:
-        result = run_score(data, day, model, out, settings, report=report, log_run=log_run, progress=progress,
-                           validation_report=validation_report, horizon_days=horizon, cashflows=cashflows)
+        result = run_score(Path(data), day, model, out, settings, report=report, log_run=log_run, progress=progress,
+                           validation_report=validation_report, horizon_days=horizon, cashflows=cashflows,
+                           batch_customers=batch_size)
     scores = result.scores
     counts = scores["value_segment"].value_counts()
     order = [s for s in ("top", "high", "medium", "low", "negative") if s in counts.index]
@@ -465,6 +525,25 @@ def score(
         console.print("  drift: no earlier scoring of this model to compare with")
 
 
+def _score_on_spark(data: str | None, day: date, model: str, out: str, settings: Settings | None,
+                    horizon: int | None, spark_master: str | None, *not_here: Any) -> None:
+    """`score --engine spark`: what the DuckDB-only options cannot do here is an error, not ignored."""
+    from customer_value.pipeline.spark_scoring import score_on_spark
+
+    if any(option is not None for option in not_here):
+        raise ConfigError("--report, --cashflows and --validation-report read every score row and need "
+                          "--engine duckdb; with --engine spark, read the written scores instead")
+    given = settings or Settings()
+    if spark_master is not None:
+        given = given.model_copy(update={"spark": spark_settings(given, spark_master)})
+    with _reporter() as progress:
+        result = score_on_spark(data, day, model, out, given if settings is not None or spark_master else None,
+                                horizon_days=horizon, progress=progress)
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.seconds.items())
+    console.print(f"[green]scored[/green] {result.rows:,} customers on Spark -> {result.out}")
+    console.print(f"  {stages}")
+
+
 @app.command()
 def backtest(
     ctx: typer.Context,
@@ -477,17 +556,22 @@ def backtest(
     trials: Annotated[Optional[int], typer.Option(help="Optuna trials per boosted model.")] = None,
     strict: Strict = None,
     validation_report: ValidationReportFile = None,
+    engine: EngineOption = "duckdb",
+    spark_master: SparkMaster = None,
 ) -> None:
-    """Refit as of several earlier dates, score, compare with what happened (beside the baselines)."""
+    """Refit as of several earlier dates, score, compare with what happened (beside the baselines).
+
+    With --engine spark the snapshots' feature and target tables are built on Spark; the fits run here."""
     from customer_value.pipeline.backtest import backtest_command
 
     _quiet_optuna()
     _quiet_mlflow(ctx)
     settings = settings_from(config, trials=trials, strict=strict)
     day = parse_as_of(as_of)
+    backend = engine_of(engine, settings, spark_master)
     with _reporter() as progress:  # each stage of each refit shown until the next, with its time
         table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=progress.stage,
-                                 validation_report=validation_report)
+                                 validation_report=validation_report, engine=backend)
     typer.echo(table)
 
 
@@ -728,3 +812,7 @@ for _info in [*app.registered_commands, *app.registered_groups]:
 
 def main() -> None:  # pragma: no cover - entry point convenience
     app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # `spark-submit .../customer_value/cli.py score --engine spark ...` (README, Spark)
+    main()

@@ -77,6 +77,40 @@ class TrainingSnapshots(_Frozen):
     spacing_days: int = Field(default=30, ge=1, description="days between consecutive snapshots")
 
 
+class SparkSettings(_Frozen):
+    """Where ``--engine spark`` runs (features, scoring, training snapshots): the session's master,
+    name and extra configuration, and optionally catalog tables to read instead of a directory."""
+
+    master: str = Field(default="local[*]", description="Spark master URL; local[*] uses every core of this machine")
+    app_name: str = "customer-value"
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra Spark configuration, e.g. {spark.executor.memory: 8g}; set on the session at start",
+    )
+    shuffle_partitions: int | None = Field(
+        default=None, ge=1, description="spark.sql.shuffle.partitions; none: twice the cores in local mode, Spark's "
+                                        "default on a cluster")
+    tables: dict[str, str] = Field(
+        default_factory=dict,
+        description="contract table -> catalog table (e.g. {transactions: lake.sales.orders}); read instead of "
+                    "NAME.parquet files when --data is not given",
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(TABLES)
+        if unknown:
+            raise ValueError(f"unknown table(s) in spark.tables: {sorted(unknown)}; expected {list(TABLES)}")
+        return value
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _text_values(cls, value: dict[str, Any]) -> dict[str, str]:
+        """YAML reads ``4`` and ``true`` as numbers and booleans; Spark wants text."""
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in (value or {}).items()}
+
+
 class Settings(_Frozen):
     """Everything a run depends on besides the data. Contract section 7 keys, plus our own."""
 
@@ -112,12 +146,25 @@ class Settings(_Frozen):
                     "or the mean of the two (the activities scaled to it); auto: whichever ranks the validation "
                     "snapshot's cost best (valuation/activity_costs.py)",
     )
+    value_forecast: Literal["auto", "parts", "net"] = Field(
+        default="auto",
+        description="net value per customer from the difference of the margin and cost forecasts (parts), or from "
+                    "the net value model (boosted/net_value.py), the margin moved to match it; auto: net unless the "
+                    "parts' difference ranks the validation snapshot's net value at least as well",
+    )
+    max_customers_per_batch: int | None = Field(
+        default=None, gt=0,
+        description="customers scored per batch on one machine (features, models and rows per batch, so memory "
+                    "does not grow with the base); none: 250,000",
+    )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"
     )
     model_name: str = "customer_value"
     currency: str = Field(default="USD", description="ISO 4217 code of every money amount, as the report shows it")
     strict: bool = True
+    spark: SparkSettings = Field(default_factory=SparkSettings,
+                                 description="the Spark session of --engine spark (master, app name, conf, tables)")
     timestamp_format: str | None = Field(
         default=None,
         description="strftime format of text timestamps in the input files, e.g. '%d/%m/%Y'; none: ISO 8601 "

@@ -232,13 +232,20 @@ def decile_table(y_true: Any, pred: Any, n_bins: int = 10) -> pd.DataFrame:
 
 
 def top_decile_capture(y_true: Any, score: Any, fraction: float = 0.1) -> float:
-    """Share of the total of ``y_true`` held by the top ``fraction`` of customers by ``score``
-    (e.g. the share of realised value captured by the predicted top 10%)."""
+    """Realised value of the top ``fraction`` of customers by ``score`` over that of the best
+    possible top ``fraction`` (the ``ceil(fraction · n)`` largest values of ``y_true``): 1 when the
+    score picks the best customers, at most 1 always.
+
+    Not a share of the total: with signed values (net value, where losses offset gains) the total
+    can be small or negative and a share of it unbounded (3.27 was seen on a loss-heavy world).
+    Below 0 when the picked customers lose money on balance. NaN when the best possible top
+    ``fraction`` has no positive value to capture (sum ≤ 0: nearly everyone loses money).
+    """
     y, s = _arrays(y_true, score)
-    total = y.sum()
-    if total == 0:
+    best = float(y[_top_fraction_mask(y, fraction)].sum())
+    if best <= 0:
         return float("nan")
-    return float(y[_top_fraction_mask(s, fraction)].sum() / total)
+    return float(y[_top_fraction_mask(s, fraction)].sum() / best)
 
 
 def precision_recall_at(y_true_bool: Any, flag_bool: Any) -> dict[str, float]:

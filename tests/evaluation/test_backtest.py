@@ -101,3 +101,103 @@ def test_a_backtest_reconciles_monthly_cash_flows_with_what_happened() -> None:
         assert 0.6 <= row[f"intervals.{quantity}.coverage"] <= 0.95
         assert row[f"intervals.{quantity}.mean_width"] > 0
     assert any(c.startswith("intervals.net_value.coverage.") for c in result.metrics)
+
+
+RANGES = {"spearman": (-1.0, 1.0), "gini": (-1.0, 1.0), "top_decile_capture": (-np.inf, 1.0),
+          "negative_precision": (0.0, 1.0), "negative_recall": (0.0, 1.0), "roc_auc": (0.0, 1.0),
+          "brier": (0.0, 1.0), "coverage": (0.0, 1.0), "sum_ratio": (0.0, np.inf)}
+
+
+def _range_of(column: str) -> tuple[float, float] | None:
+    parts = column.split(".")
+    for name, bounds in RANGES.items():
+        if name in parts:
+            return bounds
+    return None
+
+
+def test_top_decile_capture_in_the_table_is_bounded_on_signed_values():
+    m = value_metrics(_scored(with_drain=True))  # realised net sums to 44 with losses of 56
+    assert m["value.top_decile_capture"] <= 1.0
+    assert m["baseline_historical_value.top_decile_capture"] == pytest.approx(40.0 / 40.0)  # picks the best one
+
+
+@pytest.mark.slow
+def test_on_a_loss_heavy_world_every_metric_stays_in_range_and_a_skipped_drain_model_says_so(monkeypatch):
+    """A world where most of the value is lost (thin margins, many tickets: the realised total is
+    negative), two cutoffs, the drain model skipped at the second (forced): every metric stays
+    within its range, the second row's drain_flag (the customer_value < 0 stand-in) is not scored
+    as the drain model, and both tables say what fell back, where and why."""
+    from customer_value.config import Settings
+    from customer_value.evaluation import backtest
+    from customer_value.simulation.world import WorldParams, simulate_world
+
+    settings = Settings.model_validate({"trials": 1, "snapshots": {"count": 3, "spacing_days": 30}})
+    params = WorldParams(margin_rate=(0.2, 0.18, 0.15), ticket_rate=(0.06, 0.09, 0.14))
+    world = simulate_world(1200, 4, settings=settings, params=params)
+    first, second = dt.date(2023, 4, 1), dt.date(2023, 7, 1)
+    real_fit = backtest.fit_value_model
+
+    def fit_without_drain_at_the_second(tables, cutoff, settings, **kwargs):
+        fitted = real_fit(tables, cutoff, settings, **kwargs)
+        if cutoff == second:
+            fitted.model.drain_model = None
+            fitted.skipped["drain"] = "forced by the test"
+        return fitted
+
+    monkeypatch.setattr(backtest, "fit_value_model", fit_without_drain_at_the_second)
+    result = backtest.run_backtest(world.tables, [first, second], settings)
+    assert all(result.scored[c]["net_value"].sum() < 0 for c in (first, second))  # loss-heavy
+    checked = 0
+    for column in result.metrics.columns:
+        bounds = _range_of(column)
+        if bounds is None:
+            continue
+        values = result.metrics[column].dropna().to_numpy(dtype=float)
+        assert ((values >= bounds[0] - 1e-12) & (values <= bounds[1] + 1e-12)).all(), (column, values)
+        checked += values.size
+    assert checked > 50
+
+    rows = result.metrics.set_index("cutoff")
+    assert np.isfinite(rows.loc[first, "drain.negative_precision"])
+    assert not [c for c in rows.columns if c.startswith("drain.") and np.isfinite(rows.loc[second, c])]
+    assert "drain_probability" not in result.scored[second] and "drain_flag" in result.scored[second]
+    assert rows.loc[first, "skipped"] == ""
+    assert "drain skipped (forced by the test)" in rows.loc[second, "skipped"]
+    assert "customer_value < 0" in rows.loc[second, "skipped"]
+    assert np.isnan(rows.loc[first, "value.aggregate_bias"])  # a ratio to a negative total says nothing
+
+    table = backtest.comparison_table(result)
+    assert table.loc["drain", "cutoffs"] == "1/2" and table.loc["drain", "fallbacks"] == f"{second}: drain"
+    assert table.loc["drain", "negative_precision"] == pytest.approx(rows.loc[first, "drain.negative_precision"],
+                                                                     abs=1e-4)
+    assert table.loc["value", "fallbacks"] == f"{second}: drain"
+    assert table.loc["baseline_historical_value", "fallbacks"] == ""
+    assert {"referrals.sum_ratio", "referrals.spearman", "baseline_past_referrals.spearman"} <= set(rows.columns)
+
+
+def test_the_printed_summary_names_the_fallback_and_keeps_it_out_of_the_drain_row():
+    """The drain model skipped at the second cutoff: its rows still carry drain_flag and even a
+    drain_probability column would not be scored; the printed tables say what stood in and why."""
+    from customer_value.evaluation.backtest import fallback_note
+    from customer_value.pipeline.backtest import backtest_summary
+
+    first, second = dt.date(2024, 1, 1), dt.date(2024, 4, 1)
+    skipped = {first: {}, second: {"drain": "only one class in the training labels"}}
+    stand_in = _scored(with_drain=True).assign(drain_flag=lambda f: f["customer_value"] < 0)
+    rows = [{"cutoff": first, **value_metrics(_scored(with_drain=True), skipped[first]), "skipped": ""},
+            {"cutoff": second, **value_metrics(stand_in, skipped[second]), "skipped": fallback_note(skipped[second])}]
+    assert not [k for k in rows[1] if k.startswith("drain.")]
+    result = BacktestResult(pd.DataFrame(rows), skipped=skipped)
+    text = backtest_summary(result)
+    assert "drain skipped (only one class in the training labels): drain_flag is customer_value < 0" in text
+    assert f"{second}: drain" in text and "1/2" in text
+    table = comparison_table(result)
+    assert table.loc["drain", "negative_precision"] == 1.0  # the first cutoff's drain model alone
+    assert table.loc["value", "cutoffs"] == "2/2" and table.loc["value", "fallbacks"] == f"{second}: drain"
+
+
+def test_skipped_churn_and_cost_are_not_scored_as_the_models():
+    m = value_metrics(_scored(with_drain=True), {"churn": "x", "cost": "y"})
+    assert not [k for k in m if k.startswith(("churn.", "cost."))]
+    assert "baseline_historical_cost.spearman" in m and "value.spearman" in m

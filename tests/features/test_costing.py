@@ -194,6 +194,7 @@ def test_columns_and_other_horizons() -> None:
         "support_minutes_email", "support_minutes_chat", "support_minutes_phone", "support_minutes_other",
         "escalations", "orders", "order_amount", "invoices", "late_invoices",
         "pool_units_platform", "pool_units_helpdesk", "pool_units_payments", "pool_units_billing",
+        "referrals",  # referred sign-ups in the window, per referrer
     ]
     a = targets.set_index("customer_id").loc["A"]
     # A has every driver unit of this window (tickets e c p o x, purchase w1, invoices on_time and

@@ -73,3 +73,52 @@ def test_features_from_parquet_files(world: Tables, pooled_settings: Settings, s
         build_features_from_files(tmp_path, AS_OF, pooled_settings, engine=spark_backend),
         build_features_from_files(tmp_path, AS_OF, pooled_settings),
     )
+
+
+def _write_world(world: Tables, directory) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name, frame in world.items():
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), directory / f"{name}.parquet")
+
+
+def _wide_features(src, settings: Settings) -> pd.DataFrame:
+    """The Spark scoring path's features: one wide query, read back batch-wise as the executors read it."""
+    from customer_value.pipeline.spark_features import as_feature_frame, feature_dataframe
+
+    frame, schema = feature_dataframe(src, AS_OF, settings)
+    return as_feature_frame(frame.toArrow(), schema)
+
+
+def test_wide_feature_query_equals_the_groups(world: Tables, pooled_settings: Settings, spark_backend, tmp_path) -> None:
+    """The one-query feature table the Spark scoring maps over is build_features' frame, column for column."""
+    from customer_value.pipeline.spark_features import spark_sources
+
+    _write_world(world, tmp_path)
+    with spark_sources(spark_backend, tmp_path, pooled_settings) as src:
+        wide = _wide_features(src, pooled_settings)
+    _same(wide, build_features(world, AS_OF, pooled_settings))
+
+
+def test_catalog_tables(world: Tables, pooled_settings: Settings, spark_backend, tmp_path) -> None:
+    """Tables named in spark.tables are read from the catalog (here: views over the files)."""
+    from customer_value.pipeline.spark_features import spark_sources
+
+    _write_world(world, tmp_path)
+    session = spark_backend._session
+    names = {}
+    for name, _ in world.items():
+        if name == "support_tickets":  # an optional table the catalog does not have
+            continue
+        session.read.parquet(str(tmp_path / f"{name}.parquet")).createOrReplaceTempView(f"cv_catalog_{name}")
+        names[name] = f"cv_catalog_{name}"
+    settings = pooled_settings.with_overrides(spark={"tables": names})
+    try:
+        with spark_sources(spark_backend, None, settings) as src:
+            wide = _wide_features(src, pooled_settings)
+    finally:
+        for view in names.values():
+            session.catalog.dropTempView(view)
+    no_tickets = Tables(**{**dict(world.items()), "support_tickets": world.support_tickets.iloc[:0]})
+    _same(wide, build_features(no_tickets, AS_OF, pooled_settings))

@@ -154,3 +154,14 @@ def test_the_contract_minimum_renders():
     parsed = Page(text)
     assert parsed.sections == ["definitions", "segments", "drains", "value-map", "referrals"]
     assert len(parsed.sources) == 2
+
+
+def test_the_value_of_a_referred_customer_shows_with_its_interval():
+    from customer_value.valuation.referrals import ReferralModel
+
+    model = ReferralModel.from_legacy(0.001, 312.4, "mean trailing net value of 57 referred customers")
+    model.referred_customer_value_interval_ = (280.1, 344.7)
+    text = render_html(synthetic_scores(60, seed=2), "t", currency="USD", referral=model)
+    assert "Value of a referred customer" in text and "95% interval: $280.10 to $344.70" in text
+    assert "mean trailing net value of 57 referred customers" in text
+    assert "Value of a referred customer" not in render_html(synthetic_scores(60, seed=2), "t")

@@ -215,3 +215,41 @@ def test_figures_by_file_name(scores):
         "value_by_acquisition_channel.png", "value_by_region.png", "value_map.png", "cost_by_activity.png",
         "horizon_sensitivity.png",
     }
+
+
+def _referral_model(interval=(280.1, 344.7)):
+    from customer_value.valuation.referrals import ReferralModel
+
+    model = ReferralModel.from_legacy(0.001, 312.4, "mean trailing net value of 57 referred customers")
+    model.referred_customer_value_interval_ = interval
+    return model
+
+
+@pytest.mark.parametrize("given", ["model", "dict", "value_model"])
+def test_the_referral_section_shows_the_measured_value_of_a_referred_customer(scores, given):
+    from types import SimpleNamespace
+
+    model = _referral_model()
+    read_outs = ("referred_customer_value_", "referred_customer_value_interval_", "referred_customer_value_source_")
+    referral = {"model": model, "dict": model.to_dict(),  # a ValueModel holds the read-outs and its referral_model_
+                "value_model": SimpleNamespace(referral_model_=model, **{k: getattr(model, k) for k in read_outs})}
+    section = next(s for s in build_sections(scores, referral=referral[given]) if s.key == "referrals")
+    facts = {f.label: f for f in section.facts}
+    measured = facts["Value of a referred customer"]
+    assert measured.value == 312.4 and measured.interval == (280.1, 344.7)
+    assert measured.interval_label == "95% interval" and "57 referred customers" in measured.hint
+    assert facts["Expected referrals"].value == pytest.approx(scores["expected_referrals"].sum())
+    assert list(facts) == ["Expected referrals", "Value of a referred customer", "Referral value"]
+
+
+def test_without_the_model_or_its_interval_the_referral_section_says_so(scores):
+    plain = next(s for s in build_sections(scores) if s.key == "referrals")
+    assert "Value of a referred customer" not in [f.label for f in plain.facts]
+    default = _referral_model(interval=(float("nan"), float("nan")))
+    section = next(s for s in build_sections(scores, referral=default) if s.key == "referrals")
+    measured = next(f for f in section.facts if f.label == "Value of a referred customer")
+    assert measured.interval is None and measured.hint.startswith("no interval")
+    # the model's figure alone still makes the section (a frame without the referral columns)
+    without = scores.drop(columns=["expected_referrals", "expected_referral_value"])
+    (section,) = [s for s in build_sections(without, referral=_referral_model()) if s.key == "referrals"]
+    assert [f.label for f in section.facts] == ["Value of a referred customer"] and section.tables == ()

@@ -225,3 +225,75 @@ def test_churn_ceiling_is_calibrated_and_sits_between_the_data_and_the_oracle(wo
     days_since = (AS_OF - last.reindex(truth.index)).dt.days.fillna(10_000)
     recency_auc, ceiling_auc = roc_auc_score(churned, days_since), roc_auc_score(churned, ceiling)
     assert recency_auc + 0.03 < ceiling_auc < roc_auc_score(churned, oracle) - 0.01, (recency_auc, ceiling_auc)
+
+
+def test_value_ceiling_leaves_the_tables_and_the_oracle_as_they_were(world, monkeypatch):
+    """The ceiling draws from a stream of its own: without it the world is the same, and the
+    oracle columns keep the values they had before the ceiling existed (golden sums, seed 11)."""
+    golden = {"oracle_expected_transactions": 8079.463602751233, "oracle_expected_margin": 390022.7012930526,
+              "oracle_expected_cost_to_serve": 162735.55364467256, "oracle_churn_probability": 1467.0640119137,
+              "ceiling_churn_probability": 1463.9178095387851}
+    for column, total in golden.items():
+        assert world.truth[column].sum() == pytest.approx(total, rel=1e-12), column
+
+    import customer_value.simulation.world as world_module
+
+    monkeypatch.setattr(world_module, "_value_without_rate", lambda *args, **kwargs: {})
+    without = simulate_world(3000, seed=11)
+    for name, frame in world.tables.items():
+        pd.testing.assert_frame_equal(frame, getattr(without.tables, name), check_exact=True)
+    pd.testing.assert_frame_equal(world.truth[without.truth.columns], without.truth, check_exact=True)
+    assert set(world.truth.columns) - set(without.truth.columns) == {
+        "ceiling_expected_transactions", "ceiling_expected_revenue", "ceiling_expected_margin",
+        "ceiling_expected_cost_to_serve", "ceiling_net_value"}
+
+
+def test_value_ceiling_is_calibrated_and_ranks_between_the_history_and_the_oracle(world):
+    """The oracle without the purchase rate: zero for the dead, net = margin - cost, its expected
+    orders match what happened overall and by quintile, and it ranks realised net value over the
+    horizon better than last year's net value and worse than the full oracle."""
+    truth = world.truth.set_index("customer_id")
+    dead = truth[~truth["alive"]]
+    ceiling_columns = [c for c in truth.columns if c.startswith("ceiling_expected") or c == "ceiling_net_value"]
+    assert (dead[ceiling_columns] == 0).all().all()
+    np.testing.assert_allclose(truth["ceiling_net_value"],
+                               truth["ceiling_expected_margin"] - truth["ceiling_expected_cost_to_serve"])
+    assert (truth["ceiling_expected_cost_to_serve"] >= 0).all() and (truth["ceiling_expected_revenue"] >= 0).all()
+
+    costs = Settings().costs
+    future = window_margin_and_cost(world.tables, AS_OF, AS_OF + YEAR, costs).loc[truth.index]
+    past = window_margin_and_cost(world.tables, AS_OF - YEAR, AS_OF, costs).loc[truth.index]
+    predicted = truth["ceiling_expected_transactions"]
+    assert abs(future["transactions"].sum() / predicted.sum() - 1) < 0.05
+    alive = truth["alive"]
+    bins = pd.qcut(predicted[alive], 5, labels=False)
+    by_bin = pd.DataFrame({"p": predicted[alive], "y": future.loc[alive, "transactions"]}).groupby(bins).mean()
+    assert ((by_bin["y"] / by_bin["p"]).between(0.8, 1.25)).all(), by_bin
+    assert abs(future["cost"].sum() / truth["ceiling_expected_cost_to_serve"].sum() - 1) < 0.1
+
+    realised = future["margin"] - future["cost"]
+    oracle = truth["oracle_expected_margin"] - truth["oracle_expected_cost_to_serve"]
+    history = realised.corr(past["margin"] - past["cost"], method="spearman")
+    ceiling = realised.corr(truth["ceiling_net_value"], method="spearman")
+    best = realised.corr(oracle, method="spearman")
+    assert history + 0.05 < ceiling < best - 0.02, (history, ceiling, best)
+
+
+def test_value_ceiling_is_the_oracle_when_the_purchase_rate_is_nearly_known(world):
+    """With a huge ``purchase_shape`` the rate is its plan mean, so inferring it loses nothing:
+    the ceiling's expectations agree with the oracle's up to Monte Carlo noise. In the default
+    world they clearly do not (the rate is what the history leaves uncertain)."""
+    def disagreement(truth: pd.DataFrame, name: str) -> tuple[float, float]:
+        alive = truth[truth["alive"]]
+        oracle, ceiling = alive[f"oracle_expected_{name}"], alive[f"ceiling_expected_{name}"]
+        relative = (ceiling - oracle).abs() / oracle.clip(lower=0.1 * oracle.mean())
+        return float(relative.median()), float(ceiling.sum() / oracle.sum())
+
+    from customer_value.simulation.world import WorldParams
+
+    known = simulate_world(1500, seed=4, params=WorldParams(purchase_shape=1e4), oracle_replicates=32).truth
+    for name in ("transactions", "margin", "cost_to_serve"):
+        median, ratio = disagreement(known, name)
+        assert median < 0.1 and abs(ratio - 1) < 0.03, (name, median, ratio)
+        assert disagreement(world.truth, name)[0] > 1.5 * median, name
+    assert disagreement(world.truth, "transactions")[0] > 0.25

@@ -18,19 +18,25 @@ from customer_value.valuation.whatif import reprice, summarise
 TOTALS = {"expected_cost_to_serve", "discounted_expected_cost_to_serve", "customer_value", "value_segment",
           "cost_segment", "top_cost_drivers", *(f"{q}_{p}" for q in ("expected_cost_to_serve", "customer_value", "net_value")
                                                 for p in ("p10", "p90"))}
+POOL = 24000.0  # the fixture's annual platform pool
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory) -> pd.DataFrame:
-    """Scores of a fitted model with pools, through a Parquet file (as `whatif` reads them)."""
+    """Scores of a fitted model with pools, through a Parquet file (as `whatif` reads them).
+
+    Default boosting parameters (``trials=0``): on 1,200 customers the one tuned trial of
+    ``trials=1`` can fit constant models (every customer then gets the same margin and costs).
+    With a 24,000 pool about 46% of customers are negative before the summary test's change and
+    66% after (measured), so customers cross zero for a reason."""
     from customer_value.config import Settings
     from customer_value.features import build_features
     from customer_value.simulation.world import simulate_world
     from customer_value.training.fit import fit_value_model
 
     settings = Settings.model_validate({
-        "trials": 1, "snapshots": {"count": 3, "spacing_days": 30},
-        "costs": {"indirect_pools": [{"name": "platform", "annual_amount": 60000, "driver": "active_customer_months"}]}})
+        "trials": 0, "snapshots": {"count": 3, "spacing_days": 30},
+        "costs": {"indirect_pools": [{"name": "platform", "annual_amount": POOL, "driver": "active_customer_months"}]}})
     world = simulate_world(1200, 3, settings=settings)
     fit = fit_value_model(world.tables, "2024-07-01", settings)
     features = build_features(world.tables, "2024-07-01", settings)
@@ -84,14 +90,16 @@ def test_fees_and_plan_prices_are_margin(scored) -> None:
 
 
 def test_a_new_pool_amount_is_allocated_over_the_same_units(scored) -> None:
-    after = reprice(scored, WhatIf(pools={"platform": 90000}))
-    assert after["expected_cost_pool_platform"].sum() == pytest.approx(90000.0)
+    after = reprice(scored, WhatIf(pools={"platform": 1.5 * POOL}))
+    assert after["expected_cost_pool_platform"].sum() == pytest.approx(1.5 * POOL)
     np.testing.assert_allclose(after["expected_cost_pool_platform"], 1.5 * scored["expected_cost_pool_platform"])
 
 
 def test_the_summary_counts_customers_crossing_zero(scored) -> None:
     after = reprice(scored, WhatIf(rates={"late_payment_cost": 200.0, "minute_rate": {"phone": 6.0}}))
     summary = summarise(scored, after)
+    for values in (scored["customer_value"], after["customer_value"]):  # a mix on both sides, or crossing is trivial
+        assert 0.2 < (values < 0).mean() < 0.8
     crossed = int(((scored["customer_value"] >= 0) & (after["customer_value"] < 0)).sum())
     assert summary.to_negative == crossed > 0 and summary.to_positive == 0
     assert summary.totals.loc["customer_value", "change"] == pytest.approx(

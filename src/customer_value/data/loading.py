@@ -71,6 +71,8 @@ NULLED = "set to null"
 NULL_REQUIRED = "null where a value is required"
 NOT_FINITE = "not a finite number"
 ISO_CHECK = "timestamp not ISO 8601 (set timestamp_format)"
+ISO_PATTERN = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?"
+"""The shape of an ISO 8601 calendar date with optional time and offset (what the text rule accepts)."""
 UNKNOWN_CUSTOMER = "refers to an unknown customer_id"
 SET_ASIDE_CUSTOMER = "customer_id set aside in customers"
 REFERRER_UNKNOWN = "referred_by unknown"
@@ -97,6 +99,8 @@ class ValidationReport:
 
     problems: pd.DataFrame = field(default_factory=lambda: _no_problems())
     summary: dict[str, dict[str, object]] = field(default_factory=dict)
+    known_ids: pd.Index | None = field(default=None, repr=False)
+    """Every ``customer_id`` of the customers file, kept or not (what a later reference is judged by)."""
 
     @property
     def n_set_aside(self) -> dict[str, int]:
@@ -224,11 +228,17 @@ def _refuse_repeated(names: list[str]) -> None:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     """Parquet as pandas, with float NaN kept apart from null (pandas would merge the two)."""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     _refuse_repeated(table.schema.names)
+    return _arrow_frame(table)
+
+
+def _arrow_frame(table) -> pd.DataFrame:
+    """An Arrow table as pandas, float NaN kept apart from null (see :func:`_read_parquet`)."""
+    import pyarrow.compute as pc
+
     frame = table.to_pandas()
     for name in table.schema.names:
         column = table.column(name)
@@ -279,6 +289,8 @@ def _parse_timestamp(values: pd.Series, timestamp_format: str | None = None) -> 
         warnings.simplefilter("ignore", UserWarning)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format=fmt)
     check = ISO_CHECK if timestamp_format is None else f"timestamp does not match timestamp_format {timestamp_format!r}"
+    if timestamp_format is None:  # pandas' ISO8601 parser also takes "2024/01/02": only dashes are ISO 8601
+        parsed = parsed.where(text.str.strip().str.fullmatch(ISO_PATTERN).fillna(False).astype(bool))
     failed = parsed.isna() & values.notna()
     return parsed.dt.tz_localize(None).astype(TIMESTAMP), [(check, failed)]
 
@@ -572,7 +584,8 @@ def _settle(frame: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
     return kept.reset_index(drop=True) if len(aside) else kept  # no copy when clean
 
 
-def load_tables(data_dir: str | Path, settings: Settings | None = None, strict: bool | None = None) -> LoadedData:
+def load_tables(data_dir: str | Path, settings: Settings | None = None, strict: bool | None = None,
+                skip: tuple[str, ...] = ()) -> LoadedData:
     """Read, parse and validate every contract table in ``data_dir``.
 
     ``strict`` (default: ``settings.strict``) raises :class:`DataValidationError` at the first
@@ -593,6 +606,9 @@ def load_tables(data_dir: str | Path, settings: Settings | None = None, strict: 
     all_problems = []
     kept_ids = known_ids = pd.Index([], dtype="str")
     for name, path in paths.items():
+        if name in skip:  # read elsewhere (RangeReader), left empty here
+            tables[name] = empty_table(name)
+            continue
         if path is None:
             tables[name] = empty_table(name)
             report.summary[name] = {"rows_in": 0, "rows": 0, "set_aside": 0, "nulled": 0, "customers": 0,
@@ -622,4 +638,181 @@ def load_tables(data_dir: str | Path, settings: Settings | None = None, strict: 
         all_problems.append(problems)
         report.summary[name] = _summarise(name, path, len(frame), kept, problems)
     report.problems = _concat(all_problems)
+    report.known_ids = known_ids
     return LoadedData(Tables(**tables), report)
+
+
+# ---------------------------------------------------------------------------------------------
+# the large tables read per range of customers (scoring in bounded memory)
+
+STREAMED_TABLES = ("engagement_events", "invoices", "support_tickets")
+"""Tables that only their own customer's rows need: read one range of customers at a time."""
+WHOLE_IN_RANGES = ("transactions",)
+"""Tables held whole (other customers' rows matter: referrals) but read and checked in ranges."""
+RANGE_CUSTOMERS = 500_000
+"""Customers per range when a whole table is read in ranges."""
+ID_COLUMNS = {"transactions": "transaction_id", "invoices": "invoice_id", "support_tickets": "ticket_id"}
+DUPLICATE_ID = "duplicate id"
+
+
+def load_tables_in_ranges(data_dir: str | Path, settings: Settings | None = None, strict: bool | None = None,
+                          streamed: bool = True) -> tuple[LoadedData, "RangeReader | None"]:
+    """:func:`load_tables` for data too large to hold: ``customers`` is read whole; ``transactions``
+    (everyone's history feeds the referral features) is held whole but read and checked one range
+    of customers at a time (:data:`RANGE_CUSTOMERS`), so checking it needs no second copy; the
+    :data:`STREAMED_TABLES` are left empty in the returned tables and read one range of
+    ``customer_id`` at a time by the :class:`RangeReader`. Only Parquet files are read in ranges
+    (CSV is loaded here whole; without any Parquet table the reader is ``None``). The checks are
+    the same, row numbers are the file's, and the reader completes the report as ranges are read.
+    ``streamed=False`` is :func:`load_tables` (every table whole): for work that reads everyone's
+    rows of every table (indirect pools share over all customers)."""
+    import dataclasses
+
+    settings = settings or Settings()
+    strict = settings.strict if strict is None else strict
+    data_dir = Path(data_dir)
+    ranged = {}
+    if data_dir.is_dir():
+        for name in (*WHOLE_IN_RANGES, *STREAMED_TABLES) if streamed else ():
+            path = find_table_file(data_dir, name)
+            if path is not None and path.suffix == ".parquet" and path.is_file():
+                ranged[name] = path
+    loaded = load_tables(data_dir, settings, strict, skip=tuple(ranged))
+    if not ranged:
+        return loaded, None
+    customers = loaded.tables.customers
+    reader = RangeReader(ranged, settings, strict, pd.Index(customers["customer_id"].dropna()),
+                         loaded.report.known_ids, loaded.report)
+    whole = {}
+    for name in WHOLE_IN_RANGES:
+        if name in ranged:
+            ids = np.sort(customers["customer_id"].dropna().to_numpy(dtype=object))
+            bounds = [None, *ids[RANGE_CUSTOMERS::RANGE_CUSTOMERS].tolist(), None]
+            whole[name] = pd.concat([reader.read(a, b, (name,))[name] for a, b in zip(bounds, bounds[1:])],
+                                    ignore_index=True)
+    tables = dataclasses.replace(loaded.tables, **whole) if whole else loaded.tables
+    return LoadedData(tables, loaded.report), reader if set(ranged) & set(STREAMED_TABLES) else None
+
+
+class RangeReader:
+    """Reads the validated rows of the streamed tables whose ``customer_id`` lies in a range.
+
+    Row groups whose statistics lie outside the range are skipped (files sorted by customer read
+    each row once). An id duplicated across ranges is found up front by the engine from the id
+    column alone (in bounded memory). Rows with a null ``customer_id`` are read with the first
+    range (``first=None``)."""
+
+    def __init__(self, paths: dict[str, Path], settings: Settings, strict: bool, kept_ids: pd.Index,
+                 known_ids: pd.Index, report: ValidationReport) -> None:
+        import pyarrow.parquet as pq
+
+        self.paths, self.settings, self.strict = paths, settings, strict
+        self.kept_ids, self.known_ids, self.report = kept_ids, known_ids, report
+        self.duplicated: dict[str, pd.Index] = {}
+        for name, path in paths.items():
+            mapping = settings.columns.get(name) or {}
+            names = pq.read_schema(path).names
+            _refuse_repeated(names)
+            if name in ID_COLUMNS and mapping.get(ID_COLUMNS[name], ID_COLUMNS[name]) in names:
+                self.duplicated[name] = _duplicated(path, mapping.get(ID_COLUMNS[name], ID_COLUMNS[name]))
+
+    def read(self, first: str | None, before: str | None,
+             names: tuple[str, ...] = STREAMED_TABLES) -> dict[str, pd.DataFrame]:
+        """The kept rows of each streamed table (of ``names``) with ``first <= customer_id < before``
+        (an open end where ``None``; null ids go with ``first=None``), problems added to the
+        report. Ranges that tile the id space read every row once."""
+        return {name: self._read(name, path, first, before) for name, path in self.paths.items() if name in names}
+
+    def _read(self, name: str, path: Path, first: str | None, before: str | None) -> pd.DataFrame:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        mapping = self.settings.columns.get(name) or {}
+        key = mapping.get("customer_id", "customer_id")
+        try:
+            handle = pq.ParquetFile(path)
+        except (OSError, ValueError) as exc:
+            raise DataValidationError(f"table '{name}': cannot read {path}: {_why(path, exc)}") from exc
+        names = handle.schema_arrow.names
+        if key not in names:  # parse_table names the missing column
+            parse_table(name, handle.schema_arrow.empty_table().to_pandas(), mapping, self.settings.timestamp_format,
+                        path)
+        position = names.index(key)
+        parts, rows, offset = [], [], 0
+        for group in range(handle.num_row_groups):
+            meta = handle.metadata.row_group(group)
+            stats = meta.column(position).statistics
+            size = meta.num_rows
+            skip = (stats is not None and stats.has_min_max and stats.null_count == 0
+                    and ((first is not None and stats.max < first) or (before is not None and stats.min >= before)))
+            if not skip:
+                table = handle.read_row_group(group)
+                ids = table.column(key)
+                mask = pc.is_valid(ids)
+                if first is not None:
+                    mask = pc.and_(mask, pc.greater_equal(ids, first))
+                if before is not None:
+                    mask = pc.and_(mask, pc.less(ids, before))
+                mask = pc.fill_null(mask, False)
+                if first is None:  # rows without a customer are checked (and set aside) with the first range
+                    mask = pc.or_(mask, pc.is_null(ids))
+                where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+                if len(where):
+                    parts.append(table.take(pa.array(where)))
+                    rows.append(where + offset)
+            offset += size
+        schema = handle.schema_arrow
+        table = pa.concat_tables(parts) if parts else schema.empty_table()
+        numbers = np.concatenate(rows) if rows else np.empty(0, dtype="int64")
+        frame, parse_problems = parse_table(name, _arrow_frame(table), mapping, self.settings.timestamp_format, path)
+        problems = _table_problems(name, frame, parse_problems)
+        if name in self.duplicated:  # duplicates are judged over the whole file, not the range
+            column = ID_COLUMNS[name]
+            problems = problems[~((problems["check"] == DUPLICATE_ID) & (problems["column"] == column))]
+            problems = _concat([problems, _problems(name, column, DUPLICATE_ID, frame[column].isin(self.duplicated[name]),
+                                                    frame[column])])
+        problems = _concat([problems, check_references(name, frame, self.kept_ids, self.known_ids)])
+        problems = problems.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
+        kept = _settle(frame, problems)
+        if name == "transactions":
+            kept["gross_margin"] = kept["gross_margin"].fillna(kept["amount"] * self.settings.margin_rate)
+        problems["row"] = numbers[problems["row"].to_numpy(dtype="int64")] if len(problems) else problems["row"]
+        if len(problems) and self.strict:
+            raise DataValidationError(describe_problems(name, problems, source=path), problems)
+        self._add(name, path, len(frame), kept, problems)
+        return kept
+
+    def _add(self, name: str, path: Path, n_in: int, kept: pd.DataFrame, problems: pd.DataFrame) -> None:
+        part = _summarise(name, path, n_in, kept, problems)
+        done = self.report.summary.get(name)
+        if done is None or done.get("missing"):
+            self.report.summary[name] = part
+        else:
+            for count in ("rows_in", "rows", "set_aside", "nulled", "customers", "problems"):
+                done[count] = int(done[count]) + int(part[count])
+            for end, pick in (("first", min), ("last", max)):
+                known = [v for v in (done[end], part[end]) if v is not None and not pd.isna(v)]
+                done[end] = pick(known) if known else None
+        if len(problems):
+            self.report.problems = _concat([self.report.problems, problems])
+
+
+def _duplicated(path: Path, column: str) -> pd.Index:
+    """The values of ``column`` that occur more than once in a Parquet file, counted by DuckDB
+    (which spills to disk past its memory limit: the ids of a large table need not fit)."""
+    import tempfile
+
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="cv-ids-") as spill:
+        con = duckdb.connect()
+        try:
+            con.execute("SET memory_limit = '1GB'")
+            con.execute(f"SET temp_directory = '{spill}'")
+            quoted = '"' + column.replace('"', '""') + '"'
+            found = con.execute(f"SELECT {quoted} FROM read_parquet(?) WHERE {quoted} IS NOT NULL "
+                                f"GROUP BY 1 HAVING count(*) > 1", [str(path)]).fetchall()
+        finally:
+            con.close()
+    return pd.Index([row[0] for row in found])

@@ -12,6 +12,7 @@ write to the same name removes it once its process is gone. Where a result canno
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -164,3 +165,66 @@ def write_tables(tables: Tables, out_dir: str | Path, skip_empty: bool = False) 
     out_dir.mkdir(parents=True, exist_ok=True)
     return {name: write_parquet(frame, out_dir / f"{name}.parquet")
             for name, frame in tables.items() if not (skip_empty and frame.empty)}
+
+
+class ParquetBatchWriter:
+    """Frames appended to one Parquet file, atomically: the rows go to a temporary file beside
+    ``path`` (named as :func:`write_parquet_atomically`'s, so a killed writer's is cleaned up
+    alike) that replaces ``path`` only when the ``with`` block ends without an error; otherwise
+    it is removed and ``path`` is untouched. For results too large to hold at once (scoring in
+    batches). One frame is written exactly as :func:`write_parquet_atomically` writes it; with
+    more, the first fixes the schema and its pandas metadata (which carries ``attrs``). The same
+    frames give the same bytes. ``path=None`` writes nothing."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else Path(path)
+        self.rows = 0
+        self._first: pd.DataFrame | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._schema: pa.Schema | None = None
+
+    def __enter__(self) -> "ParquetBatchWriter":
+        return self
+
+    def append(self, frame: pd.DataFrame) -> None:
+        if self.path is None:
+            return
+        self.rows += len(frame)
+        if self._first is None and self._writer is None:  # held until a second frame comes
+            self._first = frame
+            return
+        if self._writer is None:
+            self._open(self._first)
+            self._first = None
+        self._write(frame)
+
+    def _open(self, first: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(first, preserve_index=False)
+        if first.attrs:  # where pandas' to_parquet keeps them, so read_parquet gives them back
+            table = table.replace_schema_metadata({**table.schema.metadata, "PANDAS_ATTRS": json.dumps(first.attrs)})
+        check_output(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(self.path)}{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                   dir=self.path.parent)
+        os.close(fd)
+        self._tmp, self._schema = Path(tmp), table.schema
+        self._writer = pq.ParquetWriter(self._tmp, self._schema)
+        self._writer.write_table(table)
+
+    def _write(self, frame: pd.DataFrame) -> None:
+        self._writer.write_table(pa.Table.from_pandas(frame, preserve_index=False).cast(self._schema))
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self._writer is None:
+            if self._first is not None and kind is None:
+                write_parquet_atomically(self._first, self.path)
+            self._first = None
+            return
+        try:
+            self._writer.close()
+            if kind is None:  # the finished file moves in under the atomic writer's own temporary name
+                _write_atomically(self.path, lambda tmp: os.replace(self._tmp, tmp))
+        finally:
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)

@@ -9,6 +9,19 @@ cost). Flagging realised negative-value customers is measured for ``customer_val
 ``historical_value < 0``. Metric names are stable (``backtest.value.spearman`` ...) so runs
 compare in MLflow.
 
+**Referrals**: ``expected_referrals`` against the referred sign-ups that happened (the targets'
+``referrals``): ``referrals.sum_ratio`` (forecast / realised total; the target is within ±10%),
+``referrals.spearman`` and ``referrals.roc_auc`` (referred anyone or not) beside the baseline "count of
+past referrals" (``baseline_past_referrals.spearman`` / ``.roc_auc``).
+
+**Every metric stays in its range** (Spearman and Gini in [−1, 1], top-decile capture ≤ 1,
+precision, recall, coverage, Brier and AUC in [0, 1]); an aggregate bias is NaN when the realised
+total is not positive (a ratio to a negative total says nothing). **A part that falls back at a
+cutoff says so**: the per-cutoff ``skipped`` column names the part, the reason and what stood in
+(:data:`FALLBACKS`), and the fallback is never scored as the part (no ``drain.*`` from the
+``customer_value < 0`` stand-in, no ``churn.*`` from BG/NBD's, no ``cost.*`` from the trailing cost);
+:func:`comparison_table` counts the cutoffs each score existed at and lists the fallbacks.
+
 Each cutoff also reconciles the **monthly cash flows** (:mod:`customer_value.valuation.cashflows`)
 with what happened: the scored customers' forecast margin and cost per calendar month against the
 realised margin and cost-to-serve in that month (``monthly``; ``monthly.margin_mape`` and
@@ -33,6 +46,23 @@ from customer_value.valuation.cashflows import month_edges, portfolio_by_month
 from customer_value.valuation.intervals import coverage, coverage_by, interval_columns
 
 
+FALLBACKS: dict[str, str] = {
+    "churn": "churn_probability is BG/NBD's P(no purchase); no churn.* metrics",
+    "cost": "cost-to-serve is the trailing cost; no cost.* metrics",
+    "margin": "margin is the survival-adjusted BG/NBD × Gamma-Gamma one",
+    "drain": "drain_flag is customer_value < 0; no drain.* metrics",
+    "spend": "order value is the pooled one",
+    "intervals": "no p10/p90; no intervals.* metrics",
+}
+"""What stands in for each part when it is skipped at a cutoff (``training.fit``)."""
+
+
+def fallback_note(skipped: dict[str, str]) -> str:
+    """One line per skipped part for the per-cutoff table: the part, why, and what stood in."""
+    return "; ".join(f"{part} skipped ({reason}): {FALLBACKS.get(part, 'left out')}"
+                     for part, reason in sorted(skipped.items()))
+
+
 @dataclass
 class BacktestResult:
     """Per-cutoff metrics (one row per cutoff and score), their average, and the scored frames."""
@@ -41,6 +71,8 @@ class BacktestResult:
     scored: dict[dt.date, pd.DataFrame] = field(default_factory=dict)
     monthly: dict[dt.date, pd.DataFrame] = field(default_factory=dict)
     """Per cutoff: forecast and realised portfolio margin and cost per month, with relative errors."""
+    skipped: dict[dt.date, dict[str, str]] = field(default_factory=dict)
+    """Per cutoff: the parts skipped by the fit and why (empty when all were fitted)."""
 
     def average(self) -> pd.Series:
         return self.metrics.drop(columns=["cutoff"]).mean(numeric_only=True)
@@ -56,8 +88,10 @@ def cutoffs_before(as_of: dt.date, horizon_days: int, count: int, spacing_days: 
     return [last - dt.timedelta(days=spacing_days * k) for k in reversed(range(count))]
 
 
-def value_metrics(scored: pd.DataFrame) -> dict[str, float]:
-    """Ranking, bias and flagging metrics of one scored cutoff joined with realised targets."""
+def value_metrics(scored: pd.DataFrame, skipped: dict[str, str] | None = None) -> dict[str, float]:
+    """Ranking, bias and flagging metrics of one scored cutoff joined with realised targets; a
+    ``skipped`` part's stand-in is not scored as the part (see the module docstring)."""
+    skipped = skipped or {}
     realised_net = scored["net_value"].to_numpy(dtype=float)
     out: dict[str, float] = {}
     rankers = {
@@ -70,25 +104,27 @@ def value_metrics(scored: pd.DataFrame) -> dict[str, float]:
         out[f"{name}.gini"] = ev.normalized_gini(realised_net, score)
         out[f"{name}.top_decile_capture"] = ev.top_decile_capture(realised_net, score)
     undiscounted = scored["expected_margin"] - scored["expected_cost_to_serve"] + scored["expected_referral_value"]
-    out["value.aggregate_bias"] = float(undiscounted.sum() / realised_net.sum() - 1.0) if realised_net.sum() else np.nan
+    out["value.aggregate_bias"] = _bias(undiscounted.sum(), realised_net.sum())
     revenue = scored["revenue"].to_numpy(dtype=float)
     out["revenue.spearman"] = ev.spearman(revenue, scored["expected_revenue"])
     out["revenue.gini"] = ev.normalized_gini(revenue, scored["expected_revenue"])
-    out["revenue.aggregate_bias"] = float(scored["expected_revenue"].sum() / revenue.sum() - 1.0) if revenue.sum() else np.nan
+    out["revenue.aggregate_bias"] = _bias(scored["expected_revenue"].sum(), revenue.sum())
     out["baseline_bgnbd_gg_revenue.revenue_spearman"] = ev.spearman(revenue, scored["bgnbd_gg_revenue"])
     cost = scored["cost_to_serve"].to_numpy(dtype=float)
-    out["cost.spearman"] = ev.spearman(cost, scored["expected_cost_to_serve"])
-    out["cost.aggregate_bias"] = float(scored["expected_cost_to_serve"].sum() / cost.sum() - 1.0) if cost.sum() else np.nan
+    if "cost" not in skipped:
+        out["cost.spearman"] = ev.spearman(cost, scored["expected_cost_to_serve"])
+        out["cost.aggregate_bias"] = _bias(scored["expected_cost_to_serve"].sum(), cost.sum())
     out["baseline_historical_cost.spearman"] = ev.spearman(cost, scored["historical_cost_to_serve"])
     churned = scored["churned"].to_numpy(dtype=float)
-    if 0 < churned.mean() < 1:
+    if "churn" not in skipped and 0 < churned.mean() < 1:
         out["churn.roc_auc"] = ev.roc_auc(churned, scored["churn_probability"])
         out["churn.brier"] = ev.brier(churned, scored["churn_probability"])
     negative = realised_net < 0
     flags = {"value": scored["customer_value"] < 0, "baseline_historical_value": scored["historical_value"] < 0}
-    if "drain_probability" in scored:  # the drain model's flag; without it drain_flag is value < 0, not a model
+    has_drain = "drain_probability" in scored and "drain" not in skipped
+    if has_drain:  # the drain model's flag; without it drain_flag is value < 0, not a model
         flags["drain"] = scored["drain_flag"].astype(bool)
-    if "drain_probability" in scored and 0 < negative.mean() < 1:
+    if has_drain and 0 < negative.mean() < 1:
         out["drain.roc_auc"] = ev.roc_auc(negative, scored["drain_probability"])
         out["drain.brier"] = ev.brier(negative, scored["drain_probability"])
     for name, flag in flags.items():
@@ -96,6 +132,30 @@ def value_metrics(scored: pd.DataFrame) -> dict[str, float]:
         out[f"{name}.negative_precision"] = pr["precision"]
         out[f"{name}.negative_recall"] = pr["recall"]
     out.update(interval_metrics(scored))
+    out.update(referral_metrics(scored))
+    return out
+
+
+def _bias(forecast: float, realised: float) -> float:
+    """forecast / realised − 1, NaN unless the realised total is positive."""
+    return float(forecast / realised - 1.0) if realised > 0 else float("nan")
+
+
+def referral_metrics(scored: pd.DataFrame) -> dict[str, float]:
+    """Expected referred sign-ups against those that happened: the total's ratio, Spearman and ROC
+    AUC (referred anyone), beside the count of past referrals (``acct_referred_customers``)."""
+    if "referrals" not in scored or "expected_referrals" not in scored:
+        return {}
+    realised = scored["referrals"].fillna(0).to_numpy(dtype=float)
+    expected = scored["expected_referrals"].to_numpy(dtype=float)
+    out = {"referrals.realised": float(realised.sum()), "referrals.expected": float(expected.sum()),
+           "referrals.sum_ratio": float(expected.sum() / realised.sum()) if realised.sum() > 0 else float("nan"),
+           "referrals.spearman": ev.spearman(realised, expected),
+           "referrals.roc_auc": ev.roc_auc(realised > 0, expected)}
+    if "acct_referred_customers" in scored:
+        past = scored["acct_referred_customers"].to_numpy(dtype=float)
+        out["baseline_past_referrals.spearman"] = ev.spearman(realised, past)
+        out["baseline_past_referrals.roc_auc"] = ev.roc_auc(realised > 0, past)
     return out
 
 
@@ -115,10 +175,15 @@ def interval_metrics(scored: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def join_realised(scores: pd.DataFrame, targets: pd.DataFrame, bgnbd_gg_revenue: np.ndarray) -> pd.DataFrame:
-    """Scores of one cutoff beside what happened after it (and the BG/NBD×GG revenue baseline)."""
+def join_realised(scores: pd.DataFrame, targets: pd.DataFrame, bgnbd_gg_revenue: np.ndarray,
+                  past_referrals: np.ndarray | None = None) -> pd.DataFrame:
+    """Scores of one cutoff beside what happened after it (and the BG/NBD×GG revenue baseline;
+    with ``past_referrals``, the referral baseline's count of past referrals)."""
     scored = scores.assign(bgnbd_gg_revenue=bgnbd_gg_revenue)
-    wanted = ["customer_id", "revenue", "margin", "transactions", "churned", "cost_to_serve", "net_value"]
+    if past_referrals is not None:
+        scored["acct_referred_customers"] = np.asarray(past_referrals, dtype=float)
+    wanted = ["customer_id", "revenue", "margin", "transactions", "churned", "cost_to_serve", "net_value",
+              *(["referrals"] if "referrals" in targets else [])]
     return scored.merge(targets[wanted], on="customer_id", how="left", validate="one_to_one")
 
 
@@ -126,22 +191,23 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
                  observer: FitObserver | None = None) -> BacktestResult:
     """Fit, score and evaluate at each cutoff (see the module docstring)."""
     observer = observer or FitObserver()
-    rows, scored_frames, monthly = [], {}, {}
+    rows, scored_frames, monthly, skipped = [], {}, {}, {}
     for cutoff in cutoffs:
         observer.stage(f"backtest: fitting as of {cutoff}")
         fitted = fit_value_model(tables, cutoff, settings, engine=engine, observer=observer)
         scores = fitted.model.predict(fitted.features, cutoff)
         baseline = fitted.model.bgnbd_gg_revenue(fitted.features)
         targets = build_targets(tables, cutoff, settings, engine=engine)
-        scored = join_realised(scores, targets, baseline)
+        scored = join_realised(scores, targets, baseline, fitted.features["acct_referred_customers"].to_numpy())
+        skipped[cutoff] = dict(fitted.skipped)
         scored_frames[cutoff] = scored
         observer.stage(f"backtest: monthly cash flows as of {cutoff} against what happened")
         monthly[cutoff] = monthly_reconciliation(
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
             realised_by_month(tables, cutoff, settings, scores["customer_id"], settings.horizon_days, engine))
-        rows.append({"cutoff": cutoff, **value_metrics(scored), **monthly_metrics(monthly[cutoff]),
-                     "skipped": ", ".join(sorted(fitted.skipped))})
-    return BacktestResult(pd.DataFrame(rows), scored_frames, monthly)
+        rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff]), **monthly_metrics(monthly[cutoff]),
+                     "skipped": fallback_note(skipped[cutoff])})
+    return BacktestResult(pd.DataFrame(rows), scored_frames, monthly, skipped)
 
 
 def realised_by_month(tables: Tables, cutoff: dt.date, settings: Settings, customers: pd.Series,
@@ -177,15 +243,27 @@ def monthly_metrics(table: pd.DataFrame) -> dict[str, float]:
 
 def comparison_table(result: BacktestResult) -> pd.DataFrame:
     """Model beside baselines, averaged over cutoffs: one row per score, one column per metric,
-    and ``cutoffs``: at how many of the cutoffs the score existed (a part skipped at a cutoff, e.g.
-    the drain model without a cost model, is left out of that cutoff's average, never replaced)."""
+    ``cutoffs``: at how many of the cutoffs the score existed (a part skipped at a cutoff, e.g.
+    the drain model without a cost model, is left out of that cutoff's average, never replaced),
+    and ``fallbacks``: at which cutoffs a part behind the score fell back, and which."""
     avg = result.average()
     metrics = ("spearman", "gini", "top_decile_capture", "negative_precision", "negative_recall")
+    behind = {"value": None, "drain": {"drain"}}  # None: every part; baselines use no fitted part
     rows = {}
     for source in ("value", "drain", "baseline_historical_value", "baseline_bgnbd_gg_revenue"):
         columns = [f"{source}.{m}" for m in metrics if f"{source}.{m}" in result.metrics]
         present = int(result.metrics[columns].notna().any(axis=1).sum()) if columns else 0
-        if present:
+        if present or (source == "drain" and any("drain" in s for s in result.skipped.values())):
             rows[source] = {**{m: avg.get(f"{source}.{m}", np.nan) for m in metrics},
-                            "cutoffs": f"{present}/{len(result.metrics)}"}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[*metrics, "cutoffs"]).round(4)
+                            "cutoffs": f"{present}/{len(result.metrics)}",
+                            "fallbacks": _fallbacks(result.skipped, behind[source]) if source in behind else ""}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*metrics, "cutoffs", "fallbacks"]).round(4)
+
+
+def _fallbacks(skipped: dict[dt.date, dict[str, str]], parts: set[str] | None) -> str:
+    notes = []
+    for cutoff, skipped_parts in sorted(skipped.items()):
+        fell = sorted(p for p in skipped_parts if parts is None or p in parts)
+        if fell:
+            notes.append(f"{cutoff}: {', '.join(fell)}")
+    return "; ".join(notes)

@@ -8,10 +8,12 @@ run one after another (that is what the progress bar counts), each returns its r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import ibis.expr.types as ir
 import pandas as pd
@@ -114,16 +116,45 @@ class _Steps:
         return out
 
 
-def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progress: bool = False) -> pd.DataFrame:
-    """All feature groups for the tables already registered in a backend."""
-    h = History.of(src, as_of, settings)
+class CustomerRange(NamedTuple):
+    """The customers whose ``customer_id`` lies in ``[first, last]`` (text order): one batch of the
+    population, for scoring in bounded memory."""
+
+    first: str
+    last: str
+
+    def of(self, table: ir.Table) -> ir.Table:
+        return table.filter((table.customer_id >= self.first) & (table.customer_id <= self.last))
+
+
+def restricted(src: Sources, customers: CustomerRange) -> Sources:
+    """``src`` with every table cut to the rows of ``customers`` (the engine prunes by the range)."""
+    return dataclasses.replace(src, **{name: customers.of(getattr(src, name))
+                                       for name in ("customers", "transactions", "engagement_events", "invoices",
+                                                    "support_tickets")})
+
+
+def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progress: bool = False,
+                          customers: CustomerRange | None = None) -> pd.DataFrame:
+    """All feature groups for the tables already registered in a backend; with ``customers``,
+    the rows of that range of the population only, equal to the whole population's rows.
+
+    Most groups read only their own customer's rows, so they run on the tables cut to the range.
+    Two read other customers: the account group (what the customers a customer referred have
+    spent) and, with indirect pools, the historical cost (each pool is shared over everyone's
+    units); they run on the whole tables and only their result is cut."""
+    whole = History.of(src, as_of, settings)
+    h = whole if customers is None else History.of(restricted(src, customers), as_of, settings)
+    cut: Callable[[ir.Table], ir.Table] = (lambda t: t) if customers is None else customers.of
+    pools = bool(settings.costs.indirect_pools)
     groups: list[tuple[str, Callable[[], ir.Table]]] = [
-        ("account", lambda: account_features(h, settings)),
+        ("account", lambda: cut(account_features(whole, settings))),
         ("rfm", lambda: rfm_features(h, settings)),
         ("engagement", lambda: engagement_features(h, settings)),
         ("payment", lambda: payment_features(h, settings)),
         ("support", lambda: support_features(h, settings)),
-        ("historical cost-to-serve", lambda: historical_features(src, h, settings)),
+        ("historical cost-to-serve", lambda: cut(historical_features(src, whole, settings)) if pools or customers is None
+         else historical_features(restricted(src, customers), h, settings)),
     ]
     with _Steps(len(groups), progress, "features") as steps:
         frames = [steps.run(name, lambda make=make: _run(make())) for name, make in groups]
@@ -136,15 +167,17 @@ def build_features(
     settings: Settings,
     engine: Engine = "duckdb",
     progress: bool = False,
+    customers: CustomerRange | None = None,
 ) -> pd.DataFrame:
     """One row per customer with ``signup_at < as_of`` (sorted by ``customer_id``, which comes
     first), every feature computed only from what was known before ``as_of``.
 
     ``engine`` is ``"duckdb"`` (in-process, default), ``"spark"`` (a local session is created or
     reused) or a connected Ibis backend. ``progress`` shows a rich progress bar per feature group.
+    ``customers`` limits the rows to one range of the population (see :func:`features_from_sources`).
     """
     with open_sources(tables, engine) as src:
-        return features_from_sources(src, as_of, settings, progress)
+        return features_from_sources(src, as_of, settings, progress, customers)
 
 
 def build_features_from_files(

@@ -13,7 +13,9 @@ pool), ``cost_to_serve``, ``net_value = margin − cost_to_serve``; then the cos
 ``cost_late_payments``; the pools' ``cost_pool_<name>`` are already there) and the volumes they
 are priced from (``support_minutes_<channel>``, ``escalations``, ``orders``, ``order_amount``,
 ``invoices``, ``late_invoices``, ``pool_units_<name>``). The activity costs add up to the
-components and to ``cost_to_serve``; no volume column starts with ``cost_``.
+components and to ``cost_to_serve``; no volume column starts with ``cost_``. Last, ``referrals``:
+the referred sign-ups in the window (customers whose ``referred_by`` names this customer and whose
+``signup_at`` lies in ``[D, D + H)``), what ``expected_referrals`` forecasts.
 
 Indirect pools allocate the window's amount (``annual_amount × H / 365``) over the scored
 population's driver units in the window (contract section 8; customers signing up inside the
@@ -75,11 +77,22 @@ def target_table(
         (tx.amount > 0) & (tx.occurred_at >= ibis.timestamp(as_of)) & (tx.occurred_at < ibis.timestamp(churn_end))
     )
     active = active.group_by("customer_id").aggregate(purchases=active.count())
-    j = out.left_join(active, "customer_id")
+    j = out.left_join(active, "customer_id").left_join(
+        referred_signups(src, as_of, as_of + dt.timedelta(days=horizon)), "customer_id")
     leading = ["revenue", "margin", "transactions"]
     return j.select(
         j.customer_id,
         *leading,
         churned=j.purchases.isnull().cast("int64"),
         **{c: j[c] for c in out.columns if c not in ("customer_id", *leading)},
+        referrals=j.referred.fill_null(0).cast("int64"),
     )
+
+
+def referred_signups(src: Sources, start: dt.datetime, end: dt.datetime) -> ir.Table:
+    """``customer_id`` (the referrer) and ``referred``: how many customers naming it in
+    ``referred_by`` signed up in ``[start, end)`` (only rows before ``end`` are read)."""
+    c = src.customers
+    new = c.filter(c.referred_by.notnull() & (c.signup_at >= ibis.timestamp(start))
+                   & (c.signup_at < ibis.timestamp(end)))
+    return new.group_by(customer_id=new.referred_by).aggregate(referred=new.count())

@@ -10,7 +10,7 @@ from typing import Any
 
 from customer_value.config import Settings
 from customer_value.data.writing import check_output
-from customer_value.evaluation.backtest import comparison_table, cutoffs_before, run_backtest
+from customer_value.evaluation.backtest import BacktestResult, comparison_table, cutoffs_before, run_backtest
 from customer_value.evaluation.figures import backtest_figures
 from customer_value.pipeline.compare import format_table
 from customer_value.pipeline.inputs import load_inputs, require_customers_before
@@ -22,14 +22,17 @@ PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spe
                       "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture", "revenue.spearman",
                       "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc",
                       "intervals.net_value.coverage", "intervals.revenue.coverage", "intervals.cost_to_serve.coverage",
+                      "referrals.sum_ratio", "referrals.spearman", "baseline_past_referrals.spearman",
                       "monthly.margin_mape",
                       "monthly.cost_mape", "skipped")
 
 
 def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: Settings, count: int,
                      spacing_days: int, progress: Callable[[str], None] | None = None,
-                     validation_report: Path | None = None) -> str:
-    """Load, backtest at ``count`` rolling origins, log a backtest run, return a markdown table."""
+                     validation_report: Path | None = None, engine: Any = "duckdb") -> str:
+    """Load, backtest at ``count`` rolling origins, log a backtest run, return a markdown table.
+    ``engine`` builds the snapshots' feature and target tables (``"duckdb"``, ``"spark"`` or an Ibis
+    backend); the fits run in this process either way."""
     setup_tracking()
     if validation_report is not None:
         check_output(validation_report, "validation report")
@@ -37,13 +40,22 @@ def backtest_command(data_dir: Any, as_of: dt.date, experiment: str, settings: S
     cutoffs = cutoffs_before(as_of, settings.horizon_days, count, spacing_days)
     require_customers_before(tables.customers, min(cutoffs), "the earliest backtest cutoff")
     with runs.backtest_run(experiment, as_of, cutoffs, settings):
-        result = run_backtest(tables, cutoffs, settings, observer=FitObserver(progress))
+        result = run_backtest(tables, cutoffs, settings, engine=engine, observer=FitObserver(progress))
         runs.log_backtest(result.metrics, result.flat_metrics(), backtest_figures(result.scored[max(result.scored)]))
+    return backtest_summary(result)
+
+
+def backtest_summary(result: BacktestResult) -> str:
+    """The per-cutoff table (with what fell back where, and why), the model beside the baselines
+    (with the cutoffs each score existed at and the fallbacks behind it), and the latest cutoff's
+    monthly reconciliation, in markdown."""
     per_cutoff = result.metrics[[c for c in PER_CUTOFF_COLUMNS if c in result.metrics]].round(4)
     table = comparison_table(result).reset_index(names="score")
-    latest = max(result.monthly)
-    monthly = result.monthly[latest].round({"expected_margin": 0, "realised_margin": 0, "expected_cost": 0,
-                                            "realised_cost": 0, "margin_error": 4, "cost_error": 4})
-    return (format_table(per_cutoff, "markdown") + "\n\n" + format_table(table, "markdown")
-            + f"\n\nMonthly portfolio margin and cost as of {latest}, forecast against what happened:\n\n"
-            + format_table(monthly, "markdown"))
+    out = format_table(per_cutoff, "markdown") + "\n\n" + format_table(table, "markdown")
+    if result.monthly:
+        latest = max(result.monthly)
+        monthly = result.monthly[latest].round({"expected_margin": 0, "realised_margin": 0, "expected_cost": 0,
+                                                "realised_cost": 0, "margin_error": 4, "cost_error": 4})
+        out += (f"\n\nMonthly portfolio margin and cost as of {latest}, forecast against what happened:\n\n"
+                + format_table(monthly, "markdown"))
+    return out

@@ -284,3 +284,19 @@ class Observers(FitObserver):
     def fitted(self, part: FittedPart) -> None:
         for observer in self.observers:
             observer.fitted(part)
+
+
+class StageClock:
+    """Seconds per stage, summed over repeats (batches, partitions): what the benchmarks print.
+    ``with clock("features"): ...`` adds the block's wall time to ``seconds["features"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start

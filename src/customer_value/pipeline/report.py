@@ -38,13 +38,15 @@ def report_tables(scores: pd.DataFrame, horizon_totals: pd.Series | None = None,
 
 def write_html_report(scores: pd.DataFrame, path: str | Path, title: str = "Customer value",
                       horizon_totals: pd.Series | None = None, quality: Any = None, drift: Any = None,
-                      currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None) -> Path:
+                      currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None,
+                      referral: Any = None) -> Path:
     """The one edge of this module: the page (:func:`customer_value.reporting.html.render_html`),
     written atomically. ``horizon_totals``: total value by horizon in days; ``quality``: the training
     run's validation and backtest metrics (a mapping or a frame); ``drift``: PSI per score column
     against the previous scoring (a mapping, Series or frame); ``currency``: ISO code of the amounts;
     ``model_horizon_days``: the model's horizon (the page says when the scores use another, so that
-    the segments use cut points scaled to it)."""
+    the segments use cut points scaled to it); ``referral``: the value model (or its referral model),
+    whose measured value of a referred customer and its interval the page shows."""
     page = render_html(scores, title, horizon_totals, quality=quality, drift=drift, currency=currency,
-                       model_horizon_days=model_horizon_days)
+                       model_horizon_days=model_horizon_days, referral=referral)
     return write_text_atomically(page, path)

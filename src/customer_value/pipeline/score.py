@@ -17,34 +17,45 @@ both values, never silently ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from customer_value.config import Settings
-from customer_value.data.writing import check_output, write_parquet_atomically
+from customer_value.data.writing import ParquetBatchWriter, check_output
 from customer_value.errors import ConfigError
-from customer_value.features import build_features
-from customer_value.pipeline.inputs import load_inputs, require_customers_before
-from customer_value.pipeline.progress import Reporter, reporter
+from customer_value.features.build import CustomerRange, features_from_sources, open_sources
+from customer_value.data.loading import load_tables_in_ranges
+from customer_value.pipeline.inputs import DEFAULT_REPORT, require_customers_before
+from customer_value.pipeline.progress import Reporter, StageClock, reporter
 from customer_value.pipeline.report import report_figures, write_html_report
-from customer_value.tracking.model import load_model, score_features
+from customer_value.tracking.model import load_model, model_input, score_batch
 from customer_value.tracking.runs import ScoredModel, log_scoring_run, previous_scoring, scoring_drift, training_quality
 from customer_value.tracking.store import setup_tracking
-from customer_value.valuation.churn_drivers import churn_drivers
+from customer_value.valuation.churn_drivers import churn_drivers, driver_truncation, sample_positions
 from customer_value.valuation.drivers import with_drain_drivers
+from customer_value.valuation.portfolio import PortfolioTotals
 from customer_value.valuation.value import BoostedPredictions
 from customer_value.valuation.whatif import METADATA_KEY
 
 Progress = Callable[[str], None] | Reporter
 SENSITIVITY_HORIZONS = (365, 3 * 365)
-INPUT_KEYS = tuple(k for k in ("columns", "strict", "timestamp_format", "currency") if k in Settings.model_fields)
-"""The settings a scoring config may set: how to read the data and how the report shows it
-(``currency``), nothing the model computes with."""
+INPUT_KEYS = tuple(k for k in ("columns", "strict", "timestamp_format", "currency", "max_customers_per_batch", "spark")
+                   if k in Settings.model_fields)
+"""The settings a scoring config may set: how to read the data, how the report shows it
+(``currency``), how many customers are scored at once and where Spark runs, nothing the model
+computes with."""
 
 
 def scoring_settings(model: Settings, given: Settings | None) -> Settings:
@@ -89,9 +100,20 @@ def check_one_row_per_customer(scores: pd.DataFrame, population: pd.Series) -> N
         raise AssertionError(f"scored population differs: {len(missing)} missing, {len(extra)} unexpected")
 
 
+BATCH_CUSTOMERS = 250_000
+"""Customers scored at once by default (``max_customers_per_batch`` in the settings overrides it):
+memory then grows with the batch, not with the population."""
+
+
+READ_BACK_SKIPS = ("top_churn_drivers",)
+"""Long texts nothing after the write reads: left in the file when the rows are read back."""
+
+
 @dataclass
 class ScoreResult:
     scores: pd.DataFrame
+    """The score rows; when the population was scored in batches, read back from the written file
+    without :data:`READ_BACK_SKIPS`."""
     out: Path
     report: Path | None
     run_id: str | None
@@ -99,12 +121,28 @@ class ScoreResult:
     quality: dict[str, float] = field(default_factory=dict)
     drift_against: str | None = None
     """The run id of the scoring the drift compares with."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage (load, features, models, churn drivers, write, ...), summed over batches."""
+    batches: int = 1
+
+
+def customer_batches(population: pd.Series, size: int) -> tuple[pa.Array, list[tuple[CustomerRange, int, int]]]:
+    """The population's ids sorted, and cut into ranges of at most ``size`` customers as (range,
+    first position, end position); written in this order, the batches make one file sorted by
+    ``customer_id``, as scoring everyone at once does."""
+    ids = pa.array(population.to_numpy(dtype=object), type=pa.large_string())
+    ids = ids.take(pc.sort_indices(ids))
+    n, size = len(ids), max(int(size), 1)
+    ranges = [(CustomerRange(ids[start].as_py(), ids[min(start + size, n) - 1].as_py()), start, min(start + size, n))
+              for start in range(0, n, size)]
+    return ids, ranges
 
 
 def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Settings | None = None,
           report: Path | None = None, engine: Any = "duckdb", log_run: bool = True,
           progress: Progress | None = None, validation_report: Path | None = None,
-          horizon_days: int | None = None, cashflows: Path | None = None) -> ScoreResult:
+          horizon_days: int | None = None, cashflows: Path | None = None,
+          batch_customers: int | None = None) -> ScoreResult:
     """Check the outputs, load the model, build features, score, explain, check, write atomically,
     report, log.
 
@@ -113,65 +151,133 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     (:mod:`customer_value.valuation.cashflows`). ``progress`` is a ``say`` callable (lines) or a
     :class:`~customer_value.pipeline.progress.Reporter` (the command line's draws progress bars).
 
+    **In bounded memory.** The population is scored in batches of at most ``batch_customers``
+    (default: the settings' ``max_customers_per_batch``, else :data:`BATCH_CUSTOMERS`) customers,
+    ranges of ``customer_id``: features in the engine per range, then two passes (the boosted
+    models and the portfolio's additive totals per batch, then each batch priced with the summed
+    totals, see :mod:`customer_value.valuation.portfolio`), every batch appended to one temporary
+    Parquet file that is renamed into place at the end. The rows equal scoring everyone at once
+    (to 1e-9), and the same inputs give the same bytes.
+
     The report carries the training run's validation and backtest metrics (models from the
     registry) and the drift against the previous scoring of the same model name and alias (see
     :func:`customer_value.tracking.runs.previous_scoring`; only when the run is logged)."""
     say = reporter(progress)
+    clock = StageClock()
     check_output(out, "scores")
     for path, what in ((report, "report"), (validation_report, "validation report"), (cashflows, "cash flows")):
         if path is not None:
             check_output(path, what)
     if log_run:
         setup_tracking()  # a tracking server that is down fails now, not after the scoring
-    with say.step(f"loading model {model}"):
+    with say.step(f"loading model {model}"), clock("load model"):
         loaded_model = load_model(model)
     model_settings = scoring_settings(loaded_model.settings, settings)
     identity = ScoredModel.of(loaded_model.uri, model_settings.model_name, loaded_model.version, loaded_model.alias)
+    value_model = loaded_model.value_model
     # no cut copy of the tables: the feature builders are point-in-time by construction (their
     # leakage tests and this pipeline's cut-vs-full test prove it) and a copy of ~100M rows is
     # the difference between fitting in 8 GiB or not
-    with say.step(f"loading tables from {data_dir}"):
-        tables = load_inputs(data_dir, model_settings, validation_report, say).tables
+    with say.step(f"loading tables from {data_dir}"), clock("load and validate"):
+        # with indirect pools the trailing cost shares each pool over everyone's activity: all rows at once
+        loaded, streamed = load_tables_in_ranges(data_dir, model_settings,
+                                                 streamed=not model_settings.costs.indirect_pools)
+    tables = loaded.tables
     population = require_customers_before(tables.customers, as_of)
-    with say.step(f"features as of {as_of}"):
-        features = build_features(tables, as_of, model_settings, engine=engine)
-    del tables  # the raw tables hold most of the memory; nothing below needs them
-    with say.step(f"scoring {len(features):,} customers"):
-        scores = score_features(loaded_model, features, as_of, horizon_days)
-    horizon = int(scores["horizon_days"].iloc[0]) if len(scores) else model_settings.horizon_days
-    check_one_row_per_customer(scores, population)
-    notes: dict[str, str] = {}
-    if loaded_model.value_model.churn_model is not None:
-        with say.step("churn drivers", total=len(features)) as step:
-            drivers = churn_drivers(loaded_model.value_model, features,
-                                    progress=lambda done, _total: step.update(completed=done))
-            step.finish(f"{drivers.trees:,} of {drivers.of_trees:,} trees, R² {drivers.r2:.3f}")
-        notes["customer_value.churn_drivers"] = drivers.method()
-        scores = with_column(scores, "top_churn_drivers", drivers.texts.to_numpy(), after="top_cost_drivers")
-    scores = scores.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    if "top_cost_drivers" not in scores:  # a model without activity forecasts: SHAP for the drain list
-        scores = with_drain_drivers(scores, features, loaded_model.value_model)
-        if "top_churn_drivers" in scores:  # the two driver columns side by side
-            scores = with_column(scores, "top_churn_drivers", scores["top_churn_drivers"].to_numpy(),
-                                 after="top_cost_drivers")
-    # what `whatif` needs to reprice the file without the model, kept in its Parquet metadata
-    scores.attrs[METADATA_KEY] = loaded_model.value_model.scoring_metadata(horizon)
-    with say.step(f"writing {len(scores):,} rows to {out}"):
-        write_parquet_atomically(scores, out)
-    in_feature_order = scores.set_index("customer_id").reindex(features["customer_id"])  # rows as the model saw them
-    if cashflows is not None:
-        with say.step(f"monthly cash flows to {cashflows}"):
-            flows = loaded_model.value_model.cashflows(features, in_feature_order.reset_index(), as_of)
-            write_parquet_atomically(flows, cashflows)
-
-    # the sensitivity table reuses the rows' churn, cost and margin predictions (the boosted models are the
-    # expensive part and do not depend on the horizon); the model's own horizon is the file's total
-    with say.step("value at other horizons"):
-        horizon_totals = loaded_model.value_model.total_value_by_horizon(
-            features, sorted({*SENSITIVITY_HORIZONS, horizon}),
-            BoostedPredictions.from_scores(in_feature_order, model_settings.horizon_days))
-        horizon_totals[horizon] = float(scores["customer_value"].sum())
-    del features, in_feature_order
+    size = int(batch_customers or model_settings.max_customers_per_batch or BATCH_CUSTOMERS)
+    if value_model.activity_model is None:  # the drain drivers' list ranks the whole population
+        size = max(size, len(population))
+    ids, batches = customer_batches(population, size)
+    model_horizon = model_settings.horizon_days
+    horizon = horizon_days or model_horizon
+    with tempfile.TemporaryDirectory(prefix="cv-score-") as spill, ExitStack() as stack:
+        # pass 1: features in the engine and the boosted models per batch, kept on disk; the totals add up
+        whole_src = None if streamed is not None else stack.enter_context(open_sources(tables, engine))
+        parts, sample, files = [], [], []
+        positions = sample_positions(len(population))  # where the churn drivers choose their trees
+        positions = np.arange(len(population)) if positions is None else positions
+        for k, (customers, first, stop) in enumerate(batches):
+            what = f"batch {k + 1}/{len(batches)}: " if len(batches) > 1 else ""
+            with ExitStack() as batch_stack:
+                src = whole_src
+                if streamed is not None:  # the large tables of this range only: ranges tile the id space
+                    with say.step(f"{what}loading the rows of {stop - first:,} customers"), clock("load and validate"):
+                        rows = streamed.read(None if k == 0 else customers.first,
+                                             None if stop == len(ids) else ids[stop].as_py())
+                    src = batch_stack.enter_context(open_sources(dataclasses.replace(tables, **rows), engine))
+                with say.step(f"{what}features as of {as_of}"), clock("features"):
+                    features = features_from_sources(src, as_of, model_settings,
+                                                     customers=customers if len(batches) > 1 else None)
+            with say.step(f"{what}models for {len(features):,} customers"), clock("boosted models"):
+                boosted = value_model.boosted(model_input(features))
+                parts.append(value_model.portfolio_totals(boosted))
+            if len(batches) > 1:
+                mine = positions[(positions >= first) & (positions < stop)] - first
+                sample.append(features.iloc[mine])
+            if len(batches) == 1:
+                files.append((features, boosted))
+                continue
+            with clock("spill"):
+                files.append(_spill(Path(spill) / f"batch-{k:05d}.parquet", features, boosted))
+            del features, boosted
+        if loaded.report.has_problems:  # complete now that every range was read
+            path = loaded.report.write(validation_report or DEFAULT_REPORT)
+            say.say(f"{loaded.report.describe()}; report: {path}")
+        stack.close()  # the whole tables' registration in the engine
+        del tables, loaded, whole_src  # the raw tables hold most of the memory; nothing below needs them
+        totals = None if len(batches) == 1 else PortfolioTotals.sum(parts)
+        truncated = None
+        if len(batches) > 1 and value_model.churn_model is not None:
+            truncated = driver_truncation(value_model, pd.concat(sample, ignore_index=True))
+        written, by_horizon, notes, scores = 0, None, {}, None
+        horizons = sorted({*SENSITIVITY_HORIZONS, horizon} - {horizon})
+        with ParquetBatchWriter(out) as sink, ParquetBatchWriter(cashflows) as flows_sink:
+            # pass 2: each batch priced with the population's totals, explained, checked, appended
+            for k, ((customers, first, stop), spilled) in enumerate(zip(batches, files)):
+                what = f"batch {k + 1}/{len(batches)}: " if len(batches) > 1 else ""
+                features, boosted = spilled if len(batches) == 1 else _unspill(spilled)
+                with say.step(f"{what}scoring {len(features):,} customers"), clock("value rows"):
+                    batch = score_batch(loaded_model, features, as_of, horizon_days, boosted, totals)
+                check_one_row_per_customer(batch, population if len(batches) == 1 else
+                                           pd.Series(ids[first:stop].to_numpy(zero_copy_only=False)))
+                if value_model.churn_model is not None:
+                    with say.step(f"{what}churn drivers", total=len(features)) as step, clock("churn drivers"):
+                        drivers = churn_drivers(value_model, features, truncated=truncated,
+                                                progress=lambda done, _total: step.update(completed=done))
+                        step.finish(f"{drivers.trees:,} of {drivers.of_trees:,} trees, R² {drivers.r2:.3f}")
+                    notes["customer_value.churn_drivers"] = drivers.method()
+                    batch = with_column(batch, "top_churn_drivers", drivers.texts.to_numpy(), after="top_cost_drivers")
+                batch = batch.sort_values("customer_id", kind="stable").reset_index(drop=True)
+                if "top_cost_drivers" not in batch:  # a model without activity forecasts: SHAP for the drain list
+                    batch = with_drain_drivers(batch, features, value_model)
+                    if "top_churn_drivers" in batch:  # the two driver columns side by side
+                        batch = with_column(batch, "top_churn_drivers", batch["top_churn_drivers"].to_numpy(),
+                                            after="top_cost_drivers")
+                # what `whatif` needs to reprice the file without the model, kept in its Parquet metadata
+                batch.attrs[METADATA_KEY] = value_model.scoring_metadata(horizon)
+                with clock("write"):
+                    sink.append(batch)
+                written += len(batch)
+                in_feature_order = batch.set_index("customer_id").reindex(features["customer_id"])
+                if cashflows is not None:
+                    with clock("cash flows"):
+                        flows_sink.append(value_model.cashflows(features, in_feature_order.reset_index(), as_of))
+                # the sensitivity table reuses the batch's boosted predictions (the expensive part does
+                # not depend on the horizon); the file's own horizon is the sum of its customer_value
+                with clock("value at other horizons"):
+                    part = value_model.total_value_by_horizon(features, horizons, boosted, totals)
+                    part[horizon] = float(batch["customer_value"].sum())
+                    by_horizon = part if by_horizon is None else by_horizon + part
+                if len(batches) == 1:
+                    scores = batch
+                del features, boosted, batch, in_feature_order
+    with say.step(f"wrote {written:,} rows to {out}"):  # the writers renamed their files into place as the block ended
+        pass
+    horizon_totals = by_horizon.sort_index()
+    horizon_totals.index.name = "horizon_days"
+    if scores is None:  # what the report, the drift and the run read: all but the churn drivers' texts
+        with clock("read back"):
+            scores = pd.read_parquet(out, columns=[c for c in pq.read_schema(out).names if c not in READ_BACK_SKIPS])
 
     baseline, drift, quality = None, {}, {}
     if log_run:
@@ -181,19 +287,41 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         quality = _training_quality(identity, say)
     report_path = None
     if report is not None:
-        with say.step(f"report {report}"):
+        with say.step(f"report {report}"), clock("report"):
             report_path = write_html_report(
                 scores, report, f"Customer value as of {as_of}", horizon_totals, quality=quality or None,
                 drift=drift if baseline is not None else None, currency=model_settings.currency,
-                model_horizon_days=loaded_model.settings.horizon_days)
+                model_horizon_days=loaded_model.settings.horizon_days, referral=loaded_model.value_model)
     run_id = None
     if log_run:
-        with say.step(f"logging the scoring run to {identity.experiment}"):
+        with say.step(f"logging the scoring run to {identity.experiment}"), clock("log run"):
             run_id = log_scoring_run(scores, identity, as_of, out, horizon_totals, data_dir,
                                      lambda: report_figures(scores, horizon_totals, model_settings.currency),
                                      baseline, drift, notes)
     return ScoreResult(scores, out, report_path, run_id, drift, quality,
-                       baseline.run_id if baseline is not None else None)
+                       baseline.run_id if baseline is not None else None, clock.seconds, len(batches))
+
+
+def _spill(path: Path, features: pd.DataFrame, boosted: BoostedPredictions) -> Path:
+    """One batch's features and boosted predictions, to disk between the two passes."""
+    columns = {f"__boosted_{name}": value for name, value in boosted._asdict().items()
+               if value is not None and name != "activity_volumes"}
+    frame = features.assign(**columns)
+    if boosted.activity_volumes is not None:
+        frame = pd.concat([frame, boosted.activity_volumes.add_prefix("__boosted_volume_").set_axis(frame.index)], axis=1)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return path
+
+
+def _unspill(path: Path) -> tuple[pd.DataFrame, BoostedPredictions]:
+    frame = pd.read_parquet(path)
+    volumes = [c for c in frame.columns if c.startswith("__boosted_volume_")]
+    fields = {name: frame[f"__boosted_{name}"].to_numpy() for name in BoostedPredictions._fields
+              if f"__boosted_{name}" in frame.columns}
+    if volumes:
+        fields["activity_volumes"] = frame[volumes].rename(columns=lambda c: c.removeprefix("__boosted_volume_"))
+    features = frame[[c for c in frame.columns if not c.startswith("__boosted_")]]
+    return features, BoostedPredictions(**fields)
 
 
 def _training_quality(identity: ScoredModel, say: Reporter) -> dict[str, float]:

@@ -62,7 +62,8 @@ def baseline_name(metric: str) -> str:
 
 MEASURES: dict[str, str] = {
     "backtest.value.spearman": "Value against realised net value: rank correlation (backtest)",
-    "backtest.value.top_decile_capture": "Realised net value of the top 10% by value: share of all (backtest)",
+    "backtest.value.top_decile_capture":
+        "Top 10% by value: realised net value against the best possible top 10% (backtest)",
     "backtest.value.aggregate_bias": "Total value against realised: relative bias (backtest)",
     "backtest.revenue.spearman": "Revenue against realised revenue: rank correlation (backtest)",
     "backtest.cost.spearman": "Cost-to-serve against realised: rank correlation (backtest)",

@@ -69,7 +69,12 @@ def _fact(fact: Fact, currency: str) -> dict[str, Any]:
     if fact.share is not None and pd.notna(fact.share):
         text += f" ({cell(fact.share, 'percent')})"
     glance = compact(fact.value, currency) if fact.kind == "money" else ""
-    return {"label": fact.label, "text": text, "hint": fact.hint, "glance": glance if glance != text else ""}
+    interval = ""
+    if fact.interval is not None:
+        low, high = (cell(v, fact.kind, currency) for v in fact.interval)
+        interval = f"{fact.interval_label or 'interval'}: {low} to {high}"
+    return {"label": fact.label, "text": text, "hint": fact.hint, "glance": glance if glance != text else "",
+            "interval": interval}
 
 
 def _section(section: Section, figures: dict[str, dict[str, str]], currency: str) -> dict[str, Any]:
@@ -111,6 +116,9 @@ def render_report(report: Report) -> str:
 
 
 def render_html(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | None = None, quality: Any = None,
-                drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None) -> str:
-    """Score frame in, the whole page out (see :func:`~customer_value.reporting.sections.build_report`)."""
-    return render_report(build_report(scores, title, horizon_totals, quality, drift, currency, model_horizon_days))
+                drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None,
+                referral: Any = None) -> str:
+    """Score frame in, the whole page out (see :func:`~customer_value.reporting.sections.build_report`;
+    ``referral``: the fitted value model, for the measured value of a referred customer)."""
+    return render_report(build_report(scores, title, horizon_totals, quality, drift, currency, model_horizon_days,
+                                      referral))

@@ -4,7 +4,9 @@
 Frames in, data out: nothing here is formatted (:mod:`.formatting`) or rendered (:mod:`.html`).
 A score frame needs only the contract's columns (section 5); every optional column (cost segment,
 activity costs, intervals, drain probability and flag, plan, channel, region, referrals, drivers)
-adds the tables that use it, and a section with nothing to show is left out.
+adds the tables that use it, and a section with nothing to show is left out. Model-level figures
+come as optional inputs beside the frame: horizon totals, model quality, drift, the model's horizon
+and the measured value of a referred customer (:func:`referred_value`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class Fact:
     kind: str
     share: float | None = None
     hint: str = ""
+    interval: tuple[float, float] | None = None
+    """Bounds of the same kind as ``value`` (read as ``interval_label``: low to high)."""
+    interval_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,41 @@ class Report:
     definitions: tuple[tuple[str, str], ...]
     sections: tuple[Section, ...]
     figures: Mapping[str, Figure]
+
+
+@dataclass(frozen=True)
+class ReferredValue:
+    """The measured value of one referred customer, as the fitted model holds it: the mean trailing
+    net value of the customers who came by referral, the ``confidence`` interval of that mean (NaN
+    bounds when there is none, e.g. the config default) and where the figure comes from."""
+
+    value: float
+    low: float
+    high: float
+    source: str
+    confidence: float = 0.95
+
+
+def referred_value(model: Any) -> ReferredValue | None:
+    """What the report shows of the referral model, from a fitted ``ValueModel`` or ``ReferralModel``
+    (``referred_customer_value_``, ``…_interval_``, ``…_source_``), a mapping with those keys without
+    the trailing underscore (``ReferralModel.to_dict()``), or a :class:`ReferredValue`. None gives None."""
+    if model is None or isinstance(model, ReferredValue):
+        return model
+    if isinstance(model, Mapping):
+        value, interval = model.get("referred_customer_value"), model.get("referred_customer_value_interval")
+        source = model.get("referred_customer_value_source", "")
+        confidence = (model.get("init") or {}).get("confidence", model.get("confidence", 0.95))
+    else:
+        value = getattr(model, "referred_customer_value_", None)
+        interval = getattr(model, "referred_customer_value_interval_", None)
+        source = getattr(model, "referred_customer_value_source_", "")
+        fitted = getattr(model, "referral_model_", model)
+        confidence = getattr(fitted, "confidence", 0.95)
+    if value is None:
+        return None
+    low, high = (float(v) for v in interval) if interval is not None else (np.nan, np.nan)
+    return ReferredValue(float(value), low, high, str(source or ""), float(confidence))
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -500,20 +540,28 @@ def _horizons(scores: pd.DataFrame, horizon_totals: pd.Series | None) -> Section
                    figures=("horizon_sensitivity.png",))
 
 
-def _referrals(scores: pd.DataFrame) -> Section | None:
+def _referrals(scores: pd.DataFrame, referral: ReferredValue | None = None) -> Section | None:
     has_value, has_count = "expected_referral_value" in scores.columns, "expected_referrals" in scores.columns
-    if not (has_value or has_count):
+    if not (has_value or has_count) and referral is None:
         return None
     facts = []
     if has_count:
-        facts.append(Fact("Expected referrals", scores["expected_referrals"].sum(), "number1", hint="sign-ups"))
+        facts.append(Fact("Expected referrals", scores["expected_referrals"].sum(), "number1",
+                          hint="referred sign-ups over the horizon, all customers"))
+    if referral is not None:
+        bounds = (referral.low, referral.high)
+        known = all(np.isfinite(bounds))
+        facts.append(Fact("Value of a referred customer", referral.value, "money_exact",
+                          hint=referral.source if known else f"no interval: {referral.source}",
+                          interval=bounds if known else None,
+                          interval_label=f"{referral.confidence:.0%} interval"))
     if has_value:
-        referral = float(scores["expected_referral_value"].sum())
+        referral_total = float(scores["expected_referral_value"].sum())
         total = float(scores["customer_value"].sum())
-        facts.append(Fact("Referral value", referral, "money", referral / total if total > 0 else None,
+        facts.append(Fact("Referral value", referral_total, "money", referral_total / total if total > 0 else None,
                           hint="discounted; share of total value"))
     tables = ()
-    if _has(scores, "value_segment"):
+    if _has(scores, "value_segment") and (has_value or has_count):
         parts = {"customers": ("customer_id", "size")}
         if has_count:
             parts["expected_referrals"] = ("expected_referrals", "sum")
@@ -525,8 +573,12 @@ def _referrals(scores: pd.DataFrame) -> Section | None:
         frame = frame.reindex(_segment_order(frame.index, "value_segment", frame["customers"])).reset_index()
         tables = (Table("referrals-by-segment", "Referrals by value segment", frame,
                         {"expected_referrals": "number1"}, {"expected_referral_value": "Total referral value"}),)
+    measured = (" The value of a referred customer is measured when the model is trained: the mean trailing net "
+                "value of the customers who came by referral (the configured default when there are too few)."
+                if referral is not None else "")
     return Section("referrals", "Referral value",
-                   "What customers are expected to bring through the customers they refer.",
+                   "What customers are expected to bring through the customers they refer: expected referred "
+                   "sign-ups times the value of a referred customer, discounted." + measured,
                    facts=tuple(facts), tables=tables)
 
 
@@ -561,19 +613,24 @@ def _drift(drift: Any) -> Section | None:
 
 
 def build_sections(scores: pd.DataFrame, horizon_totals: pd.Series | None = None, quality: Any = None,
-                   drift: Any = None, model_horizon_days: int | None = None) -> tuple[Section, ...]:
+                   drift: Any = None, model_horizon_days: int | None = None,
+                   referral: Any = None) -> tuple[Section, ...]:
     """The report's sections in page order, those with nothing to show left out.
-    ``model_horizon_days``: the model's own horizon, when the scores may use another."""
+    ``model_horizon_days``: the model's own horizon, when the scores may use another; ``referral``:
+    the fitted model (or its referral read-outs, see :func:`referred_value`) whose measured value of
+    a referred customer the referral section shows with its interval."""
     sections = [
         _segments(scores, model_horizon_days), _groups(scores), _costs(scores), _drain_section(scores), _value_map(),
-        _horizons(scores, horizon_totals), _referrals(scores), _intervals(scores), _quality(quality), _drift(drift),
+        _horizons(scores, horizon_totals), _referrals(scores, referred_value(referral)), _intervals(scores),
+        _quality(quality), _drift(drift),
     ]
     return tuple(s for s in sections if s is not None)
 
 
 def build_report(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | None = None, quality: Any = None,
-                 drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None) -> Report:
+                 drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None,
+                 referral: Any = None) -> Report:
     """Everything the page shows, as data (the figures drawn, nothing formatted)."""
     return Report(headline(scores, title, currency), DEFINITIONS,
-                  build_sections(scores, horizon_totals, quality, drift, model_horizon_days),
+                  build_sections(scores, horizon_totals, quality, drift, model_horizon_days, referral),
                   report_figures(scores, horizon_totals, currency))

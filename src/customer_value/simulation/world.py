@@ -79,18 +79,26 @@ Gamma posterior; see ``_churn_without_rate``). The observable data carry no more
 the rate than that history, so its ROC AUC bounds what any model of the data can reach: the gap
 between it and the oracle is the price of not knowing each customer's true rate. (Approximate
 only in that the future health paths averaged over were drawn with the true rate.)
+
+The value ceiling (``ceiling_expected_transactions``, ``_revenue``, ``_margin``,
+``_cost_to_serve`` and ``ceiling_net_value`` = margin − cost) is the same weaker oracle's
+expectation over the horizon (``_value_without_rate``). Purchases feed back into health (refunds,
+late and unpaid invoices and failed payments are shocks), so it re-runs the future with each
+path's rate drawn from that posterior, on a random stream of its own (the tables and the other
+truth columns are unchanged by it): exact up to Monte Carlo noise.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import special
 
 from customer_value.config import TICKET_CHANNELS, CostRates, Settings
 from customer_value.data.tables import TABLE_COLUMNS, Tables
@@ -725,10 +733,16 @@ class _Expectations:
 
 
 def _simulate_future(tr: _Traits, p: WorldParams, cells: np.ndarray, health: np.ndarray, horizon_s: int,
-                     churn_s: int, rng: np.random.Generator) -> _Expectations:
-    """Run the weekly dynamics forward from as_of and accumulate expected (not drawn) counts."""
+                     churn_s: int, rng: np.random.Generator,
+                     purchase_rate: np.ndarray | None = None) -> _Expectations:
+    """Run the weekly dynamics forward from as_of and accumulate expected (not drawn) counts.
+
+    ``purchase_rate`` (per cell) replaces the customers' true rates when given.
+    """
     acc = _Expectations(*(np.zeros(len(cells)) for _ in range(4)))
     tr = _Traits(**{f.name: getattr(tr, f.name)[cells] for f in fields(tr)})  # contiguous per cell
+    if purchase_rate is not None:
+        tr = replace(tr, purchase_rate=purchase_rate)
     alive = np.ones(len(cells), dtype=bool)
     h = health.copy()
     late_cut = horizon_s - p.due_days * DAY  # invoices issued after this are not yet due at the end
@@ -760,13 +774,30 @@ def _oracle(tr: _Traits, p: WorldParams, snap: _Snapshot, settings: Settings, re
     acc = _simulate_future(tr, p, cells, np.tile(snap.health[live], replicates),
                            settings.horizon_days * DAY, settings.churn_window_days * DAY, rng)
 
+    horizon = _horizon_values(tr, p, settings.costs, snap.n, live, replicates, acc)
+    churn = np.ones(snap.n)
+    churn[live] = np.exp(-acc.churn_orders).reshape(replicates, len(live)).mean(axis=0)
+    ceiling = np.ones(snap.n)
+    ceiling[live] = _churn_without_rate(tr, p, snap, live, acc.churn_orders / tr.purchase_rate[cells], replicates)
+    return {
+        "oracle_p_alive": snap.alive.astype(np.float64),
+        **{f"oracle_expected_{name}": values for name, values in horizon.items()},
+        "oracle_churn_probability": churn,
+        "ceiling_churn_probability": ceiling,
+    }
+
+
+def _horizon_values(tr: _Traits, p: WorldParams, costs: CostRates, n: int, live: np.ndarray, replicates: int,
+                    acc: _Expectations) -> dict[str, np.ndarray]:
+    """Expected transactions, revenue, margin, cost-to-serve and tickets over the horizon: the
+    paths' expected counts averaged per customer and priced (zero for customers not in ``live``)."""
+
     def mean(x: np.ndarray) -> np.ndarray:
-        out = np.zeros(snap.n)
+        out = np.zeros(n)
         out[live] = x.reshape(replicates, len(live)).mean(axis=0)
         return out
 
-    idx = np.arange(snap.n)
-    costs = settings.costs
+    idx = np.arange(n)
     refund_share = np.asarray(p.refund_prob)[tr.difficult[idx].astype(np.int8)] * (
         p.refund_full_prob + (1 - p.refund_full_prob) * 0.5)
     orders, tickets, late = mean(acc.orders), mean(acc.tickets), mean(acc.late_invoices)
@@ -774,20 +805,8 @@ def _oracle(tr: _Traits, p: WorldParams, snap: _Snapshot, settings: Settings, re
     invoice = tr.invoice_payer[idx] * (orders * costs.invoice_cost + late * costs.late_payment_cost)
     cost = (tickets * _expected_ticket_cost(tr, p, costs, idx)
             + orders * (costs.order_cost + costs.payment_fee_rate * tr.mean_spend[idx]) + invoice)
-    churn = np.ones(snap.n)
-    churn[live] = np.exp(-acc.churn_orders).reshape(replicates, len(live)).mean(axis=0)
-    ceiling = np.ones(snap.n)
-    ceiling[live] = _churn_without_rate(tr, p, snap, live, acc.churn_orders / tr.purchase_rate[cells], replicates)
-    return {
-        "oracle_p_alive": snap.alive.astype(np.float64),
-        "oracle_expected_transactions": orders,
-        "oracle_expected_revenue": revenue,
-        "oracle_expected_margin": revenue * tr.margin_rate[idx],
-        "oracle_expected_cost_to_serve": cost,
-        "oracle_expected_tickets": tickets,
-        "oracle_churn_probability": churn,
-        "ceiling_churn_probability": ceiling,
-    }
+    return {"transactions": orders, "revenue": revenue, "margin": revenue * tr.margin_rate[idx],
+            "cost_to_serve": cost, "tickets": tickets}
 
 
 def _churn_without_rate(tr: _Traits, p: WorldParams, snap: _Snapshot, live: np.ndarray,
@@ -802,10 +821,56 @@ def _churn_without_rate(tr: _Traits, p: WorldParams, snap: _Snapshot, live: np.n
     window exposure ``m``. No model of the observable data (a function of that history plus noise
     independent of the rate) can be better informed, so this is the ceiling for such models.
     """
-    shape = p.purchase_shape + snap.orders[live]
-    rate = p.purchase_shape / _mean_purchase_rate(p, tr.plan[live], tr.difficult[live]) + snap.rate_exposure[live]
+    shape, rate = _rate_posterior(tr, p, snap, live)
     m = window_exposure.reshape(replicates, len(live))
     return np.exp(shape * (np.log(rate) - np.log(rate + m))).mean(axis=0)
+
+
+def _rate_posterior(tr: _Traits, p: WorldParams, snap: _Snapshot, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shape and rate of the Gamma posterior of each live customer's purchase rate (per week)."""
+    shape = p.purchase_shape + snap.orders[live]
+    rate = p.purchase_shape / _mean_purchase_rate(p, tr.plan[live], tr.difficult[live]) + snap.rate_exposure[live]
+    return shape, rate
+
+
+def _value_without_rate(tr: _Traits, p: WorldParams, snap: _Snapshot, settings: Settings, replicates: int,
+                        rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Expected value over the horizon for an oracle that knows everything but the purchase rate.
+
+    Like ``_churn_without_rate`` it knows the alive flag, health and every other trait (spend,
+    margin rate, ticket rate, payment reliability...) and infers the purchase rate from the
+    history: Gamma(``purchase_shape`` + orders, ``purchase_shape`` / plan mean + rate_exposure).
+    That posterior is exact given the whole latent history, because the history depends on the
+    rate only through the Poisson order counts (order outcomes, health shocks and dropout depend
+    on the orders placed and on health, never on the rate itself).
+
+    Given a path, orders, order and payment-fee costs, invoices and late invoices are proportional
+    to the rate, tickets are not; but the path itself depends on the rate: each order may bring a
+    refund, a late or unpaid invoice or failed payment attempts, which push health down, and health
+    drives dropout, the ticket rate and the purchase multiplier. So rather than scaling the
+    oracle's paths (drawn with the true rate) by the posterior mean, the future is simulated again
+    from the state at as_of with each path's rate drawn from the posterior (stratified: path ``r``
+    of ``R`` draws its quantile in ``[r / R, (r + 1) / R)``), on its own random stream. The
+    expectations then include the purchases' feedback on health; the only errors are Monte Carlo
+    noise and the oracle's own pricing approximation (refunds as an expected share of revenue,
+    not by date). Zero for the dead.
+
+    No model of the data knows more about the rate, and none knows the other traits, so its
+    ranking of realised value bounds what such models reach (up to noise: Spearman is not a proper
+    score). It need not be reachable: it still knows spend, margin rate and ticket rate, which the
+    data only hint at, so the gap from it to the oracle is the price of the rate alone.
+    """
+    live = np.flatnonzero(snap.alive)
+    shape, rate = _rate_posterior(tr, p, snap, live)
+    quantile = (np.arange(replicates)[:, None] + rng.random((replicates, len(live)))) / replicates
+    draws = special.gammaincinv(shape, quantile) / rate  # (replicate, customer), the order of np.tile
+    acc = _simulate_future(tr, p, np.tile(live, replicates), np.tile(snap.health[live], replicates),
+                           settings.horizon_days * DAY, settings.churn_window_days * DAY, rng,
+                           purchase_rate=draws.ravel())
+    horizon = _horizon_values(tr, p, settings.costs, snap.n, live, replicates, acc)
+    out = {f"ceiling_expected_{name}": horizon[name] for name in ("transactions", "revenue", "margin", "cost_to_serve")}
+    out["ceiling_net_value"] = horizon["margin"] - horizon["cost_to_serve"]
+    return out
 
 
 def _truth_table(tr: _Traits, p: WorldParams, snap: _Snapshot, oracle: dict[str, np.ndarray],
@@ -858,11 +923,14 @@ def simulate_world(
                          f"{start}, {truth_as_of}, {end}")
     replicates = oracle_replicates or oracle_replicates_for(n_customers)
     signup_end_s = min(as_of_s + p.signup_tail_days * DAY, end_s - DAY)
-    trait_rng, world_rng, oracle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    # a fourth stream for the value ceiling: the first three (and so tables and oracle) are unchanged
+    trait_rng, world_rng, oracle_rng, ceiling_rng = (np.random.default_rng(s)
+                                                     for s in np.random.SeedSequence(seed).spawn(4))
     tr = _draw_traits(n_customers, p, start_s, signup_end_s, trait_rng)
     rec, referrer, snap = _run_world(tr, p, _grid(start_s, as_of_s, end_s), as_of_s, world_rng)
     tables = _build_tables(tr, p, rec, referrer, start_s)
     oracle = _oracle(tr, p, snap, settings, replicates, oracle_rng)
+    oracle |= _value_without_rate(tr, p, snap, settings, replicates, ceiling_rng)
     truth = _truth_table(tr, p, snap, oracle, truth_as_of, settings.horizon_days)
     meta = {
         "generator": "customer_value.simulation.world",

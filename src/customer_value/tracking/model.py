@@ -226,6 +226,23 @@ def score_features(model: LoadedModel, features: pd.DataFrame, as_of: dt.date, h
     params = {"as_of": as_of.isoformat(), "model_uri": model.uri, "horizon_days": int(horizon_days or 0)}
     scores = model.pyfunc.predict(model_input(features), params=params)
     scores["as_of"] = pd.to_datetime(scores["as_of"]).dt.date
+    return with_identity(model, features, scores)
+
+
+def score_batch(model: LoadedModel, features: pd.DataFrame, as_of: dt.date, horizon_days: int | None = None,
+                boosted: Any = None, totals: Any = None) -> pd.DataFrame:
+    """Score rows for one batch of the population (:meth:`ValueModel.predict` with the
+    population's ``totals`` and the batch's ``boosted`` predictions from the first pass): the
+    same rows :func:`score_features` gives for these customers when it scores everyone at once.
+    The value model is called in process (the pyfunc's parameters cannot carry the totals) on
+    the same input the pyfunc sees."""
+    scores = model.value_model.predict(model_input(features), as_of.isoformat(), model_uri=model.uri,
+                                       horizon_days=int(horizon_days or 0) or None, boosted=boosted, totals=totals)
+    return with_identity(model, features, scores)
+
+
+def with_identity(model: LoadedModel, features: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Score rows with the account attributes and the model's registered version and alias."""
     for column in ACCOUNT_COLUMNS:
         if column in features.columns:
             scores[column] = features[column].to_numpy()

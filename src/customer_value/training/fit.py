@@ -22,6 +22,7 @@ import pandas as pd
 
 from customer_value import metrics as ev
 from customer_value.boosted.activities import ActivityVolumeModel
+from customer_value.boosted.net_value import NetValueModel
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features.costing import forecast_volume_columns
@@ -36,7 +37,8 @@ from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
 from customer_value.valuation.intervals import IntervalModel, predicted_outcomes
 from customer_value.valuation.activity_costs import activity_volumes, combined_forecast, level_with_total, price, total_cost
-from customer_value.valuation.value import ValueModel, rfm_of
+from customer_value.valuation.referrals import fit_referral_model, use_referral_model
+from customer_value.valuation.value import BoostedPredictions, ValueModel, rfm_of
 
 
 @dataclass
@@ -172,29 +174,52 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
 
     activity_model, cost_forecast = None, "total"
     if "cost" in parts:
-        t0 = time.perf_counter()
         observer.stage("activities: one volume forecast per activity, priced")
-        with observer.part("activities"):
-            activity_model = fit_activity_model(parts["cost"], settings, observer)
-            part = FittedPart("activities", activity_model, evaluation=evaluate_activity_pricing(
-                activity_model, parts["cost"], settings), seconds=time.perf_counter() - t0)
-            cost_forecast = choose_cost_forecast(part.evaluation, settings)
-            observer.stage(f"activities: cost forecast from {cost_forecast} "
-                           f"(validation Spearman {part.evaluation['valid']['spearman']:.3f} priced activities, "
-                           f"{part.evaluation['total_model']['spearman']:.3f} total model, "
-                           f"{part.evaluation['blend']['spearman']:.3f} their mean)")
-            parts["activities"] = part
-            observer.fitted(part)
-        timings["activities"] = time.perf_counter() - t0
+        part = _combination_part(
+            "activities", observer, timings, lambda: fit_activity_model(parts["cost"], settings, observer),
+            lambda model: evaluate_activity_pricing(model, parts["cost"], settings),
+            lambda e: (f"activities: cost forecast from {choose_cost_forecast(e, settings)} (validation Spearman "
+                       f"{e['valid']['spearman']:.3f} priced activities, {e['total_model']['spearman']:.3f} total "
+                       f"model, {e['blend']['spearman']:.3f} their mean)"))
+        parts["activities"] = part
+        activity_model, cost_forecast = part.model, choose_cost_forecast(part.evaluation, settings)
+
+    net_model, value_forecast, net_weight = None, "parts", 1.0
+    if "margin" in parts and "cost" in parts:
+        observer.stage("net value: margin − cost as a target of its own")
+        part = _combination_part(
+            "net_value", observer, timings, lambda: fit_net_model(parts["margin"], settings),
+            lambda model: evaluate_net_value(model, parts),
+            lambda e: (f"net value: from {'the net value model' if choose_value_forecast(e, settings) == 'net' else 'the parts'} "
+                       f"(validation Spearman {e['valid']['spearman']:.3f} net value model, {e['parts']['spearman']:.3f} "
+                       f"margin − cost, {e['blend']['spearman']:.3f} at weight {e['blend']['weight']:g} on the net model)"))
+        parts["net_value"] = part
+        net_model, value_forecast = part.model, choose_value_forecast(part.evaluation, settings)
+        net_weight = float(part.evaluation["blend"]["weight"])
 
     model = ValueModel(settings, parts["purchases"].model, parts["spend"].model, fitted.get("churn"),
                        fitted.get("cost"), fitted.get("margin"), churn_adjustment=settings.churn_adjustment,
                        skipped=skipped, drain_model=fitted.get("drain"), activity_model=activity_model,
-                       cost_forecast=cost_forecast).fit(features)
+                       cost_forecast=cost_forecast, net_model=net_model, value_forecast=value_forecast,
+                       net_weight=net_weight)
+    # the boosted models score the customers now and one horizon earlier once; the combination,
+    # the referral model and the intervals all reuse those predictions
+    boosted_now = model.boosted(features)
+    model.fit(features, boosted_now)
+    t0 = time.perf_counter()
+    observer.stage("referrals: who refers, learned on the past window")
+    valid = day - dt.timedelta(days=settings.horizon_days)
+    past = cache.base_features(valid)
+    boosted_past = model.boosted(past) if len(past) else None
+    use_referral_model(model, fit_referral_model(
+        model, cut, day, features, past, settings.horizon_days,
+        scored_then=model._parts(past, settings.horizon_days, boosted_past) if len(past) else None,
+        alive=model._parts(features, settings.horizon_days, boosted_now)["adjusted_p_alive"].to_numpy()))
+    timings["referrals"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     observer.stage("intervals: calibrating p10/p90 on the validation year")
     try:
-        model.interval_model = fit_intervals(model, cache, day, settings)
+        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past)
     except (ValueError, CannotFitError) as exc:
         skipped["intervals"] = str(exc).splitlines()[0]
         observer.stage(f"intervals: skipped ({skipped['intervals']})")
@@ -203,19 +228,35 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     return FittedValueModel(model, features, day, skipped, parts, timings)
 
 
+def _combination_part(name: str, observer: FitObserver, timings: dict[str, float], fit: Callable[[], Any],
+                      evaluate: Callable[[Any], Evaluation], describe: Callable[[Evaluation], str]) -> FittedPart:
+    """A part fitted from the boosted parts' snapshots with no search of its own (activity volumes,
+    net value): fitted, judged on the validation snapshot, told to the observer, timed."""
+    t0 = time.perf_counter()
+    with observer.part(name):
+        model = fit()
+        part = FittedPart(name, model, evaluation=evaluate(model), seconds=time.perf_counter() - t0)
+        observer.stage(describe(part.evaluation))
+        observer.fitted(part)
+    timings[name] = time.perf_counter() - t0
+    return part
+
+
 CLEARLY_BETTER = 0.005
 """How much better (validation Spearman) one cost forecast alone must rank than the blend to be kept."""
 
 
-def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings) -> IntervalModel:
+def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings,
+                  boosted: BoostedPredictions | None = None) -> IntervalModel:
     """Calibrated p10/p90 (:mod:`customer_value.valuation.intervals`): the fitted value model scores
     the customers as of ``day − horizon`` (the boosted models' validation snapshot, unseen by their
-    training) and is compared with what they did over the next ``horizon`` days."""
+    training; ``boosted``: its predictions there, if already made) and is compared with what they
+    did over the next ``horizon`` days."""
     valid = day - dt.timedelta(days=settings.horizon_days)
     features = cache.base_features(valid)
     if features.empty:
         raise ValueError(f"no customer signed up before {valid}, one horizon before {day}: nothing to calibrate on")
-    at_valid = model.predict(features, valid)
+    at_valid = model.predict(features, valid, boosted=boosted)
     realised = at_valid[["customer_id"]].merge(cache.targets(valid, settings.horizon_days), on="customer_id",
                                                how="left", validate="one_to_one")
     return IntervalModel().fit(predicted_outcomes(at_valid), realised, at_valid)
@@ -264,6 +305,60 @@ def evaluate_activity_pricing(model: ActivityVolumeModel, cost_part: FittedPart,
             out["valid"][f"{realised}.spearman"] = ev.spearman(ts.targets_valid[realised].to_numpy(float),
                                                                priced[column].to_numpy(float))
     return out
+
+
+def fit_net_model(margin_part: FittedPart, settings: Settings) -> NetValueModel:
+    """The net value model (:mod:`customer_value.boosted.net_value`) on the margin task's snapshots
+    and inputs (the churn probability included), with the margin search's parameters: the two
+    targets share their window and their drivers, so no search of its own."""
+    ts, margin = margin_part.training_set, margin_part.model
+    return NetValueModel(params=margin.params, num_boost_round=margin.num_boost_round,
+                         early_stopping_rounds=margin.early_stopping_rounds, seed=margin.seed,
+                         num_threads=margin.num_threads).fit(
+        ts.X_train, ts.targets_train["net_value"], ts.X_valid, ts.targets_valid["net_value"])
+
+
+NET_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.1)
+"""Weights of the net value model against the parts' difference that the fit compares."""
+
+
+def evaluate_net_value(model: NetValueModel, parts: dict[str, FittedPart]) -> Evaluation:
+    """The net value model, the difference of the margin and total-cost models, and their mixes
+    (:data:`NET_WEIGHTS`) against the realised net value of the validation snapshot: ranking, top-decile
+    capture and the sum ratio. ``blend`` is the mix that ranks best among those whose top decile
+    captures at least what the parts' does (a rank-trained model can order the middle better and
+    the largest accounts worse), its weight under ``weight`` (0: the parts alone)."""
+    ts = parts["margin"].training_set
+    y = ts.targets_valid["net_value"].to_numpy(dtype=float)
+    difference = (np.asarray(parts["margin"].valid_prediction, dtype=float)
+                  - np.asarray(parts["cost"].model.predict(ts.X_valid), dtype=float))
+
+    def measures(prediction: np.ndarray) -> dict[str, float]:
+        return {"spearman": ev.spearman(y, prediction), "gini": ev.normalized_gini(y, prediction),
+                "top_decile_capture": ev.top_decile_capture(y, prediction),
+                "sum_ratio": float(prediction.sum() / y.sum()) if y.sum() != 0 else float("nan")}
+
+    net = model.predict(ts.X_valid)
+    parts_ = measures(difference)
+    mixes = {w: measures(w * net + (1.0 - w) * difference) for w in NET_WEIGHTS}
+    keeps = [w for w in NET_WEIGHTS if not mixes[w]["top_decile_capture"] < parts_["top_decile_capture"]]
+    finite = [w for w in keeps if np.isfinite(mixes[w]["spearman"])]
+    if not finite:
+        return {"valid": measures(net), "parts": parts_, "blend": {**parts_, "weight": 0.0}}
+    weight = max(finite, key=lambda w: mixes[w]["spearman"])
+    return {"valid": measures(net), "parts": parts_, "blend": {**mixes[weight], "weight": weight}}
+
+
+def choose_value_forecast(evaluation: Evaluation, settings: Settings) -> str:
+    """``settings.value_forecast``, or for ``auto`` the net value model (mixed with the parts'
+    difference at the validation's best weight) unless the parts' difference alone ranks the
+    validation snapshot's net value at least as well."""
+    if settings.value_forecast != "auto":
+        return settings.value_forecast
+    net, difference = evaluation["blend"]["spearman"], evaluation["parts"]["spearman"]
+    if evaluation["blend"].get("weight", 1.0) == 0.0:
+        return "parts"
+    return "net" if np.isfinite(net) and (not np.isfinite(difference) or net > difference) else "parts"
 
 
 def choose_cost_forecast(evaluation: Evaluation, settings: Settings) -> str:

@@ -74,22 +74,32 @@ def activity_volumes(forecast: pd.DataFrame, settings: Settings) -> pd.DataFrame
     return pd.DataFrame(out, index=forecast.index)
 
 
-def _pool_share(units: np.ndarray) -> np.ndarray:
-    total = float(units.sum())
+def _pool_share(units: np.ndarray, total: float | None = None) -> np.ndarray:
+    total = float(units.sum()) if total is None else float(total)
     return units / total if total > 0 else np.zeros_like(units)
 
 
-def price(volumes: pd.DataFrame, costs: CostRates, horizon_days: float) -> pd.DataFrame:
+def price(volumes: pd.DataFrame, costs: CostRates, horizon_days: float,
+          pool_units: dict[str, float] | None = None) -> pd.DataFrame:
     """``expected_cost_<activity>`` from ``expected_volume_<activity>`` columns (see the module
-    docstring); the pools are spread over the rows given, which must be the scored population."""
+    docstring). The pools are spread over the scored population: the rows given, or, when the rows
+    are one batch of it, the population's units per pool (``pool_units``, on the same horizon)."""
     out: dict[str, np.ndarray] = {}
     for a in DIRECT_ACTIVITIES:
         out[cost_column(a.name)] = volumes[volume_column(a.name)].to_numpy(dtype=float) * rate_of(a, costs)
     years = horizon_days / DAYS_PER_YEAR
     for pool in costs.indirect_pools:
         units = volumes[volume_column(f"pool_{pool.name}")].to_numpy(dtype=float)
-        out[cost_column(f"pool_{pool.name}")] = _pool_share(units) * (float(pool.annual_amount) * years)
+        total = None if pool_units is None else pool_units.get(pool.name, 0.0)
+        out[cost_column(f"pool_{pool.name}")] = _pool_share(units, total) * (float(pool.annual_amount) * years)
     return pd.DataFrame(out, index=volumes.index)
+
+
+def allocated_pools(costs: CostRates, horizon_days: float, pool_units: dict[str, float]) -> float:
+    """What the pools allocate over the population in total: each pool's amount for the horizon,
+    when its units are positive (else nothing), the sum a whole-population :func:`price` gives."""
+    years = horizon_days / DAYS_PER_YEAR
+    return float(sum(float(p.annual_amount) * years for p in costs.indirect_pools if pool_units.get(p.name, 0.0) > 0))
 
 
 def expected_cost_columns_of(frame: pd.DataFrame) -> list[str]:
@@ -107,17 +117,18 @@ def total_cost(costs: pd.DataFrame) -> np.ndarray:
 
 
 def reconcile_with_total(volumes: pd.DataFrame, costs: pd.DataFrame, total: np.ndarray,
-                         settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         settings: Settings, mix_costs: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Direct activities scaled (volumes and costs alike) to ``total`` minus the pools; a row whose
-    direct forecast is 0 takes the population's mix of direct activities. A total below the pools'
-    allocation leaves the direct activities at 0 (the pools are never cut)."""
+    direct forecast is 0 takes the population's mix of direct activities (the rows' own sums per
+    direct activity, or ``mix_costs`` when the rows are one batch of the population). A total below
+    the pools' allocation leaves the direct activities at 0 (the pools are never cut)."""
     direct = [cost_column(a.name) for a in DIRECT_ACTIVITIES]
     pools = [c for c in costs.columns if c not in direct]
     pool_sum = costs[pools].to_numpy(dtype=float).sum(axis=1) if pools else np.zeros(len(costs))
     target = np.clip(np.asarray(total, dtype=float) - pool_sum, 0.0, None)
     direct_costs = costs[direct].to_numpy(dtype=float)
     direct_sum = direct_costs.sum(axis=1)
-    mix_costs = direct_costs.sum(axis=0)
+    mix_costs = direct_costs.sum(axis=0) if mix_costs is None else np.asarray(mix_costs, dtype=float)
     mix = mix_costs / mix_costs.sum() if mix_costs.sum() > 0 else np.full(len(direct), 1.0 / len(direct))
     known = direct_sum > 0
     factor = np.where(known, target / np.where(known, direct_sum, 1.0), 0.0)
@@ -134,23 +145,37 @@ def reconcile_with_total(volumes: pd.DataFrame, costs: pd.DataFrame, total: np.n
 
 
 def level_with_total(volumes: pd.DataFrame, costs: pd.DataFrame, total: float,
-                     settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     settings: Settings, direct_sum: float | None = None,
+                     pool_sum: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Direct activities scaled by one factor (volumes and costs alike) so the portfolio's cost
     equals ``total``, the total-cost model's sum over the same customers: the activities set each
     customer's mix and ranking, the total model the level (it is one model of one aggregate,
-    where nine early-stopped volume models each shrink a little). The pools are never scaled."""
-    direct = [cost_column(a.name) for a in DIRECT_ACTIVITIES]
-    pools = [c for c in costs.columns if c not in direct]
-    direct_sum = float(costs[direct].to_numpy(dtype=float).sum())
-    pool_sum = float(costs[pools].to_numpy(dtype=float).sum()) if pools else 0.0
-    if direct_sum <= 0:
+    where nine early-stopped volume models each shrink a little). The pools are never scaled.
+
+    ``direct_sum`` and ``pool_sum`` are the portfolio's priced direct activities and allocated
+    pools; by default the rows' own (the rows are the portfolio), given when they are one batch."""
+    factor = level_factor(costs, total, direct_sum, pool_sum)
+    if factor is None:
         return volumes, costs
-    factor = max(float(total) - pool_sum, 0.0) / direct_sum
     new_costs, new_volumes = costs.copy(), volumes.copy()
     for a in DIRECT_ACTIVITIES:
         new_volumes[volume_column(a.name)] = volumes[volume_column(a.name)].to_numpy(dtype=float) * factor
         new_costs[cost_column(a.name)] = new_volumes[volume_column(a.name)].to_numpy() * rate_of(a, settings.costs)
     return new_volumes, new_costs
+
+
+def level_factor(costs: pd.DataFrame, total: float, direct_sum: float | None = None,
+                 pool_sum: float | None = None) -> float | None:
+    """The one factor of :func:`level_with_total` (``None`` when there is no direct cost to scale)."""
+    direct = [cost_column(a.name) for a in DIRECT_ACTIVITIES]
+    pools = [c for c in costs.columns if c not in direct]
+    if direct_sum is None:
+        direct_sum = float(costs[direct].to_numpy(dtype=float).sum())
+    if pool_sum is None:
+        pool_sum = float(costs[pools].to_numpy(dtype=float).sum()) if pools else 0.0
+    if direct_sum <= 0:
+        return None
+    return max(float(total) - pool_sum, 0.0) / direct_sum
 
 
 def combined_forecast(activities: np.ndarray, total: np.ndarray) -> np.ndarray:

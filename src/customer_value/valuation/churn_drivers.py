@@ -454,11 +454,16 @@ class ChurnDrivers:
 
 
 def churn_drivers(model: Any, features: pd.DataFrame, k: int = 3, min_r2: float = MIN_R2,
-                  batch_rows: int = BATCH_ROWS, progress: Progress | None = None) -> ChurnDrivers:
+                  batch_rows: int = BATCH_ROWS, progress: Progress | None = None,
+                  truncated: tuple[int, float] | None = None) -> ChurnDrivers:
     """``top_churn_drivers`` for the rows of ``features`` (in their order): the value model's churn
     model explained on its own input (features plus BG/NBD over the churn window), the ``k`` reasons
     that raise each customer's churn risk most, in words (see the module docstring). Empty texts
-    without a churn model."""
+    without a churn model.
+
+    How many trees explain enough is chosen on a sample of the rows; when ``features`` is one batch
+    of a population, pass the population's choice as ``truncated`` (:func:`driver_truncation` of
+    the rows at :func:`sample_positions`), so every batch explains with the same trees."""
     churn = getattr(model, "churn_model", None)
     if churn is None or features.empty:
         return ChurnDrivers(pd.Series("", index=features.index, dtype=object))
@@ -472,8 +477,11 @@ def churn_drivers(model: Any, features: pd.DataFrame, k: int = 3, min_r2: float 
 
     names = list(churn.feature_names_)
     reasons, group = reason_groups(names)
-    trees, r2 = truncation(churn, model_input(0, len(features)) if len(features) <= 2000 else _sample(features, bgnbd),
-                           min_r2)
+    if truncated is None:
+        rows = sample_positions(len(features))
+        sample = model_input(0, len(features)) if rows is None else _sample(features, bgnbd, rows)
+        truncated = truncation(churn, sample, min_r2)
+    trees, r2 = truncated
     tables = PathTables(churn, trees, group)
     context = Context(settings.horizon_days)
     out: list[str] = []
@@ -488,6 +496,27 @@ def churn_drivers(model: Any, features: pd.DataFrame, k: int = 3, min_r2: float 
                         int(getattr(churn, "best_iteration_", 0) or churn.booster_.current_iteration()), r2)
 
 
-def _sample(features: pd.DataFrame, bgnbd: pd.DataFrame, n: int = 2000, seed: int = 0) -> pd.DataFrame:
-    rows = np.sort(np.random.default_rng(seed).choice(len(features), size=n, replace=False))
+SAMPLE_ROWS = 2000
+
+
+def sample_positions(n_rows: int, n: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray | None:
+    """The sorted row positions (in a population of ``n_rows`` ordered by ``customer_id``) on which
+    the truncation is chosen; ``None`` when every row is used."""
+    if n_rows <= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=n, replace=False))
+
+
+def driver_truncation(model: Any, sample: pd.DataFrame, min_r2: float = MIN_R2) -> tuple[int, float] | None:
+    """(trees, R²) chosen on ``sample``, feature rows of the population at :func:`sample_positions`
+    (in that order); ``None`` without a churn model."""
+    churn = getattr(model, "churn_model", None)
+    if churn is None or sample.empty:
+        return None
+    rfm = sample.set_index("customer_id")[["frequency", "recency", "T", "monetary_value"]]
+    bgnbd = purchase_features(rfm, model.settings.churn_window_days, model.settings, model.purchase_model)
+    return truncation(churn, pd.concat([sample.reset_index(drop=True), bgnbd.reset_index(drop=True)], axis=1), min_r2)
+
+
+def _sample(features: pd.DataFrame, bgnbd: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     return pd.concat([features.iloc[rows].reset_index(drop=True), bgnbd.iloc[rows].reset_index(drop=True)], axis=1)

@@ -22,6 +22,13 @@ How the parts enter, per customer, over ``horizon_days``:
   model's horizon H (discounted alike); revenue = margin / margin ratio, and
   ``adjusted_expected_transactions`` = revenue / expected order value. ``adjusted_p_alive`` (for
   referrals) stays the survival one. Without a margin model ``boosted`` falls back to ``survival``.
+* **Or net value is forecast directly** (``value_forecast="net"``, :mod:`customer_value.boosted.net_value`):
+  the difference of two good forecasts ranks net value worse than either ranks its own amount,
+  so a model of margin − cost (mixed with the parts' difference at the weight that ranked the
+  validation snapshot best, ``net_weight``) sets each customer's net value over H, and the margin
+  over H becomes that net value plus the cost (spread over the horizon as above); where it would
+  fall below 0 the margin is 0 and the rest is added to the direct activities' cost. Every
+  component still adds up: customer_value = discounted margin − discounted cost + referral value.
 * **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
   ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
 * **Cost-to-serve, by activity** (:mod:`customer_value.valuation.activity_costs`): each activity's
@@ -32,10 +39,11 @@ How the parts enter, per customer, over ``horizon_days``:
   it ranks the validation snapshot's cost better) each customer's direct activities are scaled to
   the total model's forecast, or to the mean of the two forecasts. Discounted as if spread evenly over the horizon. Without an activity
   model: the total model's forecast alone; without either, the trailing cost scaled to the horizon.
-* **Referrals**: a customer's referral rate (referrals to date over tenure, gamma-Poisson shrunk
-  towards the population rate with one year of prior weight) × the horizon × the adjusted alive
-  probability × the measured value of a referred customer (mean trailing net value of customers
-  with ``referred_by``; a config default when the data has none), discounted evenly.
+* **Referrals** (:mod:`customer_value.valuation.referrals`): expected referred sign-ups
+  (``expected_referrals``: who refers learned on a past window from the referral rate to date,
+  recent invitations and the adjusted alive probability; how many from the recent referral flow)
+  × the measured value of a referred customer (mean trailing net value of customers with
+  ``referred_by``, with its interval; a config default when the data has none), discounted evenly.
 
 * **Drains** (:mod:`customer_value.boosted.drain`): ``drain_probability``, the classifier's P(net value over the
   horizon < 0), and ``drain_flag`` (probability at or above the model's threshold) answer "which
@@ -65,7 +73,9 @@ from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.inputs import purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
+from customer_value.boosted.net_value import NetValueModel
 from customer_value.config import Settings
+from customer_value.features.costing import DIRECT_ACTIVITIES
 from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
 from customer_value.probabilistic.revenue import predict_revenue
 from customer_value.probabilistic.spend import SpendModel
@@ -74,6 +84,8 @@ from customer_value.valuation.cashflows import monthly_cashflows
 from customer_value.valuation.activity_costs import (
     activity_volumes,
     combined_forecast,
+    allocated_pools,
+    level_factor,
     level_with_total,
     price,
     reconcile_with_total,
@@ -81,10 +93,13 @@ from customer_value.valuation.activity_costs import (
     total_cost,
 )
 from customer_value.valuation.intervals import IntervalModel, customer_value_bounds, predicted_outcomes
+from customer_value.valuation.portfolio import PortfolioTotals
+from customer_value.valuation.referrals import ReferralModel
 from customer_value.valuation.segments import assign_cost_segments, assign_segments, cost_groups, segment_cuts
 
 Adjustment = Literal["boosted", "survival", "blend", "none"]
 CostForecast = Literal["activities", "total", "blend"]
+ValueForecast = Literal["parts", "net"]
 SCORE_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "expected_transactions", "expected_order_value",
     "expected_revenue", "expected_margin", "churn_probability", "expected_cost_to_serve",
@@ -106,6 +121,8 @@ class BoostedPredictions(NamedTuple):
     drain_probability: np.ndarray | None = None
     activity_volumes: pd.DataFrame | None = None
     """``expected_volume_<activity>`` columns over the model's horizon."""
+    net_value: np.ndarray | None = None
+    """The net value model's forecast of margin − cost over the model's horizon."""
 
     @classmethod
     def from_scores(cls, scores: pd.DataFrame, model_horizon_days: int | None = None) -> "BoostedPredictions":
@@ -118,9 +135,12 @@ class BoostedPredictions(NamedTuple):
             return scores[name].to_numpy(dtype=float) if name in scores else None
 
         volumes = [c for c in scores.columns if c.startswith("expected_volume_")]
-        return cls(column("churn_probability"), column("expected_cost_to_serve") * scale,  # type: ignore[operator]
+        cost = column("boosted_expected_cost_to_serve")  # the total-cost model's own forecast, at the model's horizon
+        return cls(column("churn_probability"),
+                   cost if cost is not None else column("expected_cost_to_serve") * scale,  # type: ignore[operator]
                    column("boosted_expected_margin"), column("drain_probability"),
-                   scores[volumes].reset_index(drop=True) * scale if volumes else None)
+                   scores[volumes].reset_index(drop=True) * scale if volumes else None,
+                   column("boosted_expected_net_value"))
 
 
 def rfm_of(features: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +172,8 @@ class ValueModel:
     def __init__(self, settings: Settings, purchase_model: Any, spend_model: Any, churn_model: Any = None,
                  cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
                  skipped: dict[str, str] | None = None, drain_model: Any = None, activity_model: Any = None,
-                 cost_forecast: CostForecast = "activities", interval_model: Any = None):
+                 cost_forecast: CostForecast = "activities", interval_model: Any = None, net_model: Any = None,
+                 value_forecast: ValueForecast = "parts", net_weight: float = 1.0):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -165,28 +186,28 @@ class ValueModel:
         self.activity_model = activity_model
         self.cost_forecast = cost_forecast
         self.interval_model = interval_model
+        self.net_model = net_model
+        self.value_forecast = value_forecast
+        self.net_weight = net_weight
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def fit(self, features: pd.DataFrame) -> "ValueModel":
-        """Learn the combination's own quantities from the features as of the training date."""
+    def fit(self, features: pd.DataFrame, boosted: BoostedPredictions | None = None) -> "ValueModel":
+        """Learn the combination's own quantities from the features as of the training date
+        (``boosted``: the rows' :meth:`boosted` predictions, if already made)."""
         s = self.settings
         revenue = features["revenue_to_date"].to_numpy(dtype=float)
         margin = features["margin_to_date"].to_numpy(dtype=float)
         self.margin_ratio_prior_ = float(margin.sum() / revenue.sum()) if revenue.sum() > 0 else s.margin_rate
         order_value = features.loc[features["monetary_value"] > 0, "monetary_value"]
         self.margin_prior_weight_ = float(MARGIN_PRIOR_ORDERS * (order_value.median() if len(order_value) else 1.0))
-        tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
-        referrals = features["acct_referred_customers"].to_numpy(dtype=float)
-        self.referral_rate_prior_ = float(referrals.sum() / tenure.sum()) if tenure.sum() else 0.0
-        referred = features["acct_is_referred"] == 1
-        if referred.sum() >= 20:
-            self.referred_customer_value_ = float(features.loc[referred, "historical_value"].mean())
-            self.referred_customer_value_source_ = f"mean trailing net value of {int(referred.sum())} referred customers"
-        else:
-            self.referred_customer_value_ = float(s.referral_value_default)
-            self.referred_customer_value_source_ = "config default (fewer than 20 referred customers in the data)"
-        parts = self._parts(features, s.horizon_days)
+        # referrals from the features alone; fit_value_model swaps in the past-window fit (referrals.py)
+        self.referral_model_ = ReferralModel(REFERRAL_PRIOR_DAYS, default_value=s.referral_value_default).fit(features)
+        self.referral_rate_prior_ = self.referral_model_.population_rate_
+        self.referred_customer_value_ = self.referral_model_.referred_customer_value_
+        self.referred_customer_value_interval_ = self.referral_model_.referred_customer_value_interval_
+        self.referred_customer_value_source_ = self.referral_model_.referred_customer_value_source_
+        parts = self._parts(features, s.horizon_days, boosted)
         self.segment_cuts_ = segment_cuts(parts["customer_value"].to_numpy(), s.segment_quantiles)
         self.light_cost_cut_ = float(np.median(parts["expected_cost_to_serve"])) if len(parts) else 0.0
         self.skipped_ = dict(self.skipped or {})
@@ -203,7 +224,7 @@ class ValueModel:
         else:
             churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
         horizon_input = None
-        if self.cost_model is not None or self.margin_model is not None or self.drain_model is not None:
+        if any(m is not None for m in (self.cost_model, self.margin_model, self.drain_model, self.net_model)):
             horizon_input = self.model_input(features, rfm, s.horizon_days)
         if self.cost_model is not None:
             cost = np.asarray(self.cost_model.predict(horizon_input), dtype=float)
@@ -219,10 +240,14 @@ class ValueModel:
         volumes = None
         if self.activity_model is not None:
             volumes = activity_volumes(self.activity_model.predict(horizon_input), s).reset_index(drop=True)
-        return BoostedPredictions(churn, cost, margin, drain, volumes)
+        net = None
+        if self.net_model is not None:
+            with_churn = margin_input(horizon_input, churn if self.churn_model is not None else None, self.net_model)
+            net = np.asarray(self.net_model.predict(with_churn), dtype=float)
+        return BoostedPredictions(churn, cost, margin, drain, volumes, net)
 
     def _parts(self, features: pd.DataFrame, horizon_days: int,
-               boosted: BoostedPredictions | None = None) -> pd.DataFrame:
+               boosted: BoostedPredictions | None = None, totals: PortfolioTotals | None = None) -> pd.DataFrame:
         s = self.settings
         rfm = rfm_of(features)
         purchases = predict_revenue(self.purchase_model, self.spend_model, rfm, in_units(horizon_days, s.time_unit),
@@ -232,7 +257,7 @@ class ValueModel:
         window = in_units(s.churn_window_days, s.time_unit)
         params = self.purchase_model.params_
         q = bgnbd_prob_no_purchase(np.ones_like(bg_alive), rfm["frequency"], rfm["T"], params["r"], params["alpha"], window)
-        churn, base_cost, boosted_margin, _, volumes = boosted if boosted is not None else self._boosted(features, rfm)
+        churn, base_cost, boosted_margin, _, volumes, net = boosted if boosted is not None else self._boosted(features, rfm)
         variant = self.churn_adjustment if self.churn_model is not None else "none"
         if variant == "boosted" and boosted_margin is None:
             variant = "survival"
@@ -243,6 +268,35 @@ class ValueModel:
         margin_to_date = features["margin_to_date"].to_numpy(dtype=float)
         w = self.margin_prior_weight_
         ratio = (margin_to_date + w * self.margin_ratio_prior_) / np.clip(revenue_to_date + w, 1e-9, None)
+        spread = uniform_discount_factor(horizon_days, s.discount_rate)
+        # the cost model predicts its own training horizon (without one: the trailing cost over the
+        # same span); other horizons scale linearly
+        cost = np.clip(base_cost * horizon_days / s.horizon_days, 0.0, None)
+        activity_columns = None
+        if volumes is not None:
+            volumes, priced = self._priced_activities(volumes, cost, horizon_days, totals)
+            cost = total_cost(priced)
+            activity_columns = pd.concat([priced, volumes], axis=1)
+        shortfall, predicted = None, (boosted_margin, net)  # the models' own, kept for other horizons
+        if net is not None and self.value_forecast == "net":
+            # the margin over H that makes margin − cost equal the net forecast (mixed with the
+            # parts' own difference at the fit's weight); a forecast below minus the cost moves
+            # the rest into the cost (a margin is never negative)
+            cost_at_model = cost * (s.horizon_days / horizon_days)
+            if boosted_margin is not None and self.net_weight < 1.0:
+                net = self.net_weight * net + (1.0 - self.net_weight) * (boosted_margin - cost_at_model)
+            boosted_margin = np.clip(net + cost_at_model, 0.0, None)
+            shortfall = np.clip(-(net + cost_at_model), 0.0, None) * (horizon_days / s.horizon_days)
+            variant = "boosted"
+        if shortfall is not None and shortfall.any():
+            if activity_columns is not None:
+                volumes, priced = reconcile_with_total(volumes, priced, cost + shortfall, s,
+                                                       np.ones(len(DIRECT_ACTIVITIES)))
+                cost = total_cost(priced)
+                activity_columns = pd.concat([priced, volumes], axis=1)
+            else:
+                cost = cost + shortfall
+
         bg_tx = purchases["expected_transactions"].to_numpy(dtype=float)
         bg_discounted_tx = purchases["discounted_expected_transactions"].to_numpy(dtype=float)
         if variant == "boosted":  # the boosted margin over H, spread over the horizon as BG/NBD spreads purchases
@@ -263,28 +317,9 @@ class ValueModel:
             revenue, discounted_revenue = expected_tx * order_value, bg_discounted_tx * factor * order_value
             margin, discounted_margin = revenue * ratio, discounted_revenue * ratio
 
-        spread = uniform_discount_factor(horizon_days, s.discount_rate)
-        # the cost model predicts its own training horizon (without one: the trailing cost over the
-        # same span); other horizons scale linearly
-        cost = np.clip(base_cost * horizon_days / s.horizon_days, 0.0, None)
-        activity_columns = None
-        if volumes is not None:
-            volumes = volumes * (horizon_days / s.horizon_days)
-            priced = price(volumes, s.costs, horizon_days)
-            if self.cost_model is not None:
-                volumes, priced = level_with_total(volumes, priced, float(cost.sum()), s)
-                if self.cost_forecast != "activities":
-                    target = cost if self.cost_forecast == "total" else combined_forecast(total_cost(priced), cost)
-                    volumes, priced = reconcile_with_total(volumes, priced, target, s)
-            cost = total_cost(priced)
-            activity_columns = pd.concat([priced, volumes], axis=1)
 
-        tenure = np.clip(features["acct_tenure_days"].to_numpy(dtype=float), 1.0, None)
-        rate = (features["acct_referred_customers"].to_numpy(dtype=float) + self.referral_rate_prior_ * REFERRAL_PRIOR_DAYS) / (
-            tenure + REFERRAL_PRIOR_DAYS
-        )
-        expected_referrals = rate * horizon_days * alive
-        referral_value = expected_referrals * self.referred_customer_value_ * spread
+        expected_referrals = self.referral_model_.predict(features, horizon_days, alive)
+        referral_value = expected_referrals * self.referral_model_.referred_customer_value_ * spread
 
         out = pd.DataFrame({
             "customer_id": features["customer_id"].to_numpy(),
@@ -308,12 +343,40 @@ class ValueModel:
             "historical_cost_to_serve": features["hist_cost_to_serve"].to_numpy(dtype=float),
             "historical_revenue": features["hist_revenue"].to_numpy(dtype=float),
         })
-        if boosted_margin is not None:  # at the model's horizon, so other horizons can reuse it
-            out["boosted_expected_margin"] = boosted_margin
+        if predicted[0] is not None:  # at the model's horizon, so other horizons can reuse them
+            out["boosted_expected_margin"] = predicted[0]
+        if predicted[1] is not None:
+            out["boosted_expected_net_value"] = predicted[1]
+            out["boosted_expected_cost_to_serve"] = base_cost
         if activity_columns is not None:
             out = pd.concat([out, activity_columns.set_axis(out.index)], axis=1)
         out["customer_value"] = out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"] + referral_value
         return out
+
+    def _priced_activities(self, volumes: pd.DataFrame, cost: np.ndarray, horizon_days: int,
+                           totals: PortfolioTotals | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Volumes and their costs over ``horizon_days``, levelled (and reconciled) with the total
+        model. The portfolio sums come from these rows, or from ``totals`` (the whole population's,
+        at the model's horizon) when the rows are one batch of it."""
+        s = self.settings
+        volumes = volumes * (horizon_days / s.horizon_days)
+        portfolio = None if totals is None else totals.scaled(horizon_days / s.horizon_days)
+        priced = price(volumes, s.costs, horizon_days, None if portfolio is None else portfolio.pool_units)
+        if self.cost_model is None:
+            return volumes, priced
+        if portfolio is None:
+            volumes, priced = level_with_total(volumes, priced, float(cost.sum()), s)
+            mix = None
+        else:
+            direct = portfolio.direct_costs(s)
+            pools = allocated_pools(s.costs, horizon_days, portfolio.pool_units)
+            volumes, priced = level_with_total(volumes, priced, portfolio.cost, s, float(direct.sum()), pools)
+            factor = level_factor(priced, portfolio.cost, float(direct.sum()), pools)
+            mix = direct * (1.0 if factor is None else factor)
+        if self.cost_forecast != "activities":
+            target = cost if self.cost_forecast == "total" else combined_forecast(total_cost(priced), cost)
+            volumes, priced = reconcile_with_total(volumes, priced, target, s, mix)
+        return volumes, priced
 
     def model_input(self, features: pd.DataFrame, rfm: pd.DataFrame | None = None, window_days: int | None = None) -> pd.DataFrame:
         """Features plus BG/NBD outputs over ``window_days`` (default: the horizon): what the
@@ -332,24 +395,41 @@ class ValueModel:
         return revenue["expected_revenue"].to_numpy(dtype=float)
 
     def total_value_by_horizon(self, features: pd.DataFrame, horizons: Any,
-                               boosted: BoostedPredictions | None = None) -> pd.Series:
+                               boosted: BoostedPredictions | None = None,
+                               totals: PortfolioTotals | None = None) -> pd.Series:
         """Total customer value at each horizon (the sensitivity table). The boosted models run at
         most once; pass ``boosted`` in feature order (e.g. ``BoostedPredictions.from_scores`` of
-        the score rows) to skip them."""
+        the score rows) to skip them. For one batch of the population pass the population's
+        ``totals`` (see :meth:`predict`): the batches' results then add up to the whole's."""
         if boosted is None:
-            rfm = rfm_of(features)
-            boosted = self._boosted(features, rfm)
-        totals = pd.Series({int(h): float(self._parts(features, int(h), boosted)["customer_value"].sum())
-                            for h in horizons}, dtype=float)
-        totals.index.name = "horizon_days"
-        return totals
+            boosted = self.boosted(features)
+        by_horizon = pd.Series({int(h): float(self._parts(features, int(h), boosted, totals)["customer_value"].sum())
+                                for h in horizons}, dtype=float)
+        by_horizon.index.name = "horizon_days"
+        return by_horizon
 
-    def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None) -> pd.DataFrame:
-        """Score rows (contract section 5 columns first, then the components) in feature order."""
+    def boosted(self, features: pd.DataFrame) -> BoostedPredictions:
+        """The gradient-boosted predictions of ``features``' rows (the expensive, row-wise part of
+        scoring; pass 1 of batch scoring, see :meth:`predict`)."""
+        return self._boosted(features, rfm_of(features))
+
+    def portfolio_totals(self, boosted: BoostedPredictions) -> PortfolioTotals:
+        """The additive sums of these rows that scoring reads across customers (see
+        :mod:`customer_value.valuation.portfolio`); add them over the batches of a population."""
+        return PortfolioTotals.of(boosted.expected_cost_to_serve, boosted.activity_volumes, self.settings)
+
+    def predict(self, features: pd.DataFrame, as_of: Any, model_uri: str = "", horizon_days: int | None = None,
+                boosted: BoostedPredictions | None = None, totals: PortfolioTotals | None = None) -> pd.DataFrame:
+        """Score rows (contract section 5 columns first, then the components) in feature order.
+
+        ``features`` are the scored population, or one batch of it: then ``totals`` are the whole
+        population's :meth:`portfolio_totals` (summed over the batches' :meth:`boosted`), and
+        ``boosted`` may pass this batch's predictions from that first pass so the models do not run
+        twice. The batches' rows then equal the whole frame's."""
         horizon = horizon_days or self.settings.horizon_days
-        rfm = rfm_of(features)
-        boosted = self._boosted(features, rfm)
-        parts = self._parts(features, horizon, boosted)
+        if boosted is None:
+            boosted = self.boosted(features)
+        parts = self._parts(features, horizon, boosted, totals)
         parts["as_of"] = pd.Timestamp(as_of).date()
         scale = horizon / self.settings.horizon_days  # cut points learned over the model's horizon
         parts["value_segment"] = assign_segments(parts["customer_value"].to_numpy(),
@@ -409,9 +489,10 @@ class ValueModel:
             "skipped": self.skipped_,
             "margin_ratio_prior": self.margin_ratio_prior_,
             "margin_prior_weight": self.margin_prior_weight_,
-            "referral_rate_prior": self.referral_rate_prior_,
-            "referred_customer_value": self.referred_customer_value_,
-            "referred_customer_value_source": self.referred_customer_value_source_,
+            "referral_rate_prior": self.referral_model_.population_rate_,
+            "referred_customer_value": self.referral_model_.referred_customer_value_,
+            "referred_customer_value_source": self.referral_model_.referred_customer_value_source_,
+            "referral_model": self.referral_model_.to_dict(),
             "segment_cuts": list(self.segment_cuts_),
             "purchase_model": self.purchase_model.to_dict(),
             "spend_model": self.spend_model.to_dict(),
@@ -423,6 +504,9 @@ class ValueModel:
             "cost_forecast": self.cost_forecast,
             "light_cost_cut": self.light_cost_cut_,
             "interval_model": self.interval_model.to_dict() if self.interval_model is not None else None,
+            "net_model": self.net_model.to_dict() if self.net_model is not None else None,
+            "value_forecast": self.value_forecast,
+            "net_weight": self.net_weight,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -443,13 +527,20 @@ class ValueModel:
             activity_model=ActivityVolumeModel.from_dict(state["activity_model"]) if state.get("activity_model") else None,
             cost_forecast=state.get("cost_forecast", "activities"),
             interval_model=IntervalModel.from_dict(state["interval_model"]) if state.get("interval_model") else None,
+            net_model=NetValueModel.from_dict(state["net_model"]) if state.get("net_model") else None,
+            value_forecast=state.get("value_forecast", "parts"),
+            net_weight=float(state.get("net_weight", 1.0)),
         )
         model.skipped_ = state["skipped"]
         model.margin_ratio_prior_ = state["margin_ratio_prior"]
         model.margin_prior_weight_ = state["margin_prior_weight"]
-        model.referral_rate_prior_ = state["referral_rate_prior"]
-        model.referred_customer_value_ = state["referred_customer_value"]
-        model.referred_customer_value_source_ = state["referred_customer_value_source"]
+        model.referral_model_ = (ReferralModel.from_dict(state["referral_model"]) if state.get("referral_model") else
+                                 ReferralModel.from_legacy(state["referral_rate_prior"], state["referred_customer_value"],
+                                                           state["referred_customer_value_source"]))
+        model.referral_rate_prior_ = model.referral_model_.population_rate_
+        model.referred_customer_value_ = model.referral_model_.referred_customer_value_
+        model.referred_customer_value_interval_ = model.referral_model_.referred_customer_value_interval_
+        model.referred_customer_value_source_ = model.referral_model_.referred_customer_value_source_
         model.segment_cuts_ = tuple(state["segment_cuts"])
         model.light_cost_cut_ = float(state.get("light_cost_cut", 0.0))
         return model

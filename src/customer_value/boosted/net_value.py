@@ -1,0 +1,147 @@
+"""Net value over the horizon (margin − cost-to-serve) modelled as a target of its own.
+
+The margin and cost models each rank their own amount well, yet their *difference* ranks the
+realised net value poorly: two forecasts' errors add up exactly where the two amounts are close,
+which is where a customer's sign is decided. This model learns the net value directly from the
+same inputs as the margin model (every signal, BG/NBD's outputs and the churn probability).
+
+Net value is signed and heavy-tailed, so least squares on the amount is dominated by a few large
+accounts. The model is trained instead on the *rank* of the net value within its snapshot (its
+empirical quantile, a bounded target that least squares handles well and whose conditional mean
+orders customers as Spearman's rank correlation asks), then put back into money by an isotonic
+calibration on the validation snapshot: the money forecast is the mean realised net value of
+customers with a similar score, so it is monotone in the score and its total matches the
+validation snapshot's. A vanishing slope (:data:`TIE_BREAK`) keeps the calibrated money strictly
+increasing in the score, so plateaus of the isotonic fit never tie customers the score separates.
+
+The value model uses it through ``value_forecast="net"`` (:mod:`customer_value.valuation.value`):
+the margin is moved so that margin − cost equals this forecast, every component still adding up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+
+from customer_value import metrics as ev
+from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories
+from customer_value.boosted.lgbm import DEFAULT_PARAMS, base_params, dataset
+
+TIE_BREAK = 1e-6
+"""Slope (in money per unit of score, relative to the calibrated range) added to the isotonic
+calibration so that it is strictly increasing."""
+_NOT_LGB = ("tweedie_variance_power",)
+"""Tuned parameters of the margin task that mean nothing to a least-squares booster."""
+
+
+def rank_target(y: np.ndarray) -> np.ndarray:
+    """The empirical quantile of each value, in (0, 1) (ties share their mean rank)."""
+    y = np.asarray(y, dtype=float)
+    return (rankdata(y) - 0.5) / max(len(y), 1)
+
+
+class NetValueModel(BaseEstimator):
+    """Net value over the horizon per customer, in money; see the module docstring.
+
+    Parameters
+    ----------
+    params: LightGBM parameters overriding the shared defaults (e.g. the margin task's tuned ones).
+    num_boost_round, early_stopping_rounds, seed, num_threads: as in the other boosted models.
+    """
+
+    def __init__(self, params: dict[str, Any] | None = None, num_boost_round: int = 2000,
+                 early_stopping_rounds: int = 50, seed: int = 42, num_threads: int = 2) -> None:
+        self.params = params
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+        self.seed = seed
+        self.num_threads = num_threads
+
+    def lgb_params(self) -> dict[str, Any]:
+        tuned = {k: v for k, v in (self.params or {}).items() if k not in _NOT_LGB}
+        return {**DEFAULT_PARAMS, **tuned, "objective": "regression", "metric": "l2",
+                **base_params(self.seed, self.num_threads)}
+
+    def fit(self, X: pd.DataFrame, y: Any, X_valid: pd.DataFrame, y_valid: Any) -> "NetValueModel":
+        """Least squares on the net value's rank, early-stopped on the validation rows' rank; then
+        the isotonic calibration of the validation rows' money on the score."""
+        y, yv = np.asarray(y, dtype=float), np.asarray(y_valid, dtype=float)
+        if len(y) == 0 or len(yv) == 0:
+            raise ValueError("the net value model needs training and validation rows")
+        Xm = feature_matrix(X, categories_of(X) if has_categories(X) else None)
+        self.categories_ = categories_of(Xm)
+        self.feature_names_ = list(Xm.columns)
+        Xv = align(X_valid, self.feature_names_, self.categories_)
+        train = dataset(Xm, rank_target(y))
+        valid = dataset(Xv, rank_target(yv), reference=train)
+        self.booster_ = lgb.train(self.lgb_params(), train, num_boost_round=self.num_boost_round,
+                                  valid_sets=[valid], valid_names=["valid"],
+                                  callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                                             lgb.log_evaluation(0)])
+        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        score = self.score(Xv)
+        self.valid_score_ = {"spearman": ev.spearman(yv, score)}
+        iso = IsotonicRegression(out_of_bounds="clip").fit(score, yv)
+        self.calibration_x_ = np.asarray(iso.X_thresholds_, dtype=float)
+        self.calibration_y_ = np.asarray(iso.y_thresholds_, dtype=float)
+        spread = float(np.ptp(score)) or 1.0
+        self.tie_break_ = TIE_BREAK * max(float(np.ptp(self.calibration_y_)), 1.0) / spread
+        self.centre_ = float(np.median(score))
+        return self
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        """The booster's output: an estimate of each row's quantile of net value (higher is better)."""
+        Xm = align(X, self.feature_names_, self.categories_)
+        return np.asarray(self.booster_.predict(Xm, num_iteration=self.best_iteration_), dtype=float)
+
+    def to_money(self, score: np.ndarray) -> np.ndarray:
+        """The calibrated net value of a score (strictly increasing in it)."""
+        score = np.asarray(score, dtype=float)
+        return np.interp(score, self.calibration_x_, self.calibration_y_) + self.tie_break_ * (score - self.centre_)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Expected net value over the horizon per row of ``X``, in money."""
+        return self.to_money(self.score(X))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """SHAP contributions to the score (quantile units), plus ``bias``."""
+        Xm = align(X, self.feature_names_, self.categories_)
+        raw = self.booster_.predict(Xm, num_iteration=self.best_iteration_, pred_contrib=True)
+        return pd.DataFrame(raw, columns=[*self.feature_names_, "bias"], index=X.index)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "net_value",
+            "init": {**self.get_params()},
+            "booster": self.booster_.model_to_string(num_iteration=self.best_iteration_),
+            "best_iteration": self.best_iteration_,
+            "feature_names": self.feature_names_,
+            "categories": self.categories_,
+            "calibration_x": self.calibration_x_.tolist(),
+            "calibration_y": self.calibration_y_.tolist(),
+            "tie_break": self.tie_break_,
+            "centre": self.centre_,
+            "valid_score": self.valid_score_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NetValueModel":
+        model = cls(**data["init"])
+        model.booster_ = lgb.Booster(model_str=data["booster"])
+        model.best_iteration_ = int(data["best_iteration"])
+        model.feature_names_ = list(data["feature_names"])
+        model.categories_ = {k: list(v) for k, v in data["categories"].items()}
+        model.calibration_x_ = np.asarray(data["calibration_x"], dtype=float)
+        model.calibration_y_ = np.asarray(data["calibration_y"], dtype=float)
+        model.tie_break_ = float(data["tie_break"])
+        model.centre_ = float(data["centre"])
+        model.valid_score_ = dict(data.get("valid_score", {}))
+        return model

@@ -1,0 +1,369 @@
+"""`customer-value score --engine spark`: the weekly batch on a Spark session, rows never on the driver.
+
+load the model (on the driver, once) → the contract tables read in place by Spark (Parquet files
+or catalog tables) → the features as one wide Spark query (:mod:`.spark_features`) → two passes
+over its partitions, because two scoring steps read the whole scored population (the total-cost
+model's portfolio level and the indirect pools' shares, contract section 8):
+
+1. per Arrow batch, the boosted models (the expensive part), kept beside the features, and the
+   batch's :class:`~customer_value.valuation.portfolio.PortfolioTotals`, which Spark sums into one row;
+2. per Arrow batch, the score rows priced with the population's totals, explained, written.
+
+The same model, ``as_of`` and data give the DuckDB engine's rows (to 1e-9; tests/pipeline/test_spark_jobs.py).
+Only small, bounded things reach the driver: counts, the one-row totals, and the sample of at most
+:data:`~customer_value.valuation.churn_drivers.SAMPLE_ROWS` feature rows on which the churn drivers
+choose their trees (the same rows the DuckDB engine samples). The output is a directory of Parquet
+part files written to a temporary sibling and renamed into place, so it appears whole or not at
+all; ``_customer_value.json`` in it carries what the single-file engine keeps in its Parquet
+metadata (what ``whatif`` reprices with).
+
+Not on this path: the HTML report, the cash-flow file and the MLflow scoring run, which read every
+row; score with the DuckDB engine for those. pyspark is imported lazily.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from customer_value.config import Settings
+from customer_value.errors import ConfigError, InputError, OutputError
+from customer_value.pipeline.progress import Reporter, StageClock, reporter
+from customer_value.pipeline.score import scoring_settings, with_column
+from customer_value.pipeline.spark_features import as_feature_frame, feature_dataframe, spark_backend, spark_sources
+from customer_value.tracking.model import LoadedModel, load_model, model_input, score_batch
+from customer_value.valuation.churn_drivers import churn_drivers, driver_truncation, sample_positions
+from customer_value.valuation.portfolio import PortfolioTotals
+from customer_value.valuation.value import BoostedPredictions, ValueModel
+from customer_value.valuation.whatif import METADATA_KEY
+
+Progress = Callable[[str], None] | Reporter
+METADATA_FILE = "_customer_value.json"
+"""Beside the part files (Spark skips names starting with ``_``): what a single score file keeps
+in its Parquet metadata (horizon, discounting, rates and pools, segment cut points)."""
+BOOSTED = "__boosted_"
+VOLUME = "__boosted_volume_"
+TOTALS = "__totals_"
+
+
+@dataclass
+class SparkScoreResult:
+    out: str
+    rows: int
+    totals: PortfolioTotals
+    model_uri: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage (session, features, pass 1, totals, pass 2 and write)."""
+
+
+def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str | Path,
+                   settings: Settings | None = None, horizon_days: int | None = None,
+                   progress: Progress | None = None, backend: Any = None) -> SparkScoreResult:
+    """Score every customer signed up before ``as_of`` on Spark; write a Parquet directory to ``out``.
+
+    ``data`` is a directory or URI of canonical ``NAME.parquet`` files, or ``None`` for the catalog
+    tables of ``settings.spark.tables``. The session comes from ``settings.spark`` (master, app
+    name, conf) unless ``backend`` (an Ibis pyspark backend) is given."""
+    say = reporter(progress)
+    clock = StageClock()
+    given = settings or Settings()
+    target = _output_location(out)
+    with say.step(f"loading model {model}"), clock("load model"):
+        loaded = load_model(model)
+    model_settings = scoring_settings(loaded.settings, _without_spark(settings))
+    value_model = loaded.value_model
+    if value_model.activity_model is None:
+        raise ConfigError(f"model {loaded.uri} has no activity forecasts: its drain drivers rank the whole "
+                          "population at once, which the Spark engine does not do; score it with --engine duckdb")
+    horizon = horizon_days or model_settings.horizon_days
+    if backend is None:
+        with say.step(f"starting Spark ({given.spark.master})"), clock("session"):
+            backend = spark_backend(given.spark)
+    session = backend._session
+    read_settings = model_settings.with_overrides(spark=given.spark.model_dump())
+    with spark_sources(backend, Path(data) if _is_local(data) else data, read_settings) as src:  # type: ignore[arg-type]
+        from pyspark import StorageLevel
+
+        features, schema = feature_dataframe(src, as_of, model_settings)
+        features = features.persist(StorageLevel.MEMORY_AND_DISK)  # counted, sampled, then read by pass 1
+        first = None
+        try:
+            with say.step(f"features as of {as_of} (Spark)"), clock("features"):
+                population = features.count()
+            if population == 0:
+                raise InputError(f"no customer signed up before {as_of}")
+            say.say(f"{population:,} customers signed up before {as_of}")
+            with say.step("churn drivers: choosing the trees on a sample"), clock("sample"):
+                sample = _sample(features, schema, population)
+                truncated = driver_truncation(value_model, sample) if value_model.churn_model is not None else None
+            job = _Job(_bundle(value_model), loaded.uri, loaded.version, loaded.alias, schema, as_of, horizon_days,
+                       truncated)
+            example = job.pass_one(sample.head(64))  # the output schemas, from a few rows on the driver
+            one_schema = _spark_arrow_schema(pa.Schema.from_pandas(example, preserve_index=False))
+            first = features.mapInArrow(job.arrow_pass_one(one_schema), _spark_schema(one_schema))
+            first = first.persist(StorageLevel.MEMORY_AND_DISK)  # pass 2 reads the features and predictions here
+            with say.step(f"pass 1: boosted models over {population:,} customers"), clock("pass 1 and totals"):
+                totals = _sum_totals(first, one_schema)
+            features.unpersist()
+            if totals.rows != population:
+                raise AssertionError(f"pass 1 scored {totals.rows:,} rows for {population:,} customers; this is a bug")
+            job.totals = totals.to_dict()
+            rows_schema = _spark_arrow_schema(pa.Schema.from_pandas(job.pass_two(example, totals), preserve_index=False))
+            scores = first.mapInArrow(job.arrow_pass_two(rows_schema), _spark_schema(rows_schema))
+            with say.step(f"pass 2: scoring and writing {population:,} rows to {target}"), clock("pass 2 and write"):
+                written = _write_atomically(session, scores, target, {METADATA_KEY: value_model.scoring_metadata(horizon)})
+        finally:
+            features.unpersist()
+            if first is not None:
+                first.unpersist()
+    if written != population:
+        raise AssertionError(f"wrote {written:,} rows for {population:,} customers; this is a bug")
+    say.say(f"wrote {written:,} rows to {target}")
+    return SparkScoreResult(target, written, totals, loaded.uri, clock.seconds)
+
+
+def _without_spark(settings: Settings | None) -> Settings | None:
+    """The scoring config without its ``spark`` block (where to run is not a model setting)."""
+    if settings is None or "spark" not in settings.model_fields_set:
+        return settings
+    return Settings.model_validate({k: getattr(settings, k) for k in settings.model_fields_set if k != "spark"})
+
+
+def _is_local(location: str | Path | None) -> bool:
+    return location is not None and "://" not in str(location) and not str(location).startswith("dbfs:")
+
+
+def _output_location(out: str | Path) -> str:
+    """``out`` as Spark should write it: a local path made absolute (and checked), a URI as given."""
+    if not _is_local(out):
+        return str(out)
+    path = Path(out).resolve()
+    if path.is_file():
+        raise OutputError(f"cannot write the scores to {path}: it is a file; the Spark engine writes a directory "
+                          "of Parquet part files, so name a directory (e.g. scores/)")
+    if path.is_dir() and any(path.iterdir()) and not any(path.glob("*.parquet")):
+        raise OutputError(f"cannot write the scores to {path}: it is a directory that holds something other than "
+                          "a score file; name a new directory")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot write the scores to {path}: {ancestor} is a file, not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".cv-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write the scores to {path}: {exc.strerror or exc} ({ancestor})") from exc
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# what runs on the executors
+
+
+def _bundle(model: ValueModel) -> dict[str, bytes]:
+    """The value model as the files of its saved bundle (JSON and LightGBM text, no pickle), to
+    ship to the executors; they load it once per Python worker."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = model.save(Path(tmp) / "bundle")
+        return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+_LOADED: dict[str, ValueModel] = {}
+
+
+def _value_model(bundle: dict[str, bytes]) -> ValueModel:
+    import hashlib
+
+    key = hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(bundle.items()))).hexdigest()
+    if key not in _LOADED:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in bundle.items():
+                path = Path(tmp) / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            _LOADED.clear()
+            _LOADED[key] = ValueModel.load(tmp)
+    return _LOADED[key]
+
+
+@dataclass
+class _Job:
+    """Everything a pass needs on an executor (plain data: the bundle's bytes, not objects)."""
+
+    bundle: dict[str, bytes]
+    uri: str
+    version: int | None
+    alias: str | None
+    schema: pa.Schema
+    as_of: dt.date
+    horizon_days: int | None
+    truncated: tuple[int, float] | None
+    totals: dict[str, Any] | None = None
+
+    def loaded(self) -> LoadedModel:
+        return LoadedModel(None, _value_model(self.bundle), self.uri, self.version, self.alias)
+
+    def pass_one(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Features, their boosted predictions and (on the first row) the batch's portfolio totals."""
+        model = _value_model(self.bundle)
+        boosted = model.boosted(model_input(features))
+        frame = with_boosted(features, boosted)
+        return with_totals(frame, model.portfolio_totals(boosted))
+
+    def pass_two(self, frame: pd.DataFrame, totals: PortfolioTotals) -> pd.DataFrame:
+        """Score rows of one batch priced with the population's totals, as the DuckDB engine writes them."""
+        loaded = self.loaded()
+        model = loaded.value_model
+        features, boosted = split_boosted(frame, self.schema)
+        rows = score_batch(loaded, features, self.as_of, self.horizon_days, boosted, totals)
+        if model.churn_model is not None:
+            drivers = churn_drivers(model, features, truncated=self.truncated)
+            rows = with_column(rows, "top_churn_drivers", drivers.texts.to_numpy(), after="top_cost_drivers")
+        return rows.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+    def arrow_pass_one(self, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                if batch.num_rows:
+                    yield from _as_batches(self.pass_one(as_feature_frame(batch, self.schema)), schema)
+        return run
+
+    def arrow_pass_two(self, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+        totals = PortfolioTotals.from_dict(self.totals or {})
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                if batch.num_rows:
+                    yield from _as_batches(self.pass_two(batch.to_pandas(), totals), schema)
+        return run
+
+
+def _as_batches(frame: pd.DataFrame, schema: pa.Schema) -> list[pa.RecordBatch]:
+    return pa.Table.from_pandas(frame, preserve_index=False).select(schema.names).cast(schema).to_batches()
+
+
+def with_boosted(features: pd.DataFrame, boosted: BoostedPredictions) -> pd.DataFrame:
+    """``features`` with the boosted predictions as ``__boosted_<field>`` (and ``__boosted_volume_<column>``) columns."""
+    columns = {f"{BOOSTED}{name}": np.asarray(value, dtype=float) for name, value in boosted._asdict().items()
+               if value is not None and name != "activity_volumes"}
+    frame = features.reset_index(drop=True).assign(**columns)
+    if boosted.activity_volumes is not None:
+        frame = pd.concat([frame, boosted.activity_volumes.reset_index(drop=True).add_prefix(VOLUME)], axis=1)
+    return frame
+
+
+def split_boosted(frame: pd.DataFrame, schema: pa.Schema) -> tuple[pd.DataFrame, BoostedPredictions]:
+    """The inverse of :func:`with_boosted` (features back in the engine's exact types)."""
+    volumes = [c for c in frame.columns if c.startswith(VOLUME)]
+    fields: dict[str, Any] = {name: frame[f"{BOOSTED}{name}"].to_numpy(dtype=float)
+                              for name in BoostedPredictions._fields if f"{BOOSTED}{name}" in frame.columns}
+    if volumes:
+        fields["activity_volumes"] = frame[volumes].rename(columns=lambda c: c.removeprefix(VOLUME)).reset_index(drop=True)
+    features = as_feature_frame(pa.Table.from_pandas(frame[schema.names], preserve_index=False), schema)
+    return features, BoostedPredictions(**fields)
+
+
+def with_totals(frame: pd.DataFrame, totals: PortfolioTotals) -> pd.DataFrame:
+    """``__totals_*`` columns holding the batch's totals on its first row and 0 elsewhere: summed
+    over every row by Spark they are the population's totals (they add, see PortfolioTotals)."""
+    flat = {"rows": float(totals.rows), "cost": totals.cost,
+            **{f"direct_{k}": v for k, v in sorted(totals.direct_volumes.items())},
+            **{f"pool_{k}": v for k, v in sorted(totals.pool_units.items())}}
+    columns = {}
+    for name, value in flat.items():
+        column = np.zeros(len(frame))
+        if len(frame):
+            column[0] = value
+        columns[f"{TOTALS}{name}"] = column
+    return frame.assign(**columns)
+
+
+def _sum_totals(first: Any, schema: pa.Schema) -> PortfolioTotals:
+    """The population's totals: Spark sums the ``__totals_*`` columns; one row reaches the driver."""
+    from pyspark.sql import functions as F
+
+    names = [n for n in schema.names if n.startswith(TOTALS)]
+    row = first.select(*names).agg(*[F.sum(F.col(f"`{n}`")).alias(n) for n in names]).collect()[0].asDict()
+    flat = {n.removeprefix(TOTALS): float(row[n] or 0.0) for n in names}
+    return PortfolioTotals(
+        int(round(flat.pop("rows"))), flat.pop("cost"),
+        {k.removeprefix("direct_"): v for k, v in flat.items() if k.startswith("direct_")},
+        {k.removeprefix("pool_"): v for k, v in flat.items() if k.startswith("pool_")},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# driver-side helpers
+
+
+def _sample(features: Any, schema: pa.Schema, population: int) -> pd.DataFrame:
+    """The feature rows at :func:`sample_positions` of the population sorted by ``customer_id``
+    (every row when it is small): at most SAMPLE_ROWS rows reach the driver."""
+    positions = sample_positions(population)
+    if positions is None:
+        chosen = features
+    else:
+        wanted = set(int(p) for p in positions)
+        ranked = features.select("customer_id").orderBy("customer_id").rdd.zipWithIndex()
+        ids = ranked.filter(lambda pair: pair[1] in wanted).map(lambda pair: pair[0][0]).collect()
+        chosen = features.where(features["customer_id"].isin(ids))
+    frame = as_feature_frame(chosen.toArrow(), schema)
+    return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def _spark_arrow_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as Spark hands Arrow back (its round trip: large strings become strings, ...)."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    return to_arrow_schema(from_arrow_schema(schema))
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+def _write_atomically(session: Any, frame: Any, out: str, metadata: dict[str, Any]) -> int:
+    """Write ``frame`` as Parquet part files into a temporary sibling of ``out``, add the metadata
+    file, then rename it into place (replacing an earlier score directory). Returns the rows written."""
+    jvm = session._jvm
+    conf = session._jsc.hadoopConfiguration()
+    target = jvm.org.apache.hadoop.fs.Path(out)
+    fs = target.getFileSystem(conf)
+    parent = target.getParent()
+    staging = jvm.org.apache.hadoop.fs.Path(parent, f".{target.getName()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        frame.write.mode("error").parquet(staging.toString())
+        stream = fs.create(jvm.org.apache.hadoop.fs.Path(staging, METADATA_FILE), False)
+        try:
+            stream.write(json.dumps(metadata, indent=1).encode())
+        finally:
+            stream.close()
+        written = session.read.parquet(staging.toString()).count()
+        old = None
+        if fs.exists(target):
+            old = jvm.org.apache.hadoop.fs.Path(parent, f".{target.getName()}.{uuid.uuid4().hex[:8]}.old")
+            if not fs.rename(target, old):
+                raise OutputError(f"cannot replace {out}: renaming the earlier scores aside failed")
+        if not fs.rename(staging, target):
+            if old is not None:
+                fs.rename(old, target)
+            raise OutputError(f"cannot write the scores to {out}: renaming {staging.toString()} into place failed")
+        if old is not None:
+            fs.delete(old, True)
+        return int(written)
+    finally:
+        if fs.exists(staging):
+            fs.delete(staging, True)

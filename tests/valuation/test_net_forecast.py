@@ -1,0 +1,93 @@
+"""``value_forecast="net"``: the net value forecast sets margin − cost, and every component still adds up.
+
+Stand-in boosted models (as in test_batch_scoring.py) keep it fast and make each rule checkable: a
+net forecast far below minus the cost must move the rest into the direct activities' cost, a margin
+is never negative, batches still equal the whole frame, and the model survives a save and load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from customer_value.valuation.value import BoostedPredictions, ValueModel
+from test_batch_scoring import AS_OF, POOLS, _Activities, _Churn, _Cost, _in_batches, assert_scores_equal
+
+
+class _Margin:
+    feature_names_: list[str] = []
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return 40.0 * X["frequency"].to_numpy(dtype=float)
+
+
+class _Net:
+    """Signed: some customers far below minus their cost, some above."""
+
+    feature_names_: list[str] = []
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return 30.0 * X["frequency"].to_numpy(dtype=float) - 0.3 * X["T"].to_numpy(dtype=float)
+
+
+def _model(value_parts, weight: float = 1.0, forecast: str = "net") -> tuple[ValueModel, pd.DataFrame]:
+    settings, features, purchases, spend = value_parts
+    settings = settings.with_overrides(costs={**settings.costs.model_dump(), "indirect_pools": POOLS})
+    model = ValueModel(settings, purchases, spend, _Churn(), _Cost(), _Margin(), churn_adjustment="boosted",
+                       activity_model=_Activities(settings), cost_forecast="blend", net_model=_Net(),
+                       value_forecast=forecast, net_weight=weight).fit(features)
+    return model, features
+
+
+def _activity_costs(scores: pd.DataFrame) -> pd.DataFrame:
+    return scores[[c for c in scores.columns if c.startswith("expected_cost_") and c != "expected_cost_to_serve"
+                   and not c.endswith(("_p10", "_p90"))]]
+
+
+def test_margin_minus_cost_is_the_net_forecast_and_everything_adds_up(value_parts) -> None:
+    model, features = _model(value_parts)
+    scores = model.predict(features, AS_OF)
+    net = scores["boosted_expected_net_value"].to_numpy()
+    assert (net < -scores["boosted_expected_cost_to_serve"].to_numpy()).any()  # the rule below is exercised
+    margin, cost = scores["expected_margin"].to_numpy(), scores["expected_cost_to_serve"].to_numpy()
+    assert (margin >= 0).all()
+    has_direct = _activity_costs(scores).drop(columns=[c for c in _activity_costs(scores) if "pool_" in c]).sum(axis=1) > 0
+    np.testing.assert_allclose((margin - cost)[has_direct], net[has_direct], atol=1e-6)
+    np.testing.assert_allclose(_activity_costs(scores).sum(axis=1), cost, atol=1e-6)
+    np.testing.assert_allclose(scores["customer_value"], scores["discounted_expected_margin"]
+                               - scores["discounted_expected_cost_to_serve"] + scores["expected_referral_value"],
+                               atol=1e-9)
+    assert scores["expected_cost_pool_platform"].sum() == pytest.approx(120000.0, rel=1e-9)  # pools never cut
+
+
+def test_the_weight_mixes_the_net_forecast_with_the_parts(value_parts) -> None:
+    parts, features = _model(value_parts, forecast="parts")
+    mixed, _ = _model(value_parts, weight=0.5)
+    a, b = parts.predict(features, AS_OF), mixed.predict(features, AS_OF)
+    net = b["boosted_expected_net_value"].to_numpy()
+    fine = (b["expected_margin"] > 0).to_numpy()  # no shortfall moved into the cost
+    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"] - a["expected_cost_to_serve"]).to_numpy()
+    np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()[fine], expected[fine],
+                               atol=1e-6)
+    assert not np.allclose(a["customer_value"], b["customer_value"])
+
+
+def test_batches_equal_the_whole_frame_and_other_horizons_read_back(value_parts) -> None:
+    model, features = _model(value_parts, weight=0.75)
+    whole = model.predict(features, AS_OF)
+    assert_scores_equal(_in_batches(model, features, 3), whole)
+    read_back = model.total_value_by_horizon(features, [365], BoostedPredictions.from_scores(whole, 365))
+    assert read_back.loc[365] == pytest.approx(whole["customer_value"].sum(), rel=1e-3)
+
+
+def test_it_is_saved_and_loaded(value_parts, tmp_path) -> None:
+    from customer_value.boosted.net_value import NetValueModel
+
+    settings, features, purchases, spend = value_parts
+    y = 20.0 * features["frequency"].to_numpy(dtype=float) - 0.1 * features["T"].to_numpy(dtype=float)
+    net = NetValueModel(num_boost_round=50, num_threads=1).fit(features, y, features, y)
+    model = ValueModel(settings, purchases, spend, net_model=net, value_forecast="net", net_weight=0.75).fit(features)
+    model.save(tmp_path)
+    again = ValueModel.load(tmp_path)
+    assert (again.value_forecast, again.net_weight) == ("net", 0.75)
+    pd.testing.assert_frame_equal(again.predict(features, AS_OF), model.predict(features, AS_OF))

@@ -3,6 +3,8 @@ the fitted probabilistic parts of a value model; MLflow stores and servers."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +16,9 @@ from contract_fixtures import tiny_raw_tables
 from session_world import FAST, N_CUSTOMERS
 
 matplotlib.use("Agg")
+# every local Spark session of the tests (whichever fixture starts it first) runs its Python workers
+# with this interpreter, which has pyarrow and the package; Spark's default is `python3` on the PATH
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 @pytest.fixture

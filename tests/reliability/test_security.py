@@ -79,7 +79,8 @@ def test_ui_binds_loopback_and_stopping_it_stops_its_server(stop_signal, tmp_pat
     url = f"http://127.0.0.1:{port}"
     server: set[int] = set()
     try:
-        assert wait_until(lambda: answers(url) or ui.poll() is not None, 120, 0.25) and answers(url), \
+        # generous: the server's workers start slowly when Spark tests load the other core
+        assert wait_until(lambda: answers(url) or ui.poll() is not None, 300, 0.25) and answers(url), \
             (tmp_path / "ui.log").read_text()[-3000:]
         assert _listening(port) == {"0100007F"}  # 127.0.0.1 only
         server = _descendants(ui.pid)

@@ -66,7 +66,8 @@ def prepare(args: argparse.Namespace, work: Path) -> str:
     os.environ.update(_env(work))
     (work / "mlflow").mkdir(parents=True, exist_ok=True)
     as_of = dt.date.fromisoformat(args.as_of)
-    settings = Settings(trials=args.trials, seed=args.seed)
+    settings = Settings(trials=args.trials, seed=args.seed,
+                        **({"max_trees": args.max_trees} if args.max_trees is not None else {}))
     marker = work / "model_uri.txt"
     if not marker.exists():
         t0 = time.perf_counter()
@@ -142,7 +143,11 @@ def score_stage(args: argparse.Namespace, work: Path, model_uri: str) -> dict:
     result = score(work / f"score-{args.customers}", as_of, model_uri, work / "scores.parquet",
                    report=work / "report.html", progress=progress, batch_customers=args.batch_customers)
     total = time.perf_counter() - start
-    return {"customers": args.customers, "rows": len(result.scores), "batches": result.batches,
+    from customer_value.tracking.model import load_model
+
+    trees = load_model(model_uri).value_model.tree_counts()  # what the model stage's time follows
+    print(f"trees per scored row: {sum(trees.values()):,} ({', '.join(f'{k} {v}' for k, v in trees.items())})")
+    return {"customers": args.customers, "rows": len(result.scores), "batches": result.batches, "trees": trees,
             "total_seconds": total, "peak_rss_gib": _peak_rss_gib(), "stages": result.seconds,
             "other_seconds": total - sum(result.seconds.values()), "run_id": result.run_id}
 
@@ -159,6 +164,7 @@ def side_by_side(work: Path) -> str:
     lines.append(f"{'total s':24}" + "".join(f"{r['total_seconds']:>{width}.0f}" for r in results))
     lines.append(f"{'peak RSS GiB':24}" + "".join(f"{r['peak_rss_gib']:>{width}.2f}" for r in results))
     lines.append(f"{'batches':24}" + "".join(f"{r['batches']:>{width}}" for r in results))
+    lines.append(f"{'trees per row':24}" + "".join(f"{sum(r.get('trees', {}).values()) or '?':>{width}}" for r in results))
     return "\n".join(lines)
 
 
@@ -167,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000, help="customers in the scored world")
     parser.add_argument("--train-customers", type=int, default=50_000)
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--max-trees", type=int, default=None,
+                        help="Settings.max_trees of the trained model (default: the config's)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--as-of", default="2024-07-01")
     parser.add_argument("--work", type=Path, default=None, help="working directory (default: a new temp dir)")

@@ -166,7 +166,8 @@ def like_for_like(realised_net: np.ndarray, forecasts: dict[str, pd.DataFrame], 
 def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """Simulate, fit, score and print every table for one seed; return the summary figures."""
     as_of = dt.date.fromisoformat(args.as_of)
-    settings = Settings(trials=args.trials, seed=seed)
+    settings = Settings(trials=args.trials, seed=seed, max_trees=args.max_trees or None,
+                        activity_max_trees=args.activity_max_trees or None)
     timings: dict[str, float] = {}
     print(f"\n=== seed {seed}: {args.customers:,} customers, {args.trials} trials"
           f"{', world ' + ' '.join(args.world) if args.world else ''} ===", flush=True)
@@ -197,6 +198,12 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     model.churn_adjustment = settings.churn_adjustment
     forecasts = score_forecasts(model, fitted.features, as_of, current=scored[settings.churn_adjustment])
     timings["score"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.boosted(fitted.features)
+    timings["boosted models"] = time.perf_counter() - t0
+    trees = model.tree_counts()
+    print(f"trees per scored row: {sum(trees.values()):,} ({', '.join(f'{k} {v}' for k, v in trees.items())}); "
+          f"boosted models {timings['boosted models'] / len(fitted.features) * 1e6:.0f} s per 1M rows", flush=True)
 
     truth = world.truth.set_index("customer_id")
     frame = scored["survival"]
@@ -298,6 +305,12 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         summary[f"{forecast} gap to ceiling"] = r["gap_to_ceiling"]
         summary[f"{forecast} top-decile capture"] = r["top_decile_capture"]
     summary["historical_value top-decile capture"] = lfl.loc["historical_value", "top_decile_capture"]
+    if has_drain:
+        p, r = flag["neg_precision"], flag["neg_recall"]
+        summary["drain_flag f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        summary["drain_probability roc_auc"] = auc["drain_probability"]
+    summary["trees per row"] = sum(trees.values())
+    summary["boosted s per 1M rows"] = timings["boosted models"] / len(fitted.features) * 1e6
     for name in churn.index:
         summary[f"churn {name} roc_auc"] = churn.loc[name, "roc_auc"]
         summary[f"churn {name} brier"] = churn.loc[name, "brier"]
@@ -311,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, nargs="+", default=[7], help="one world per seed, in turn")
     parser.add_argument("--as-of", default="2024-07-01")
     parser.add_argument("--trials", type=int, default=20, help="Optuna trials per boosted model")
+    parser.add_argument("--max-trees", type=int, default=Settings().max_trees,
+                        help="Settings.max_trees: the scoring budget of trees per boosted model (0: none)")
+    parser.add_argument("--activity-max-trees", type=int, default=Settings().activity_max_trees,
+                        help="Settings.activity_max_trees: the budget of each activity volume model (0: none)")
     add_world_argument(parser)
     parser.add_argument("--save", type=Path, default=None,
                         help="write each variant's scored frame (with what happened, the oracle and the ceiling) "

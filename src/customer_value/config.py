@@ -132,6 +132,17 @@ class Settings(_Frozen):
     )
     snapshots: TrainingSnapshots = Field(default_factory=TrainingSnapshots)
     trials: int = Field(default=20, ge=0, description="Optuna trials per gradient-boosted model")
+    max_trees: int | None = Field(
+        default=None, ge=10,
+        description="scoring budget of trees per boosted model: a model that early-stops beyond it is trained "
+                    "again with a proportionally larger learning rate (boosted/lgbm.py); none: no budget",
+    )
+    activity_max_trees: int | None = Field(
+        default=80, ge=10,
+        description="the same budget for each of the nine activity volume models (no search of their own; "
+                    "unbudgeted they were 60-85% of the trees a scored row runs through, budgeted they cost 0.002 "
+                    "of cost Spearman for 2.4x fewer trees: benchmarks/value.py); none: max_trees alone",
+    )
     churn_adjustment: Literal["boosted", "survival", "blend"] = Field(
         default="boosted", description="how the churn model's probability enters the value (valuation/value.py)"
     )

@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from customer_value.boosted.cost_to_serve import CostToServeModel
+from customer_value.boosted.inputs import ModelInput
 
 
 class ActivityVolumeModel(BaseEstimator):
@@ -31,7 +32,7 @@ class ActivityVolumeModel(BaseEstimator):
     ----------
     volumes: the volume columns to forecast (``features.costing.forecast_volume_columns``).
     objective, params: as chosen for the cost model (its ``objective_`` and tuned ``params``).
-    num_boost_round, early_stopping_rounds, seed, num_threads: as in ``CostToServeModel``.
+    num_boost_round, early_stopping_rounds, seed, num_threads, max_trees: as in ``CostToServeModel``.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class ActivityVolumeModel(BaseEstimator):
         early_stopping_rounds: int = 50,
         seed: int = 42,
         num_threads: int = 2,
+        max_trees: int | None = None,
     ) -> None:
         self.volumes = volumes
         self.objective = objective
@@ -51,6 +53,7 @@ class ActivityVolumeModel(BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
+        self.max_trees = max_trees
 
     def fit(self, X: pd.DataFrame, volumes: pd.DataFrame, X_valid: pd.DataFrame,
             volumes_valid: pd.DataFrame, progress: Any = None) -> "ActivityVolumeModel":
@@ -71,11 +74,18 @@ class ActivityVolumeModel(BaseEstimator):
             self.models_[name] = CostToServeModel(
                 objective=self.objective, params=self.params, num_boost_round=self.num_boost_round,
                 early_stopping_rounds=self.early_stopping_rounds, seed=self.seed, num_threads=self.num_threads,
+                max_trees=self.max_trees,
             ).fit(X, y, X_valid, yv)
         return self
 
+    @property
+    def n_trees_(self) -> int:
+        """Trees one prediction runs through, over every volume's model (the scoring time)."""
+        return sum(m.n_trees_ for m in self.models_.values() if m is not None)
+
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Expected volume per row of ``X`` and volume column (never negative), index of ``X``."""
+        X = X if isinstance(X, ModelInput) else ModelInput.of(X)  # the volumes' models share their input
         out = {name: (np.zeros(len(X)) if model is None else np.asarray(model.predict(X), dtype=float))
                for name, model in self.models_.items()}
         return pd.DataFrame(out, index=X.index)
@@ -88,7 +98,7 @@ class ActivityVolumeModel(BaseEstimator):
             "init": {
                 "volumes": list(self.volumes), "objective": self.objective, "params": self.params,
                 "num_boost_round": self.num_boost_round, "early_stopping_rounds": self.early_stopping_rounds,
-                "seed": self.seed, "num_threads": self.num_threads,
+                "seed": self.seed, "num_threads": self.num_threads, "max_trees": self.max_trees,
             },
             "models": {name: (None if m is None else m.to_dict()) for name, m in self.models_.items()},
         }

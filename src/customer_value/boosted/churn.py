@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories
-from customer_value.boosted.lgbm import DEFAULT_PARAMS, base_params, dataset
+from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories, model_array
+from customer_value.boosted.lgbm import DEFAULT_PARAMS, base_params, dataset, train_early_stopped
 
 CALIBRATIONS: tuple[str, ...] = ("none", "isotonic", "platt")
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +110,8 @@ class ChurnModel(BaseEstimator):
     calibration: ``"auto"`` (choose by cross-fitted validation Brier) or one of ``none``,
         ``isotonic``, ``platt`` to force it.
     seed, num_threads: for determinism (LightGBM's result may depend on the thread count).
+    max_trees: scoring budget of trees (:func:`~customer_value.boosted.lgbm.train_early_stopped`);
+        ``None``: early stopping alone decides.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class ChurnModel(BaseEstimator):
         calibration: str = "auto",
         seed: int = 42,
         num_threads: int = 2,
+        max_trees: int | None = None,
     ) -> None:
         self.params = params
         self.num_boost_round = num_boost_round
@@ -127,6 +130,7 @@ class ChurnModel(BaseEstimator):
         self.calibration = calibration
         self.seed = seed
         self.num_threads = num_threads
+        self.max_trees = max_trees
 
     def lgb_params(self) -> dict[str, Any]:
         return {
@@ -168,19 +172,9 @@ class ChurnModel(BaseEstimator):
         if valid_set is None:
             valid_set = dataset(Xv, yv, reference=train_set)
         self.params_ = self.lgb_params()
-        self.booster_ = lgb.train(
-            self.params_,
-            train_set,
-            num_boost_round=self.num_boost_round,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            callbacks=[
-                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False),
-                lgb.log_evaluation(0),
-                *callbacks,
-            ],
-        )
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        self.booster_, self.best_iteration_ = train_early_stopped(
+            self.params_, train_set, valid_set, self.num_boost_round, self.early_stopping_rounds,
+            self.max_trees, callbacks)
         raw_valid = self._raw_proba(Xv)
         candidates = list(CALIBRATIONS) if self.calibration == "auto" else [self.calibration]
         if np.unique(yv).size < 2:
@@ -190,12 +184,14 @@ class ChurnModel(BaseEstimator):
         self.valid_score_ = float(self.booster_.best_score["valid"]["binary_logloss"])
         return self
 
+    n_trees_ = property(lambda self: int(self.best_iteration_), doc="Trees one prediction runs through.")
+
     def _raw_proba(self, Xm: pd.DataFrame) -> np.ndarray:
         return self.booster_.predict(Xm, num_iteration=self.best_iteration_)
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated booster probabilities."""
-        return self._raw_proba(align(X, self.feature_names_, self.categories_))
+        return self._raw_proba(model_array(X, self.feature_names_, self.categories_))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(churn) per row of ``X`` (a raw feature frame or a feature matrix)."""
@@ -220,6 +216,7 @@ class ChurnModel(BaseEstimator):
                 "calibration": self.calibration,
                 "seed": self.seed,
                 "num_threads": self.num_threads,
+                "max_trees": self.max_trees,
             },
             "booster": self.booster_.model_to_string(num_iteration=self.best_iteration_),
             "best_iteration": self.best_iteration_,

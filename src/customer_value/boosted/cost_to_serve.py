@@ -37,9 +37,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from customer_value import metrics as ev
-from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories
+from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories, model_array
 from customer_value.boosted.lgbm import DEFAULT_PARAMS as SHARED_DEFAULT_PARAMS
-from customer_value.boosted.lgbm import base_params, dataset
+from customer_value.boosted.lgbm import base_params, dataset, train_early_stopped
 
 OBJECTIVES: tuple[str, ...] = ("tweedie", "poisson", "gamma", "l2", "l2_log1p")
 AUTO_OBJECTIVES: tuple[str, ...] = ("tweedie", "poisson", "l2_log1p")
@@ -122,7 +122,7 @@ class CostToServeModel(BaseEstimator):
         including ``tweedie_variance_power``).
     per_component: also try the sum of per-component models; keep it only if it validates better.
     selection_metric: how candidates are compared on the validation snapshot.
-    num_boost_round, early_stopping_rounds, seed, num_threads: as in ``ChurnModel``.
+    num_boost_round, early_stopping_rounds, seed, num_threads, max_trees: as in ``ChurnModel``.
     """
 
     def __init__(
@@ -135,6 +135,7 @@ class CostToServeModel(BaseEstimator):
         early_stopping_rounds: int = 50,
         seed: int = 42,
         num_threads: int = 2,
+        max_trees: int | None = None,
     ) -> None:
         self.objective = objective
         self.params = params
@@ -144,6 +145,7 @@ class CostToServeModel(BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
+        self.max_trees = max_trees
 
     def candidates(self) -> list[str]:
         objs = list(AUTO_OBJECTIVES) if self.objective == "auto" else (
@@ -180,20 +182,9 @@ class CostToServeModel(BaseEstimator):
             valid_set = dataset(Xv, np.log1p(yv) if log1p else yv, reference=train_set)
         elif valid_set is None:
             valid_set = dataset(Xv, yv, reference=train_set)
-        booster = lgb.train(
-            self.lgb_params(objective),
-            train_set,
-            num_boost_round=self.num_boost_round,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            feval=tweedie_feval(log1p),
-            callbacks=[
-                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False),
-                lgb.log_evaluation(0),
-                *callbacks,
-            ],
-        )
-        best = int(booster.best_iteration or booster.current_iteration())
+        booster, best = train_early_stopped(
+            self.lgb_params(objective), train_set, valid_set, self.num_boost_round, self.early_stopping_rounds,
+            self.max_trees, callbacks, feval=tweedie_feval(log1p))
         smearing = 1.0
         if log1p:
             resid = np.log1p(y) - booster.predict(Xm, num_iteration=best)
@@ -277,16 +268,23 @@ class CostToServeModel(BaseEstimator):
             return np.sum([m.predict(Xm) for m in self.component_models_.values()], axis=0)
         return self.model_.predict(Xm)
 
+    @property
+    def n_trees_(self) -> int:
+        """Trees one prediction runs through (the scoring time)."""
+        if self.per_component_:
+            return sum(m.best_iteration for m in self.component_models_.values())
+        return int(self.best_iteration_)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected cost to serve in the horizon per row of ``X`` (never negative)."""
-        Xm = align(X, self.feature_names_, self.categories_)
+        Xm = model_array(X, self.feature_names_, self.categories_)
         return self._raw_predict(Xm) * self.scale_
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame | None:
         """Per-component predictions when the per-component models were kept, else None."""
         if not self.per_component_:
             return None
-        Xm = align(X, self.feature_names_, self.categories_)
+        Xm = model_array(X, self.feature_names_, self.categories_)
         return pd.DataFrame({c: m.predict(Xm) for c, m in self.component_models_.items()}, index=X.index)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -313,6 +311,7 @@ class CostToServeModel(BaseEstimator):
                 "early_stopping_rounds": self.early_stopping_rounds,
                 "seed": self.seed,
                 "num_threads": self.num_threads,
+                "max_trees": self.max_trees,
             },
             "model": self.model_.to_dict(),
             "objective": self.objective_,

@@ -53,7 +53,7 @@ class DrainModel(BaseEstimator):
 
     def __init__(self, params: dict[str, Any] | None = None, num_boost_round: int = 2000,
                  early_stopping_rounds: int = 50, calibration: str = "auto", seed: int = 42,
-                 num_threads: int = 2, threshold: float | None = None) -> None:
+                 num_threads: int = 2, threshold: float | None = None, max_trees: int | None = None) -> None:
         self.params = params
         self.num_boost_round = num_boost_round
         self.early_stopping_rounds = early_stopping_rounds
@@ -61,10 +61,11 @@ class DrainModel(BaseEstimator):
         self.seed = seed
         self.num_threads = num_threads
         self.threshold = threshold
+        self.max_trees = max_trees
 
     def _classifier(self) -> ChurnModel:
         return ChurnModel(self.params, self.num_boost_round, self.early_stopping_rounds, self.calibration,
-                          self.seed, self.num_threads)
+                          self.seed, self.num_threads, self.max_trees)
 
     def fit(self, X: pd.DataFrame, y: Any, X_valid: pd.DataFrame, y_valid: Any, **kwargs: Any) -> "DrainModel":
         """The churn model's fit and calibration, then the flag threshold on the validation rows."""
@@ -76,6 +77,7 @@ class DrainModel(BaseEstimator):
     # what the tuner, the explanations and the value model read, from the classifier
     feature_names_ = property(lambda self: self.classifier_.feature_names_)
     best_iteration_ = property(lambda self: self.classifier_.best_iteration_)
+    n_trees_ = property(lambda self: self.classifier_.n_trees_)
     valid_score_ = property(lambda self: self.classifier_.valid_score_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

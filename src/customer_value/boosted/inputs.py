@@ -2,7 +2,9 @@
 
 :func:`feature_matrix` turns a feature frame into the model's input: ids and dates dropped,
 booleans as 0/1, string columns as pandas ``category`` with categories fixed at fit time, so
-LightGBM's categorical encoding is identical in training and scoring. :func:`purchase_features`
+LightGBM's categorical encoding is identical in training and scoring. At score time
+:class:`ModelInput` converts a frame to LightGBM's float matrix once for every model that reads it
+(:func:`model_array`). :func:`purchase_features`
 adds the BG/NBD outputs every boosted model is trained with, over the model's own window.
 """
 
@@ -99,6 +101,57 @@ def align(X: pd.DataFrame, feature_names: Iterable[str], categories: dict[str, l
     if missing:
         raise ValueError(f"feature column(s) missing at prediction time: {missing}")
     return matrix[names]
+
+
+def as_array(matrix: pd.DataFrame) -> np.ndarray:
+    """A feature matrix as the float array LightGBM makes of a pandas frame (category codes, a
+    missing category as NaN, everything float64), column-major: built a column at a time and read
+    by LightGBM as it is, without a copy."""
+    out = np.empty(matrix.shape, dtype="float64", order="F")
+    for j, column in enumerate(matrix.columns):
+        s = matrix[column]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy()
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = s.to_numpy(dtype="float64", na_value=np.nan)
+    return out
+
+
+class ModelInput(pd.DataFrame):
+    """A frame of scoring rows that several fitted models read (cost, drain and the nine activity
+    volumes all read the horizon input): each distinct column order and set of categories is
+    aligned and converted to LightGBM's matrix once (:func:`model_array`), then shared. It is a
+    DataFrame to everything else; a frame derived from it is a plain one (its own conversion).
+    Holding it costs one float matrix per distinct model input, as long as one batch's predictions."""
+
+    _metadata = ["_arrays"]
+
+    @property
+    def _constructor(self) -> type:
+        return pd.DataFrame
+
+    @classmethod
+    def of(cls, features: pd.DataFrame) -> "ModelInput":
+        shared = cls(features)
+        shared._arrays = {}
+        return shared
+
+    def array(self, feature_names: Iterable[str], categories: dict[str, list[str]]) -> np.ndarray:
+        names = tuple(feature_names)
+        key = (names, tuple((k, tuple(v)) for k, v in sorted(categories.items())))
+        if key not in self._arrays:
+            self._arrays[key] = as_array(align(self, names, categories))
+        return self._arrays[key]
+
+
+def model_array(X: "pd.DataFrame | ModelInput", feature_names: Iterable[str],
+                categories: dict[str, list[str]]) -> np.ndarray:
+    """``X`` (a raw feature frame, a feature matrix or a :class:`ModelInput`) as a fitted model's
+    LightGBM input: its column order and categories, as the float matrix."""
+    if isinstance(X, ModelInput):
+        return X.array(feature_names, categories)
+    return as_array(align(X, feature_names, categories))
 
 
 def has_categories(X: pd.DataFrame) -> bool:

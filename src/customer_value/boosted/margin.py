@@ -35,7 +35,8 @@ class MarginModel(BaseEstimator):
 
     def __init__(self, objective: Any = "tweedie", params: dict[str, Any] | None = None, per_component: bool = False,
                  selection_metric: str = "tweedie_deviance", num_boost_round: int = 2000,
-                 early_stopping_rounds: int = 50, seed: int = 42, num_threads: int = 2) -> None:
+                 early_stopping_rounds: int = 50, seed: int = 42, num_threads: int = 2,
+                 max_trees: int | None = None) -> None:
         self.objective = objective
         self.params = params
         self.per_component = per_component
@@ -44,6 +45,7 @@ class MarginModel(BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
+        self.max_trees = max_trees
 
     def fit(self, X: pd.DataFrame, y: Any, X_valid: pd.DataFrame, y_valid: Any, **kwargs: Any) -> "MarginModel":
         """The cost model's fit on margins floored at 0 (a window of net refunds earns nothing)."""
@@ -55,6 +57,7 @@ class MarginModel(BaseEstimator):
     # what the tuner, the explanations and the value model read, from the regressor
     feature_names_ = property(lambda self: self.regressor_.feature_names_)
     best_iteration_ = property(lambda self: self.regressor_.best_iteration_)
+    n_trees_ = property(lambda self: self.regressor_.n_trees_)
     valid_score_ = property(lambda self: self.regressor_.valid_score_)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

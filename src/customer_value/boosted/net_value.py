@@ -30,8 +30,8 @@ from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
 from customer_value import metrics as ev
-from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories
-from customer_value.boosted.lgbm import DEFAULT_PARAMS, base_params, dataset
+from customer_value.boosted.inputs import align, categories_of, feature_matrix, has_categories, model_array
+from customer_value.boosted.lgbm import DEFAULT_PARAMS, base_params, dataset, train_early_stopped
 
 TIE_BREAK = 1e-6
 """Slope (in money per unit of score, relative to the calibrated range) added to the isotonic
@@ -52,16 +52,18 @@ class NetValueModel(BaseEstimator):
     Parameters
     ----------
     params: LightGBM parameters overriding the shared defaults (e.g. the margin task's tuned ones).
-    num_boost_round, early_stopping_rounds, seed, num_threads: as in the other boosted models.
+    num_boost_round, early_stopping_rounds, seed, num_threads, max_trees: as in the other boosted models.
     """
 
     def __init__(self, params: dict[str, Any] | None = None, num_boost_round: int = 2000,
-                 early_stopping_rounds: int = 50, seed: int = 42, num_threads: int = 2) -> None:
+                 early_stopping_rounds: int = 50, seed: int = 42, num_threads: int = 2,
+                 max_trees: int | None = None) -> None:
         self.params = params
         self.num_boost_round = num_boost_round
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
+        self.max_trees = max_trees
 
     def lgb_params(self) -> dict[str, Any]:
         tuned = {k: v for k, v in (self.params or {}).items() if k not in _NOT_LGB}
@@ -80,11 +82,8 @@ class NetValueModel(BaseEstimator):
         Xv = align(X_valid, self.feature_names_, self.categories_)
         train = dataset(Xm, rank_target(y))
         valid = dataset(Xv, rank_target(yv), reference=train)
-        self.booster_ = lgb.train(self.lgb_params(), train, num_boost_round=self.num_boost_round,
-                                  valid_sets=[valid], valid_names=["valid"],
-                                  callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
-                                             lgb.log_evaluation(0)])
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        self.booster_, self.best_iteration_ = train_early_stopped(
+            self.lgb_params(), train, valid, self.num_boost_round, self.early_stopping_rounds, self.max_trees)
         score = self.score(Xv)
         self.valid_score_ = {"spearman": ev.spearman(yv, score)}
         iso = IsotonicRegression(out_of_bounds="clip").fit(score, yv)
@@ -97,13 +96,15 @@ class NetValueModel(BaseEstimator):
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's output: an estimate of each row's quantile of net value (higher is better)."""
-        Xm = align(X, self.feature_names_, self.categories_)
+        Xm = model_array(X, self.feature_names_, self.categories_)
         return np.asarray(self.booster_.predict(Xm, num_iteration=self.best_iteration_), dtype=float)
 
     def to_money(self, score: np.ndarray) -> np.ndarray:
         """The calibrated net value of a score (strictly increasing in it)."""
         score = np.asarray(score, dtype=float)
         return np.interp(score, self.calibration_x_, self.calibration_y_) + self.tie_break_ * (score - self.centre_)
+
+    n_trees_ = property(lambda self: int(self.best_iteration_), doc="Trees one prediction runs through.")
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected net value over the horizon per row of ``X``, in money."""

@@ -52,8 +52,10 @@ Input files are only ever read.
 from __future__ import annotations
 
 import csv
+import functools
 import warnings
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -444,14 +446,25 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 # checking
 
 
-def check_schema(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Row problems found by the table's pandera schema."""
-    from customer_value.data.schemas import SCHEMAS, pa
+@functools.lru_cache(maxsize=None)
+def _schema(name: str, judged_elsewhere: tuple[str, ...] = ()) -> Any:
+    """The table's pandera schema; without the uniqueness checks of ``judged_elsewhere`` (the ids a
+    range reader judges over the whole file: within one range the check would repeat it)."""
+    from customer_value.data.schemas import SCHEMAS
+
+    if not judged_elsewhere:
+        return SCHEMAS[name]
+    return SCHEMAS[name].to_schema().update_columns({c: {"unique": False} for c in judged_elsewhere})
+
+
+def check_schema(name: str, frame: pd.DataFrame, judged_elsewhere: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Row problems found by the table's pandera schema (see :func:`_schema` for ``judged_elsewhere``)."""
+    from customer_value.data.schemas import pa
 
     try:
         with warnings.catch_warnings():  # pandera probes pyspark.pandas, which warns about pandas 3
             warnings.filterwarnings("ignore", message="PySpark does not yet fully support", category=FutureWarning)
-            SCHEMAS[name].validate(frame, lazy=True)
+            _schema(name, judged_elsewhere).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna()]
@@ -562,9 +575,10 @@ def _summarise(name: str, path: Path, n_in: int, kept: pd.DataFrame, problems: p
     }
 
 
-def _table_problems(name: str, frame: pd.DataFrame, parse_problems: pd.DataFrame) -> pd.DataFrame:
+def _table_problems(name: str, frame: pd.DataFrame, parse_problems: pd.DataFrame,
+                    judged_elsewhere: tuple[str, ...] = ()) -> pd.DataFrame:
     """Parse and schema problems of one table, without the schema's echo of a failed parse."""
-    schema_problems = check_schema(name, frame)
+    schema_problems = check_schema(name, frame, judged_elsewhere)
     # a value that did not parse is already reported; its resulting null is not news
     unparsed = pd.MultiIndex.from_frame(parse_problems[["row", "column"]])
     echo = pd.MultiIndex.from_frame(schema_problems[["row", "column"]]).isin(unparsed)
@@ -746,7 +760,12 @@ class RangeReader:
             size = meta.num_rows
             skip = (stats is not None and stats.has_min_max and stats.null_count == 0
                     and ((first is not None and stats.max < first) or (before is not None and stats.min >= before)))
-            if not skip:
+            whole = (stats is not None and stats.has_min_max and stats.null_count == 0
+                     and (first is None or stats.min >= first) and (before is None or stats.max < before))
+            if whole:  # the group lies inside the range (files sorted by customer: nearly all of them)
+                parts.append(handle.read_row_group(group))
+                rows.append(np.arange(offset, offset + size))
+            elif not skip:
                 table = handle.read_row_group(group)
                 ids = table.column(key)
                 mask = pc.is_valid(ids)
@@ -766,10 +785,10 @@ class RangeReader:
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         numbers = np.concatenate(rows) if rows else np.empty(0, dtype="int64")
         frame, parse_problems = parse_table(name, _arrow_frame(table), mapping, self.settings.timestamp_format, path)
-        problems = _table_problems(name, frame, parse_problems)
-        if name in self.duplicated:  # duplicates are judged over the whole file, not the range
+        whole_file = (ID_COLUMNS[name],) if name in self.duplicated else ()
+        problems = _table_problems(name, frame, parse_problems, whole_file)
+        if whole_file:  # duplicates are judged over the whole file, not the range
             column = ID_COLUMNS[name]
-            problems = problems[~((problems["check"] == DUPLICATE_ID) & (problems["column"] == column))]
             problems = _concat([problems, _problems(name, column, DUPLICATE_ID, frame[column].isin(self.duplicated[name]),
                                                     frame[column])])
         problems = _concat([problems, check_references(name, frame, self.kept_ids, self.known_ids)])

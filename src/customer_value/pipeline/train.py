@@ -51,6 +51,9 @@ def training_metrics(fitted: FittedValueModel) -> dict[str, float]:
             metrics[f"{part}.log_likelihood"] = float(log_likelihood)
     for task, evaluation in fitted.evaluation.items():
         metrics.update(flatten(task, evaluation))
+    trees = fitted.model.tree_counts()  # what each weekly scoring pays per customer
+    metrics.update({f"trees.{name}": float(n) for name, n in trees.items()})
+    metrics["trees.total"] = float(sum(trees.values()))
     return metrics
 
 

@@ -264,15 +264,23 @@ def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, setting
 
 def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:
     """One volume forecast per activity on the cost task's snapshots, with the objective and
-    parameters its tuning chose (no search of their own: volumes are shaped like the cost)."""
+    parameters its tuning chose (no search of their own: volumes are shaped like the cost), each
+    within ``settings.activity_max_trees`` trees (nine models that every scored row runs through)."""
     cost_model, ts = cost_part.model, cost_part.training_set
     volumes = forecast_volume_columns(settings)
     say = (lambda name: observer.stage(f"activities: {name}")) if observer is not None else None
     return ActivityVolumeModel(volumes, objective=cost_model.objective_, params=cost_model.params,
                                num_boost_round=cost_model.num_boost_round,
                                early_stopping_rounds=cost_model.early_stopping_rounds, seed=cost_model.seed,
-                               num_threads=cost_model.num_threads).fit(
+                               num_threads=cost_model.num_threads,
+                               max_trees=_tighter(settings.activity_max_trees, cost_model.max_trees)).fit(
         ts.X_train, ts.targets_train[volumes], ts.X_valid, ts.targets_valid[volumes], progress=say)
+
+
+def _tighter(*budgets: int | None) -> int | None:
+    """The smallest of the tree budgets given (``None``: no budget)."""
+    given = [b for b in budgets if b is not None]
+    return min(given) if given else None
 
 
 def priced_activities(model: ActivityVolumeModel, X: pd.DataFrame, settings: Settings, horizon_days: int,
@@ -314,7 +322,7 @@ def fit_net_model(margin_part: FittedPart, settings: Settings) -> NetValueModel:
     ts, margin = margin_part.training_set, margin_part.model
     return NetValueModel(params=margin.params, num_boost_round=margin.num_boost_round,
                          early_stopping_rounds=margin.early_stopping_rounds, seed=margin.seed,
-                         num_threads=margin.num_threads).fit(
+                         num_threads=margin.num_threads, max_trees=margin.max_trees).fit(
         ts.X_train, ts.targets_train["net_value"], ts.X_valid, ts.targets_valid["net_value"])
 
 

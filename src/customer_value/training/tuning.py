@@ -148,9 +148,9 @@ def _fingerprint(ts: TrainingSet) -> dict[str, Any]:
 
 
 def _make_model(task: Task, params: dict[str, Any] | None, seed: int, num_threads: int, num_boost_round: int,
-                early_stopping_rounds: int, **model_kwargs: Any) -> Any:
+                early_stopping_rounds: int, settings: Settings, **model_kwargs: Any) -> Any:
     return task.make(params, num_boost_round=num_boost_round, early_stopping_rounds=early_stopping_rounds,
-                     seed=seed, num_threads=num_threads, **model_kwargs)
+                     seed=seed, num_threads=num_threads, max_trees=settings.max_trees, **model_kwargs)
 
 
 def _fit(task: Task, model: Any, ts: TrainingSet, callbacks: list[Any] = (), train_set: Any = None,
@@ -237,7 +237,7 @@ def tune(
                 if name == "valid" and m == metric:
                     last_value[:] = [float(v)]
 
-        model = _make_model(task, params, seed, num_threads, num_boost_round, early_stopping_rounds)
+        model = _make_model(task, params, seed, num_threads, num_boost_round, early_stopping_rounds, settings)
         pruned: optuna.TrialPruned | None = None
         try:
             _fit(task, model, search_set, [record, pruning], train_set, valid_set)
@@ -279,7 +279,7 @@ def tune(
     if model is None or final_model_kwargs:
         reuse = not (final_model_kwargs or subsampled)
         model = _make_model(task, best_params or None, seed, num_threads, num_boost_round, early_stopping_rounds,
-                            **final_model_kwargs)
+                            settings, **final_model_kwargs)
         _fit(task, model, training_set, [], train_set if reuse else None, valid_set if reuse else None)
         if not complete:
             best_value = float(model.valid_score_)

@@ -71,7 +71,7 @@ from customer_value.boosted.activities import ActivityVolumeModel
 from customer_value.boosted.churn import ChurnModel
 from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
-from customer_value.boosted.inputs import purchase_features
+from customer_value.boosted.inputs import ModelInput, purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
 from customer_value.boosted.net_value import NetValueModel
 from customer_value.config import Settings
@@ -141,6 +141,30 @@ class BoostedPredictions(NamedTuple):
                    column("boosted_expected_margin"), column("drain_probability"),
                    scores[volumes].reset_index(drop=True) * scale if volumes else None,
                    column("boosted_expected_net_value"))
+
+    def to_columns(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``features`` with these predictions beside them, as float columns ``__boosted_<field>``
+        and ``__boosted_volume_<activity>``: one flat frame, so batch scoring can keep a batch
+        between its two passes (a Parquet file, a Spark partition) and both engines read it back
+        alike with :meth:`from_columns`."""
+        columns = {f"__boosted_{name}": np.asarray(value, dtype=float) for name, value in self._asdict().items()
+                   if value is not None and name != "activity_volumes"}
+        frame = features.reset_index(drop=True).assign(**columns)
+        if self.activity_volumes is not None:
+            volumes = self.activity_volumes.reset_index(drop=True).add_prefix("__boosted_volume_")
+            frame = pd.concat([frame, volumes], axis=1)
+        return frame
+
+    @classmethod
+    def from_columns(cls, frame: pd.DataFrame) -> tuple[pd.DataFrame, BoostedPredictions]:
+        """The inverse of :meth:`to_columns`: (every other column, as stored; the predictions)."""
+        volumes = [c for c in frame.columns if c.startswith("__boosted_volume_")]
+        fields: dict[str, Any] = {name: frame[f"__boosted_{name}"].to_numpy(dtype=float)
+                                  for name in cls._fields if f"__boosted_{name}" in frame.columns}
+        if volumes:
+            fields["activity_volumes"] = (frame[volumes].rename(columns=lambda c: c.removeprefix("__boosted_volume_"))
+                                          .reset_index(drop=True))
+        return frame[[c for c in frame.columns if not c.startswith("__boosted_")]], cls(**fields)
 
 
 def rfm_of(features: pd.DataFrame) -> pd.DataFrame:
@@ -218,32 +242,34 @@ class ValueModel:
     def _boosted(self, features: pd.DataFrame, rfm: pd.DataFrame) -> BoostedPredictions:
         """The gradient-boosted predictions (the expensive part), see :class:`BoostedPredictions`."""
         s = self.settings
-        churn_input = self.model_input(features, rfm, s.churn_window_days)
+        churn_input = ModelInput.of(self.model_input(features, rfm, s.churn_window_days))
         if self.churn_model is not None:
             churn = np.asarray(self.churn_model.predict_proba(churn_input), dtype=float)
         else:
             churn = churn_input["bgnbd_p_no_purchase"].to_numpy(dtype=float)
+        del churn_input
         horizon_input = None
         if any(m is not None for m in (self.cost_model, self.margin_model, self.drain_model, self.net_model)):
-            horizon_input = self.model_input(features, rfm, s.horizon_days)
+            horizon_input = ModelInput.of(self.model_input(features, rfm, s.horizon_days))  # shared, see ModelInput
         if self.cost_model is not None:
             cost = np.asarray(self.cost_model.predict(horizon_input), dtype=float)
         else:
             cost = features["hist_cost_to_serve"].to_numpy(dtype=float)
-        margin = None
-        if self.margin_model is not None:
-            with_churn = margin_input(horizon_input, churn if self.churn_model is not None else None, self.margin_model)
-            margin = np.clip(np.asarray(self.margin_model.predict(with_churn), dtype=float), 0.0, None)
         drain = None
         if self.drain_model is not None:
             drain = np.asarray(self.drain_model.predict_proba(horizon_input), dtype=float)
         volumes = None
         if self.activity_model is not None:
             volumes = activity_volumes(self.activity_model.predict(horizon_input), s).reset_index(drop=True)
-        net = None
-        if self.net_model is not None:
-            with_churn = margin_input(horizon_input, churn if self.churn_model is not None else None, self.net_model)
-            net = np.asarray(self.net_model.predict(with_churn), dtype=float)
+        margin, net = None, None
+        known_churn = churn if self.churn_model is not None else None
+        if self.margin_model is not None or (self.net_model is not None and self.value_forecast == "net"):
+            with_churn = ModelInput.of(margin_input(horizon_input, known_churn,
+                                                 self.margin_model or self.net_model))
+            if self.margin_model is not None:
+                margin = np.clip(np.asarray(self.margin_model.predict(with_churn), dtype=float), 0.0, None)
+            if self.net_model is not None and self.value_forecast == "net":  # kept for comparison, run when used
+                net = np.asarray(self.net_model.predict(with_churn), dtype=float)
         return BoostedPredictions(churn, cost, margin, drain, volumes, net)
 
     def _parts(self, features: pd.DataFrame, horizon_days: int,
@@ -412,6 +438,13 @@ class ValueModel:
         """The gradient-boosted predictions of ``features``' rows (the expensive, row-wise part of
         scoring; pass 1 of batch scoring, see :meth:`predict`)."""
         return self._boosted(features, rfm_of(features))
+
+    def tree_counts(self) -> dict[str, int]:
+        """Trees each boosted model runs per scored row: what the model stage's time follows."""
+        models = {"churn": self.churn_model, "cost": self.cost_model, "margin": self.margin_model,
+                  "drain": self.drain_model, "activities": self.activity_model,
+                  "net_value": self.net_model if self.value_forecast == "net" else None}
+        return {name: int(m.n_trees_) for name, m in models.items() if m is not None}
 
     def portfolio_totals(self, boosted: BoostedPredictions) -> PortfolioTotals:
         """The additive sums of these rows that scoring reads across customers (see

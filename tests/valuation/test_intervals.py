@@ -25,12 +25,12 @@ COLUMNS = ["net_value_p10", "net_value_p90", "expected_revenue_p10", "expected_r
            "expected_cost_to_serve_p10", "expected_cost_to_serve_p90"]
 
 
-def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def synthetic(n: int, seed: int, alive_shape: tuple[float, float] = (2.0, 1.0)) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(predicted, realised, context) for customers who may have left (then they buy and cost
     nothing: a mass at zero), buy Poisson orders of lognormal value (heavy tail) and cost Poisson
     tickets of lognormal cost; predictions are the exact expectations, context P(no order)."""
     rng = np.random.default_rng(seed)
-    alive = rng.beta(2.0, 1.0, n)
+    alive = rng.beta(*alive_shape, n)
     rate = rng.gamma(0.8, 2.5, n)
     spend = rng.lognormal(3.5, 1.0, n)
     is_alive = rng.random(n) < alive
@@ -195,3 +195,23 @@ def test_calibrated_on_the_validation_snapshot_of_a_real_fit():
         assert 0.72 <= share <= 0.88, (quantity, share)
     p10, p90 = customer_value_bounds(scores, bounds, 0.95)
     assert (p10 <= p90).all() and np.isfinite(p10).all()
+
+
+def test_the_level_is_set_for_the_population_to_be_scored(calibration):
+    """An older base (more nearly dead customers, whose [0, 0] intervals hold more than asked) is
+    over-covered by a level set on the calibration mix; weighted by its own mix it is covered as asked."""
+    predicted, realised, ctx = calibration
+    old_predicted, old_realised, old_ctx = synthetic(20_000, 5, alive_shape=(1.0, 1.5))
+    assert (old_realised["revenue"] == 0).mean() > (realised["revenue"] == 0).mean() + 0.1
+    plain = IntervalModel().fit(predicted, realised, ctx)
+    for_them = IntervalModel().fit(predicted, realised, ctx, target=old_predicted, target_context=old_ctx)
+    assert all(for_them.level_[q] <= plain.level_[q] for q in for_them.quantities_)
+    over = coverage(old_realised, plain.predict(old_predicted, old_ctx))
+    fitted = coverage(old_realised, for_them.predict(old_predicted, old_ctx))
+    assert max(over.values()) > 0.85, over  # the calibration mix's level over-covers them
+    for quantity, share in fitted.items():
+        assert 0.75 <= share <= 0.85, (quantity, share, over)
+        assert abs(share - 0.8) < abs(over[quantity] - 0.8), (quantity, share, over)
+    # the calibration population itself as the target: the plain fit's levels
+    same = IntervalModel().fit(predicted, realised, ctx, target=predicted, target_context=ctx)
+    assert same.level_ == pytest.approx(plain.level_, abs=1e-6)

@@ -219,7 +219,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     t0 = time.perf_counter()
     observer.stage("intervals: calibrating p10/p90 on the validation year")
     try:
-        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past)
+        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, features, boosted_now)
     except (ValueError, CannotFitError) as exc:
         skipped["intervals"] = str(exc).splitlines()[0]
         observer.stage(f"intervals: skipped ({skipped['intervals']})")
@@ -247,11 +247,13 @@ CLEARLY_BETTER = 0.005
 
 
 def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings,
-                  boosted: BoostedPredictions | None = None) -> IntervalModel:
+                  boosted: BoostedPredictions | None = None, now: pd.DataFrame | None = None,
+                  boosted_now: BoostedPredictions | None = None) -> IntervalModel:
     """Calibrated p10/p90 (:mod:`customer_value.valuation.intervals`): the fitted value model scores
     the customers as of ``day − horizon`` (the boosted models' validation snapshot, unseen by their
     training; ``boosted``: its predictions there, if already made) and is compared with what they
-    did over the next ``horizon`` days."""
+    did over the next ``horizon`` days. ``now`` (the features as of ``day``, ``boosted_now`` their
+    predictions) is the population the model will score: its mix sets the overall level."""
     valid = day - dt.timedelta(days=settings.horizon_days)
     features = cache.base_features(valid)
     if features.empty:
@@ -259,7 +261,10 @@ def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, setting
     at_valid = model.predict(features, valid, boosted=boosted)
     realised = at_valid[["customer_id"]].merge(cache.targets(valid, settings.horizon_days), on="customer_id",
                                                how="left", validate="one_to_one")
-    return IntervalModel().fit(predicted_outcomes(at_valid), realised, at_valid)
+    at_day = model.predict(now, day, boosted=boosted_now) if now is not None and len(now) else None
+    return IntervalModel().fit(predicted_outcomes(at_valid), realised, at_valid,
+                               target=predicted_outcomes(at_day) if at_day is not None else None,
+                               target_context=at_day)
 
 
 def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:

@@ -35,6 +35,12 @@ dependency for the same arithmetic, without the atom at zero.)
   then hold e.g. 78%, a little under the 10th-90th percentiles), never below ``2·coverage − 1``.
   This assumes the calibration outcomes have the scored ones' horizon (an outcome over a
   shorter window has more zeros, and the level would drop too far).
+* **Population.** The calibration customers are a year older than the ones the model will score,
+  and a year of ageing adds nearly dead customers (the cells that hold more than asked), so a level
+  set on the calibration mix over-covers the scored base. Given the population to be scored
+  (``target``: its predictions and context; the fit passes the customers as of its training date),
+  the overall level is set on the calibration cells weighted by that population's share in each:
+  the coverage asked for is the scored base's, not the calibration year's.
 
 :func:`customer_value_bounds` carries the net-value interval over to ``customer_value``;
 :func:`coverage` and :func:`coverage_by` measure what share of realised outcomes fell inside.
@@ -108,9 +114,12 @@ class IntervalModel(BaseEstimator):
     # -- fitting ------------------------------------------------------------------------------
 
     def fit(self, predicted: pd.DataFrame, realised: pd.DataFrame,
-            context: pd.DataFrame | None = None) -> "IntervalModel":
+            context: pd.DataFrame | None = None, target: pd.DataFrame | None = None,
+            target_context: pd.DataFrame | None = None) -> "IntervalModel":
         """Learn cells and bounds from aligned rows (one per customer) of predictions and what was
-        realised; columns ``net_value``, ``revenue``, ``cost_to_serve`` (those in both are fitted)."""
+        realised; columns ``net_value``, ``revenue``, ``cost_to_serve`` (those in both are fitted).
+        ``target``/``target_context``: the predictions (and context) of the population to be
+        scored, whose mix of cells sets the overall level (see "Population" in the module docstring)."""
         if not 0.0 < self.coverage < 1.0:
             raise ValueError(f"coverage must be between 0 and 1, got {self.coverage}")
         if self.level not in ("overall", "cell"):
@@ -148,7 +157,14 @@ class IntervalModel(BaseEstimator):
                 self.context_edges_[q].append(ce.tolist())
                 self.counts_[q].append(np.bincount(cell, minlength=len(ce) + 1).tolist())
                 cells.append([np.sort(score[inside][cell == j]) for j in range(len(ce) + 1)])
-            self.level_[q] = self.coverage if self.level == "cell" else _overall_level(cells, self.coverage)
+            weights = None
+            if target is not None and q in target.columns:
+                tc = (_finite(target_context[self.context], f"target context {self.context!r}")
+                      if use_context and target_context is not None else None)
+                if not use_context or tc is not None:
+                    weights = _cell_shares(edges, self.context_edges_[q], _finite(target[q], f"target {q!r}"), tc)
+            self.level_[q] = (self.coverage if self.level == "cell"
+                              else _overall_level(cells, self.coverage, weights))
             self.bounds_[q] = [[list(_central(s, self.level_[q])) for s in row] for row in cells]
         self.n_calibration_ = len(predicted)
         fitted = self.predict(predicted, context)
@@ -261,17 +277,38 @@ def _central(scores: np.ndarray, coverage: float) -> tuple[float, float]:
     return low, high
 
 
-def _overall_level(cells: list[list[np.ndarray]], coverage: float) -> float:
+def _cell_shares(edges: np.ndarray, context_edges: list[list[float]], p: np.ndarray,
+                 c: np.ndarray | None) -> list[list[float]]:
+    """The share of rows (predictions ``p``, context ``c``) in each cell, shaped like the cells."""
+    bin_of = np.searchsorted(np.asarray(edges, dtype=float), p, side="right")
+    shares = []
+    for k, ce in enumerate(context_edges):
+        inside = bin_of == k
+        ce = np.asarray(ce, dtype=float)
+        cell = np.searchsorted(ce, c[inside], side="right") if c is not None and len(ce) else np.zeros(inside.sum(), int)
+        shares.append((np.bincount(cell, minlength=len(ce) + 1) / max(len(p), 1)).tolist())
+    return shares
+
+
+def _overall_level(cells: list[list[np.ndarray]], coverage: float,
+                   weights: list[list[float]] | None = None) -> float:
     """The lowest cell level at which ``coverage`` of all calibration scores fall inside their
-    cell's interval (bisection), never below ``2 · coverage − 1``."""
+    cell's interval (bisection), never below ``2 · coverage − 1``; with ``weights`` (a population's
+    share per cell), ``coverage`` of that population, each cell's calibration scores standing for
+    its share."""
     scores = [s for row in cells for s in row]
-    total = sum(len(s) for s in scores)
+    if weights is None:
+        shares = [len(s) for s in scores]
+    else:
+        shares = [w if len(s) else 0.0 for row, ws in zip(cells, weights) for s, w in zip(row, ws)]
+    total = sum(shares) or 1.0
 
     def inside(level: float) -> float:
-        held = 0
-        for s in scores:
-            low, high = _central(s, level)
-            held += int(np.searchsorted(s, high, side="right") - np.searchsorted(s, low, side="left"))
+        held = 0.0
+        for s, share in zip(scores, shares):
+            if len(s) and share:
+                low, high = _central(s, level)
+                held += share * (np.searchsorted(s, high, side="right") - np.searchsorted(s, low, side="left")) / len(s)
         return held / total
 
     low, high = max(2.0 * coverage - 1.0, 0.0), coverage

@@ -124,3 +124,13 @@ def test_tables_read_by_range_equal_the_whole_load_with_the_same_report(tmp_path
     mine = loaded.report.problems.sort_values(order).reset_index(drop=True)
     assert len(mine) >= 5
     pd.testing.assert_frame_equal(mine, whole.report.problems.sort_values(order).reset_index(drop=True))
+
+
+@pytest.mark.parametrize("horizon", [90, 730])
+def test_any_horizon_scores_in_batches_with_its_sensitivity_table(trained, small_world, tmp_path, horizon) -> None:
+    """730 sits inside the sensitivity horizons' spacing (a pandas 3 index pitfall once crashed it)."""
+    result = score(small_world, pd.Timestamp(AS_OF).date(), trained.model_uri, tmp_path / "scores.parquet",
+                   log_run=False, batch_customers=250, horizon_days=horizon, report=tmp_path / "report.html")
+    rows = pd.read_parquet(result.out)
+    assert result.batches > 2 and (rows["horizon_days"] == horizon).all() and rows["customer_id"].is_unique
+    assert result.report is not None and result.report.exists()

@@ -64,7 +64,9 @@ def open_sources(tables: Tables | str | Path, engine: Engine, only: tuple[str, .
 FLOAT_DECIMALS = 9
 
 
-def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its float columns rounded to :data:`FLOAT_DECIMALS` (in place): what makes
+    features reproducible, on every engine."""
     floats = frame.select_dtypes("float").columns
     if len(floats):
         frame[floats] = frame[floats].round(FLOAT_DECIMALS)
@@ -72,7 +74,7 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run(expr: ir.Table) -> pd.DataFrame:
-    return _rounded(execute(expr.order_by("customer_id")).reset_index(drop=True))
+    return rounded(execute(expr.order_by("customer_id")).reset_index(drop=True))
 
 
 def _side_by_side(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -134,10 +136,11 @@ def restricted(src: Sources, customers: CustomerRange) -> Sources:
                                                     "support_tickets")})
 
 
-def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progress: bool = False,
-                          customers: CustomerRange | None = None) -> pd.DataFrame:
-    """All feature groups for the tables already registered in a backend; with ``customers``,
-    the rows of that range of the population only, equal to the whole population's rows.
+def feature_groups(src: Sources, as_of: AsOf, settings: Settings,
+                   customers: CustomerRange | None = None) -> list[tuple[str, ir.Table]]:
+    """The feature groups as (name, Ibis expression), in the order of the feature frame's
+    columns: the one list both engines run (:func:`features_from_sources` group by group, the
+    Spark engine joined into one query). With ``customers``, the rows of that range only.
 
     Most groups read only their own customer's rows, so they run on the tables cut to the range.
     Two read other customers: the account group (what the customers a customer referred have
@@ -147,17 +150,25 @@ def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progres
     h = whole if customers is None else History.of(restricted(src, customers), as_of, settings)
     cut: Callable[[ir.Table], ir.Table] = (lambda t: t) if customers is None else customers.of
     pools = bool(settings.costs.indirect_pools)
-    groups: list[tuple[str, Callable[[], ir.Table]]] = [
-        ("account", lambda: cut(account_features(whole, settings))),
-        ("rfm", lambda: rfm_features(h, settings)),
-        ("engagement", lambda: engagement_features(h, settings)),
-        ("payment", lambda: payment_features(h, settings)),
-        ("support", lambda: support_features(h, settings)),
-        ("historical cost-to-serve", lambda: cut(historical_features(src, whole, settings)) if pools or customers is None
+    return [
+        ("account", cut(account_features(whole, settings))),
+        ("rfm", rfm_features(h, settings)),
+        ("engagement", engagement_features(h, settings)),
+        ("payment", payment_features(h, settings)),
+        ("support", support_features(h, settings)),
+        ("historical cost-to-serve", cut(historical_features(src, whole, settings)) if pools or customers is None
          else historical_features(restricted(src, customers), h, settings)),
     ]
+
+
+def features_from_sources(src: Sources, as_of: AsOf, settings: Settings, progress: bool = False,
+                          customers: CustomerRange | None = None) -> pd.DataFrame:
+    """All feature groups (:func:`feature_groups`) for the tables already registered in a
+    backend; with ``customers``, the rows of that range of the population only, equal to the
+    whole population's rows."""
+    groups = feature_groups(src, as_of, settings, customers)
     with _Steps(len(groups), progress, "features") as steps:
-        frames = [steps.run(name, lambda make=make: _run(make())) for name, make in groups]
+        frames = [steps.run(name, lambda table=table: _run(table)) for name, table in groups]
     return _side_by_side(frames)
 
 
@@ -226,7 +237,7 @@ def rfm_summary(tables: Tables, as_of: AsOf, settings: Settings, engine: Engine 
     if engine == "duckdb" and isinstance(tables, Tables):  # in process: the linear pass when rows are sorted
         fast = sorted_rfm_summary(tables, as_of_datetime(as_of), settings)
         if fast is not None:
-            return _rounded(fast)
+            return rounded(fast)
     with open_sources(tables, engine, only=("customers", "transactions")) as src:
         h = History.of(src, as_of, settings)
         out = _run(rfm_table(h, settings))

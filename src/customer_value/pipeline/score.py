@@ -40,7 +40,7 @@ from customer_value.data.loading import load_tables_in_ranges
 from customer_value.pipeline.inputs import DEFAULT_REPORT, require_customers_before
 from customer_value.pipeline.progress import Reporter, StageClock, reporter
 from customer_value.pipeline.report import report_figures, write_html_report
-from customer_value.tracking.model import load_model, model_input, score_batch
+from customer_value.tracking.model import LoadedModel, load_model, model_input, score_batch
 from customer_value.tracking.runs import ScoredModel, log_scoring_run, previous_scoring, scoring_drift, training_quality
 from customer_value.tracking.store import setup_tracking
 from customer_value.valuation.churn_drivers import churn_drivers, driver_truncation, sample_positions
@@ -217,8 +217,10 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
             if len(batches) == 1:
                 files.append((features, boosted))
                 continue
-            with clock("spill"):
-                files.append(_spill(Path(spill) / f"batch-{k:05d}.parquet", features, boosted))
+            with clock("spill"):  # one batch's features and boosted predictions, to disk between the two passes
+                spilled = Path(spill) / f"batch-{k:05d}.parquet"
+                pq.write_table(pa.Table.from_pandas(boosted.to_columns(features), preserve_index=False), spilled)
+                files.append(spilled)
             del features, boosted
         if loaded.report.has_problems:  # complete now that every range was read
             path = loaded.report.write(validation_report or DEFAULT_REPORT)
@@ -235,24 +237,15 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
             # pass 2: each batch priced with the population's totals, explained, checked, appended
             for k, ((customers, first, stop), spilled) in enumerate(zip(batches, files)):
                 what = f"batch {k + 1}/{len(batches)}: " if len(batches) > 1 else ""
-                features, boosted = spilled if len(batches) == 1 else _unspill(spilled)
-                with say.step(f"{what}scoring {len(features):,} customers"), clock("value rows"):
-                    batch = score_batch(loaded_model, features, as_of, horizon_days, boosted, totals)
+                if len(batches) == 1:
+                    features, boosted = spilled
+                else:
+                    features, boosted = BoostedPredictions.from_columns(pd.read_parquet(spilled))
+                batch, batch_notes = score_rows(loaded_model, features, as_of, horizon_days, boosted, totals, truncated,
+                                                say, clock, what)
+                notes.update(batch_notes)
                 check_one_row_per_customer(batch, population if len(batches) == 1 else
                                            pd.Series(ids[first:stop].to_numpy(zero_copy_only=False)))
-                if value_model.churn_model is not None:
-                    with say.step(f"{what}churn drivers", total=len(features)) as step, clock("churn drivers"):
-                        drivers = churn_drivers(value_model, features, truncated=truncated,
-                                                progress=lambda done, _total: step.update(completed=done))
-                        step.finish(f"{drivers.trees:,} of {drivers.of_trees:,} trees, R² {drivers.r2:.3f}")
-                    notes["customer_value.churn_drivers"] = drivers.method()
-                    batch = with_column(batch, "top_churn_drivers", drivers.texts.to_numpy(), after="top_cost_drivers")
-                batch = batch.sort_values("customer_id", kind="stable").reset_index(drop=True)
-                if "top_cost_drivers" not in batch:  # a model without activity forecasts: SHAP for the drain list
-                    batch = with_drain_drivers(batch, features, value_model)
-                    if "top_churn_drivers" in batch:  # the two driver columns side by side
-                        batch = with_column(batch, "top_churn_drivers", batch["top_churn_drivers"].to_numpy(),
-                                            after="top_cost_drivers")
                 # what `whatif` needs to reprice the file without the model, kept in its Parquet metadata
                 batch.attrs[METADATA_KEY] = value_model.scoring_metadata(horizon)
                 with clock("write"):
@@ -266,7 +259,10 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
                 # not depend on the horizon); the file's own horizon is the sum of its customer_value
                 with clock("value at other horizons"):
                     part = value_model.total_value_by_horizon(features, horizons, boosted, totals)
-                    part[horizon] = float(batch["customer_value"].sum())
+                    # a new label on a RangeIndex-like int index is a pandas 3 pitfall: build the index anew
+                    part = pd.concat([part.drop(horizon, errors="ignore"),
+                                      pd.Series({horizon: float(batch["customer_value"].sum())}, dtype=float)])
+                    part.index.name = "horizon_days"
                     by_horizon = part if by_horizon is None else by_horizon + part
                 if len(batches) == 1:
                     scores = batch
@@ -302,26 +298,35 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
                        baseline.run_id if baseline is not None else None, clock.seconds, len(batches))
 
 
-def _spill(path: Path, features: pd.DataFrame, boosted: BoostedPredictions) -> Path:
-    """One batch's features and boosted predictions, to disk between the two passes."""
-    columns = {f"__boosted_{name}": value for name, value in boosted._asdict().items()
-               if value is not None and name != "activity_volumes"}
-    frame = features.assign(**columns)
-    if boosted.activity_volumes is not None:
-        frame = pd.concat([frame, boosted.activity_volumes.add_prefix("__boosted_volume_").set_axis(frame.index)], axis=1)
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-    return path
-
-
-def _unspill(path: Path) -> tuple[pd.DataFrame, BoostedPredictions]:
-    frame = pd.read_parquet(path)
-    volumes = [c for c in frame.columns if c.startswith("__boosted_volume_")]
-    fields = {name: frame[f"__boosted_{name}"].to_numpy() for name in BoostedPredictions._fields
-              if f"__boosted_{name}" in frame.columns}
-    if volumes:
-        fields["activity_volumes"] = frame[volumes].rename(columns=lambda c: c.removeprefix("__boosted_volume_"))
-    features = frame[[c for c in frame.columns if not c.startswith("__boosted_")]]
-    return features, BoostedPredictions(**fields)
+def score_rows(loaded_model: LoadedModel, features: pd.DataFrame, as_of: dt.date, horizon_days: int | None,
+               boosted: BoostedPredictions, totals: PortfolioTotals | None,
+               truncated: tuple[int, float] | None = None, progress: Progress | None = None,
+               clock: StageClock | None = None, what: str = "") -> tuple[pd.DataFrame, dict[str, str]]:
+    """Pass 2 for one batch, as a score file holds it: rows priced with the population's
+    ``totals`` (``None``: the batch is the population), the churn drivers in words (trees chosen
+    once, ``truncated``), sorted by ``customer_id``; and the run notes. One function for both
+    engines (this module's and :mod:`.spark_scoring`'s map over partitions), so they write the
+    same rows. ``progress``/``clock``/``what`` only report (steps and stage times)."""
+    say = reporter(progress)
+    clock = clock or StageClock()
+    value_model = loaded_model.value_model
+    notes: dict[str, str] = {}
+    with say.step(f"{what}scoring {len(features):,} customers"), clock("value rows"):
+        rows = score_batch(loaded_model, features, as_of, horizon_days, boosted, totals)
+    if value_model.churn_model is not None:
+        with say.step(f"{what}churn drivers", total=len(features)) as step, clock("churn drivers"):
+            drivers = churn_drivers(value_model, features, truncated=truncated,
+                                    progress=lambda done, _total: step.update(completed=done))
+            step.finish(f"{drivers.trees:,} of {drivers.of_trees:,} trees, R² {drivers.r2:.3f}")
+        notes["customer_value.churn_drivers"] = drivers.method()
+        rows = with_column(rows, "top_churn_drivers", drivers.texts.to_numpy(), after="top_cost_drivers")
+    rows = rows.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    if "top_cost_drivers" not in rows:  # a model without activity forecasts: SHAP for the drain list
+        rows = with_drain_drivers(rows, features, value_model)
+        if "top_churn_drivers" in rows:  # the two driver columns side by side
+            rows = with_column(rows, "top_churn_drivers", rows["top_churn_drivers"].to_numpy(),
+                               after="top_cost_drivers")
+    return rows, notes
 
 
 def _training_quality(identity: ScoredModel, say: Reporter) -> dict[str, float]:

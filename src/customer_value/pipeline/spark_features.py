@@ -24,15 +24,8 @@ from ibis.backends import BaseBackend
 
 from customer_value.config import Settings, SparkSettings
 from customer_value.errors import InputError
-from customer_value.features.account import account_features
-from customer_value.features.build import FLOAT_DECIMALS
-from customer_value.features.engagement import engagement_features
+from customer_value.features.build import feature_groups, rounded
 from customer_value.features.engine import Sources, registered_catalog, registered_files, spark_frame, spark_session
-from customer_value.features.historical import historical_features
-from customer_value.features.history import History
-from customer_value.features.payment import payment_features
-from customer_value.features.rfm import rfm_features
-from customer_value.features.support import support_features
 
 
 def spark_backend(spark: SparkSettings) -> BaseBackend:
@@ -66,19 +59,6 @@ def spark_sources(backend: BaseBackend, data: Path | None, settings: Settings) -
                          "in the config (spark: {tables: {customers: db.customers, transactions: ...}})")
 
 
-def feature_groups(src: Sources, as_of: dt.date, settings: Settings) -> list[tuple[str, ir.Table]]:
-    """The feature groups of :func:`customer_value.features.build.features_from_sources`, in its order."""
-    h = History.of(src, as_of, settings)
-    return [
-        ("account", account_features(h, settings)),
-        ("rfm", rfm_features(h, settings)),
-        ("engagement", engagement_features(h, settings)),
-        ("payment", payment_features(h, settings)),
-        ("support", support_features(h, settings)),
-        ("historical cost-to-serve", historical_features(src, h, settings)),
-    ]
-
-
 def feature_table(src: Sources, as_of: dt.date, settings: Settings) -> ir.Table:
     """Every feature group joined on ``customer_id``: one query, one row per customer signed up
     before ``as_of``, columns in :func:`build_features`' order (every group covers the population)."""
@@ -100,8 +80,4 @@ def as_feature_frame(batch: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pd.
     """A batch of the feature DataFrame as the pandas frame the DuckDB engine gives for these
     customers: the same Arrow types, then floats rounded as :mod:`customer_value.features.build` rounds."""
     table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-    frame = table.select(schema.names).cast(schema).to_pandas()
-    floats = frame.select_dtypes("float").columns
-    if len(floats):
-        frame[floats] = frame[floats].round(FLOAT_DECIMALS)
-    return frame
+    return rounded(table.select(schema.names).cast(schema).to_pandas())

@@ -39,10 +39,10 @@ import pyarrow as pa
 from customer_value.config import Settings
 from customer_value.errors import ConfigError, InputError, OutputError
 from customer_value.pipeline.progress import Reporter, StageClock, reporter
-from customer_value.pipeline.score import scoring_settings, with_column
+from customer_value.pipeline.score import score_rows, scoring_settings
 from customer_value.pipeline.spark_features import as_feature_frame, feature_dataframe, spark_backend, spark_sources
-from customer_value.tracking.model import LoadedModel, load_model, model_input, score_batch
-from customer_value.valuation.churn_drivers import churn_drivers, driver_truncation, sample_positions
+from customer_value.tracking.model import LoadedModel, load_model, model_input
+from customer_value.valuation.churn_drivers import driver_truncation, sample_positions
 from customer_value.valuation.portfolio import PortfolioTotals
 from customer_value.valuation.value import BoostedPredictions, ValueModel
 from customer_value.valuation.whatif import METADATA_KEY
@@ -51,8 +51,6 @@ Progress = Callable[[str], None] | Reporter
 METADATA_FILE = "_customer_value.json"
 """Beside the part files (Spark skips names starting with ``_``): what a single score file keeps
 in its Parquet metadata (horizon, discounting, rates and pools, segment cut points)."""
-BOOSTED = "__boosted_"
-VOLUME = "__boosted_volume_"
 TOTALS = "__totals_"
 
 
@@ -218,19 +216,15 @@ class _Job:
         """Features, their boosted predictions and (on the first row) the batch's portfolio totals."""
         model = _value_model(self.bundle)
         boosted = model.boosted(model_input(features))
-        frame = with_boosted(features, boosted)
-        return with_totals(frame, model.portfolio_totals(boosted))
+        return with_totals(boosted.to_columns(features), model.portfolio_totals(boosted))
 
     def pass_two(self, frame: pd.DataFrame, totals: PortfolioTotals) -> pd.DataFrame:
         """Score rows of one batch priced with the population's totals, as the DuckDB engine writes them."""
-        loaded = self.loaded()
-        model = loaded.value_model
-        features, boosted = split_boosted(frame, self.schema)
-        rows = score_batch(loaded, features, self.as_of, self.horizon_days, boosted, totals)
-        if model.churn_model is not None:
-            drivers = churn_drivers(model, features, truncated=self.truncated)
-            rows = with_column(rows, "top_churn_drivers", drivers.texts.to_numpy(), after="top_cost_drivers")
-        return rows.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        stored, boosted = BoostedPredictions.from_columns(frame)
+        # the features back in the engine's exact types (the totals' columns left out)
+        features = as_feature_frame(pa.Table.from_pandas(stored, preserve_index=False), self.schema)
+        rows, _ = score_rows(self.loaded(), features, self.as_of, self.horizon_days, boosted, totals, self.truncated)
+        return rows
 
     def arrow_pass_one(self, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -251,27 +245,6 @@ class _Job:
 
 def _as_batches(frame: pd.DataFrame, schema: pa.Schema) -> list[pa.RecordBatch]:
     return pa.Table.from_pandas(frame, preserve_index=False).select(schema.names).cast(schema).to_batches()
-
-
-def with_boosted(features: pd.DataFrame, boosted: BoostedPredictions) -> pd.DataFrame:
-    """``features`` with the boosted predictions as ``__boosted_<field>`` (and ``__boosted_volume_<column>``) columns."""
-    columns = {f"{BOOSTED}{name}": np.asarray(value, dtype=float) for name, value in boosted._asdict().items()
-               if value is not None and name != "activity_volumes"}
-    frame = features.reset_index(drop=True).assign(**columns)
-    if boosted.activity_volumes is not None:
-        frame = pd.concat([frame, boosted.activity_volumes.reset_index(drop=True).add_prefix(VOLUME)], axis=1)
-    return frame
-
-
-def split_boosted(frame: pd.DataFrame, schema: pa.Schema) -> tuple[pd.DataFrame, BoostedPredictions]:
-    """The inverse of :func:`with_boosted` (features back in the engine's exact types)."""
-    volumes = [c for c in frame.columns if c.startswith(VOLUME)]
-    fields: dict[str, Any] = {name: frame[f"{BOOSTED}{name}"].to_numpy(dtype=float)
-                              for name in BoostedPredictions._fields if f"{BOOSTED}{name}" in frame.columns}
-    if volumes:
-        fields["activity_volumes"] = frame[volumes].rename(columns=lambda c: c.removeprefix(VOLUME)).reset_index(drop=True)
-    features = as_feature_frame(pa.Table.from_pandas(frame[schema.names], preserve_index=False), schema)
-    return features, BoostedPredictions(**fields)
 
 
 def with_totals(frame: pd.DataFrame, totals: PortfolioTotals) -> pd.DataFrame:

@@ -55,9 +55,9 @@ import csv
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -758,10 +758,9 @@ class RangeReader:
             meta = handle.metadata.row_group(group)
             stats = meta.column(position).statistics
             size = meta.num_rows
-            skip = (stats is not None and stats.has_min_max and stats.null_count == 0
-                    and ((first is not None and stats.max < first) or (before is not None and stats.min >= before)))
-            whole = (stats is not None and stats.has_min_max and stats.null_count == 0
-                     and (first is None or stats.min >= first) and (before is None or stats.max < before))
+            known = stats is not None and stats.has_min_max and stats.null_count == 0  # ids' span known, no nulls
+            skip = known and ((first is not None and stats.max < first) or (before is not None and stats.min >= before))
+            whole = known and (first is None or stats.min >= first) and (before is None or stats.max < before)
             if whole:  # the group lies inside the range (files sorted by customer: nearly all of them)
                 parts.append(handle.read_row_group(group))
                 rows.append(np.arange(offset, offset + size))

@@ -211,15 +211,16 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     valid = day - dt.timedelta(days=settings.horizon_days)
     past = cache.base_features(valid)
     boosted_past = model.boosted(past) if len(past) else None
+    scored_now = model.predict(features, day, boosted=boosted_now)  # the base it will score (referrals, intervals)
     use_referral_model(model, fit_referral_model(
         model, cut, day, features, past, settings.horizon_days,
         scored_then=model._parts(past, settings.horizon_days, boosted_past) if len(past) else None,
-        alive=model._parts(features, settings.horizon_days, boosted_now)["adjusted_p_alive"].to_numpy()))
+        alive=scored_now["adjusted_p_alive"].to_numpy()))
     timings["referrals"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     observer.stage("intervals: calibrating p10/p90 on the validation year")
     try:
-        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, features, boosted_now)
+        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, scored_now)
     except (ValueError, CannotFitError) as exc:
         skipped["intervals"] = str(exc).splitlines()[0]
         observer.stage(f"intervals: skipped ({skipped['intervals']})")
@@ -247,13 +248,12 @@ CLEARLY_BETTER = 0.005
 
 
 def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings,
-                  boosted: BoostedPredictions | None = None, now: pd.DataFrame | None = None,
-                  boosted_now: BoostedPredictions | None = None) -> IntervalModel:
+                  boosted: BoostedPredictions | None = None, scored_now: pd.DataFrame | None = None) -> IntervalModel:
     """Calibrated p10/p90 (:mod:`customer_value.valuation.intervals`): the fitted value model scores
     the customers as of ``day − horizon`` (the boosted models' validation snapshot, unseen by their
     training; ``boosted``: its predictions there, if already made) and is compared with what they
-    did over the next ``horizon`` days. ``now`` (the features as of ``day``, ``boosted_now`` their
-    predictions) is the population the model will score: its mix sets the overall level."""
+    did over the next ``horizon`` days. ``scored_now`` (the model's rows for the customers as of
+    ``day``) is the population it will score: its mix sets the overall level."""
     valid = day - dt.timedelta(days=settings.horizon_days)
     features = cache.base_features(valid)
     if features.empty:
@@ -261,10 +261,10 @@ def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, setting
     at_valid = model.predict(features, valid, boosted=boosted)
     realised = at_valid[["customer_id"]].merge(cache.targets(valid, settings.horizon_days), on="customer_id",
                                                how="left", validate="one_to_one")
-    at_day = model.predict(now, day, boosted=boosted_now) if now is not None and len(now) else None
+    target = scored_now if scored_now is not None and len(scored_now) else None
     return IntervalModel().fit(predicted_outcomes(at_valid), realised, at_valid,
-                               target=predicted_outcomes(at_day) if at_day is not None else None,
-                               target_context=at_day)
+                               target=predicted_outcomes(target) if target is not None else None,
+                               target_context=target)
 
 
 def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:

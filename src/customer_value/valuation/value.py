@@ -263,12 +263,12 @@ class ValueModel:
             volumes = activity_volumes(self.activity_model.predict(horizon_input), s).reset_index(drop=True)
         margin, net = None, None
         known_churn = churn if self.churn_model is not None else None
-        if self.margin_model is not None or (self.net_model is not None and self.value_forecast == "net"):
+        if self.margin_model is not None or self._runs_net_model:
             with_churn = ModelInput.of(margin_input(horizon_input, known_churn,
                                                  self.margin_model or self.net_model))
             if self.margin_model is not None:
                 margin = np.clip(np.asarray(self.margin_model.predict(with_churn), dtype=float), 0.0, None)
-            if self.net_model is not None and self.value_forecast == "net":  # kept for comparison, run when used
+            if self._runs_net_model:
                 net = np.asarray(self.net_model.predict(with_churn), dtype=float)
         return BoostedPredictions(churn, cost, margin, drain, volumes, net)
 
@@ -439,11 +439,16 @@ class ValueModel:
         scoring; pass 1 of batch scoring, see :meth:`predict`)."""
         return self._boosted(features, rfm_of(features))
 
+    @property
+    def _runs_net_model(self) -> bool:
+        """The net value model is kept for comparison but run only when it is the forecast."""
+        return self.net_model is not None and self.value_forecast == "net"
+
     def tree_counts(self) -> dict[str, int]:
         """Trees each boosted model runs per scored row: what the model stage's time follows."""
         models = {"churn": self.churn_model, "cost": self.cost_model, "margin": self.margin_model,
                   "drain": self.drain_model, "activities": self.activity_model,
-                  "net_value": self.net_model if self.value_forecast == "net" else None}
+                  "net_value": self.net_model if self._runs_net_model else None}
         return {name: int(m.n_trees_) for name, m in models.items() if m is not None}
 
     def portfolio_totals(self, boosted: BoostedPredictions) -> PortfolioTotals:

@@ -467,7 +467,9 @@ def score(
     report: Annotated[Optional[Path], typer.Option(help="HTML report to write.")] = None,
     log_run: Annotated[bool, typer.Option("--log/--no-log", help="Log a scoring run to MLflow.")] = True,
     horizon: Annotated[Optional[int], typer.Option(min=1, help="Horizon in days for this scoring (default: the model's).")] = None,
-    cashflows: Annotated[Optional[Path], typer.Option(help="Also write expected margin, cost and discounted net per customer and month (Parquet).")] = None,
+    cashflows: Annotated[Optional[str], typer.Option(
+        help="Also write expected margin, cost and discounted net per customer and month (Parquet; with "
+             "--engine spark a directory of part files, a local path or a URI).")] = None,
     config: ConfigFile = None,
     strict: Strict = None,
     validation_report: ValidationReportFile = None,
@@ -480,17 +482,17 @@ def score(
     """Score every customer signed up before AS_OF once, with the model's own settings; optionally the HTML report.
 
     A --config may only say how to read the data (columns, strict, timestamp_format, spark) and the report's currency.
-    With --engine spark the features and the models run on Spark and the scores are written as a directory of
-    Parquet part files; the report, the cash flows and the MLflow scoring run need --engine duckdb."""
+    With --engine spark the features and the models run on Spark and the scores (and the cash flows) are written
+    as directories of Parquet part files; the report and the MLflow scoring run read the written scores back.
+    --validation-report needs --engine duckdb (it validates every row of every table)."""
     from customer_value.pipeline.score import score as run_score
 
     _quiet_mlflow(ctx)
     settings = settings_from(config, strict=strict) if (config or strict is not None) else None
     day = parse_as_of(as_of)
     if engine.lower() in ("spark", "pyspark"):
-        _score_on_spark(data, day, model, out, settings, horizon, spark_master, report, cashflows, validation_report)
-        if log_run:
-            console.print("  no MLflow scoring run with --engine spark (it reads every row); --no-log silences this")
+        _score_on_spark(data, day, model, out, settings, horizon, spark_master, report, log_run, cashflows,
+                        validation_report)
         return
     if spark_master is not None:
         raise ConfigError("--spark-master needs --engine spark")
@@ -503,8 +505,8 @@ def score(
     out = Path(out)
     with _reporter() as progress:
         result = run_score(Path(data), day, model, out, settings, report=report, log_run=log_run, progress=progress,
-                           validation_report=validation_report, horizon_days=horizon, cashflows=cashflows,
-                           batch_customers=batch_size)
+                           validation_report=validation_report, horizon_days=horizon,
+                           cashflows=Path(cashflows) if cashflows is not None else None, batch_customers=batch_size)
     scores = result.scores
     counts = scores["value_segment"].value_counts()
     order = [s for s in ("top", "high", "medium", "low", "negative") if s in counts.index]
@@ -514,34 +516,46 @@ def score(
     console.print(f"  value segments: {segments}; flagged to drain {drains:,}")
     if result.report is not None:
         console.print(f"  report: {result.report}")
-    if result.drift:
-        shifted = {k: v for k, v in result.drift.items() if v >= 0.1}
-        worst = max(result.drift.items(), key=lambda kv: kv[1])
-        console.print(f"  drift against the previous scoring (run {(result.drift_against or '')[:8]}): "
+    _print_drift(result.drift, result.drift_against, log_run and bool(result.run_id))
+
+
+def _print_drift(drift: dict[str, float], against: str | None, logged: bool) -> None:
+    if drift:
+        shifted = {k: v for k, v in drift.items() if v >= 0.1}
+        worst = max(drift.items(), key=lambda kv: kv[1])
+        console.print(f"  drift against the previous scoring (run {(against or '')[:8]}): "
                       + (f"[yellow]{len(shifted)} column(s) shifted[/yellow] (PSI >= 0.1: "
                          + ", ".join(f"{k} {v:.2f}" for k, v in sorted(shifted.items(), key=lambda kv: -kv[1])) + ")"
                          if shifted else f"stable (largest PSI {worst[1]:.3f}, {worst[0]})"))
-    elif log_run and result.run_id:
+    elif logged:
         console.print("  drift: no earlier scoring of this model to compare with")
 
 
 def _score_on_spark(data: str | None, day: date, model: str, out: str, settings: Settings | None,
-                    horizon: int | None, spark_master: str | None, *not_here: Any) -> None:
-    """`score --engine spark`: what the DuckDB-only options cannot do here is an error, not ignored."""
+                    horizon: int | None, spark_master: str | None, report: Path | None, log_run: bool,
+                    cashflows: str | None, validation_report: Path | None) -> None:
+    """`score --engine spark`: the DuckDB engine's outputs, but for the validation report (an
+    error, not ignored)."""
     from customer_value.pipeline.spark_scoring import score_on_spark
 
-    if any(option is not None for option in not_here):
-        raise ConfigError("--report, --cashflows and --validation-report read every score row and need "
-                          "--engine duckdb; with --engine spark, read the written scores instead")
+    if validation_report is not None:
+        raise ConfigError("--validation-report needs --engine duckdb: it validates every row of every table, "
+                          "which the Spark engine does not do")
     given = settings or Settings()
     if spark_master is not None:
         given = given.model_copy(update={"spark": spark_settings(given, spark_master)})
     with _reporter() as progress:
         result = score_on_spark(data, day, model, out, given if settings is not None or spark_master else None,
-                                horizon_days=horizon, progress=progress)
+                                horizon_days=horizon, progress=progress, report=report, log_run=log_run,
+                                cashflows=cashflows)
     stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.seconds.items())
     console.print(f"[green]scored[/green] {result.rows:,} customers on Spark -> {result.out}")
     console.print(f"  {stages}")
+    if result.cashflows is not None:
+        console.print(f"  cash flows: {result.cashflow_rows:,} rows -> {result.cashflows}")
+    if result.report is not None:
+        console.print(f"  report: {result.report}")
+    _print_drift(result.drift, result.drift_against, log_run and bool(result.run_id))
 
 
 @app.command()

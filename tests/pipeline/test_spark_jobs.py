@@ -1,5 +1,6 @@
 """`score --engine spark` and `train --engine spark` on a local Spark session (``local[2]``) give the
-DuckDB engine's results, and no raw table is collected to the driver on the way.
+DuckDB engine's results (score rows, cash flows, report, scoring run; the config's column mapping),
+and no raw table is collected to the driver on the way.
 
 The scoring world has :data:`N_SPARK` customers (issue 17's acceptance: 20k); the model is the
 pipeline tests' session model. Training runs on the 1,500-customer session world (its probabilistic
@@ -9,6 +10,7 @@ parameters come from the features as of the training date, which is what the eng
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -84,31 +86,46 @@ class RowGuard:
         return self
 
 
+def _store_copy(trained_store, root: Path) -> str:
+    """A copy of the session's store (same model, same earlier scorings): each engine logs its
+    scoring run into its own, so neither is the other's drift baseline."""
+    db = root / "mlflow" / "mlflow.db"
+    db.parent.mkdir(parents=True)
+    shutil.copy(trained_store.tracking_uri.removeprefix("sqlite:///"), db)
+    return f"sqlite:///{db}"
+
+
 @pytest.fixture(scope="module")
 def scored(spark, spark_world, trained_store, tmp_path_factory):
-    """The world scored by both engines with the session model (the Spark run under a row guard)."""
+    """The world scored by both engines with the session model, each with its report, cash flows
+    and MLflow scoring run (the Spark run under a row guard)."""
+    import mlflow
+
     from customer_value.pipeline.score import score
     from customer_value.pipeline.spark_scoring import score_on_spark
     from customer_value.valuation.churn_drivers import SAMPLE_ROWS
 
     out = tmp_path_factory.mktemp("spark-scores")
+    stores = {engine: _store_copy(trained_store, out / engine) for engine in ("spark", "duckdb")}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", trained_store.tracking_uri)
+        mp.setenv("MLFLOW_TRACKING_URI", stores["spark"])
         mp.setenv("CUSTOMER_VALUE_HOME", str(trained_store.home))
-        import mlflow
-
-        mlflow.set_tracking_uri(trained_store.tracking_uri)
+        mlflow.set_tracking_uri(stores["spark"])
         guard = RowGuard(SAMPLE_ROWS).install(mp)
-        result = score_on_spark(spark_world, AS_OF, trained_store.model_uri, out / "spark", backend=spark)
+        result = score_on_spark(spark_world, AS_OF, trained_store.model_uri, out / "spark-scores", backend=spark,
+                                report=out / "spark.html", cashflows=out / "spark-flows")
         mp.undo()
-        mp.setenv("MLFLOW_TRACKING_URI", trained_store.tracking_uri)
+        mp.setenv("MLFLOW_TRACKING_URI", stores["duckdb"])
         mp.setenv("CUSTOMER_VALUE_HOME", str(trained_store.home))
-        duck = score(spark_world, AS_OF, trained_store.model_uri, out / "duckdb.parquet", log_run=False)
-    return result, guard, pd.read_parquet(result.out), duck.scores
+        mlflow.set_tracking_uri(stores["duckdb"])
+        duck = score(spark_world, AS_OF, trained_store.model_uri, out / "duckdb.parquet", report=out / "duckdb.html",
+                     cashflows=out / "duckdb-flows.parquet")
+    mlflow.set_tracking_uri(trained_store.tracking_uri)
+    return result, guard, pd.read_parquet(result.out), duck.scores, duck, stores
 
 
 def test_spark_scores_equal_duckdb(scored, spark_world) -> None:
-    result, _, spark_scores, duck = scored
+    result, _, spark_scores, duck, *_ = scored
     customers = pd.read_parquet(spark_world / "customers.parquet")
     population = customers.loc[customers["signup_at"] < pd.Timestamp(AS_OF), "customer_id"]
     assert spark_scores["customer_id"].is_unique
@@ -132,7 +149,73 @@ def test_spark_output_is_a_committed_directory(scored) -> None:
     out = Path(result.out)
     assert out.is_dir() and any(out.glob("*.parquet")) and (out / "_SUCCESS").exists()
     assert (out / "_customer_value.json").exists()  # the metadata whatif reprices with
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]  # no temp left behind
+    flows = Path(result.cashflows)
+    assert flows.is_dir() and any(flows.glob("*.parquet")) and (flows / "_SUCCESS").exists()
+    for written in (out, flows):  # no temp left behind
+        assert not [p for p in written.parent.iterdir() if p.name.startswith(f".{written.name}.")]
+
+
+def _numbers_equal(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Same columns; numbers to 1e-9, everything else equal as text."""
+    assert list(left.columns) == list(right.columns)
+    for column in right.columns:
+        if pd.api.types.is_numeric_dtype(right[column]) and not pd.api.types.is_bool_dtype(right[column]):
+            np.testing.assert_allclose(left[column].to_numpy(float), right[column].to_numpy(float),
+                                       rtol=0, atol=1e-9, err_msg=column)
+        else:
+            present = right[column].notna()
+            assert (left[column].notna() == present).all(), column
+            assert (left.loc[present, column].astype(str) == right.loc[present, column].astype(str)).all(), column
+
+
+def test_spark_cashflows_equal_duckdb(scored) -> None:
+    result, _, spark_scores, _, duck, _ = scored
+    key = ["customer_id", "month"]
+    ours = pd.read_parquet(result.cashflows).sort_values(key).reset_index(drop=True)
+    theirs = pd.read_parquet(duck.out.parent / "duckdb-flows.parquet")
+    theirs = theirs.sort_values(key).reset_index(drop=True)
+    months = ours.groupby("customer_id").size()
+    assert not ours.duplicated(key).any() and set(months.index) == set(spark_scores["customer_id"])
+    assert months.nunique() == 1 and result.cashflow_rows == len(ours) == len(spark_scores) * months.iloc[0]
+    for frame in (ours, theirs):  # the month as a day, whatever unit or zone the engine's Parquet gave it
+        month = pd.to_datetime(frame["month"])
+        frame["month"] = (month.dt.tz_convert(None) if month.dt.tz is not None else month).dt.strftime("%Y-%m-%d")
+    _numbers_equal(ours, theirs)
+
+
+def test_spark_report_and_scoring_run_equal_duckdb(scored) -> None:
+    """The report's headline and the logged metrics are the DuckDB engine's (the sensitivity table
+    included: total_value.horizon_*), each engine logging into its own copy of the store."""
+    from mlflow import MlflowClient
+
+    from customer_value.pipeline.score import READ_BACK_SKIPS
+    from customer_value.reporting.sections import headline
+
+    result, _, _, _, duck, stores = scored
+    read = [c for c in duck.scores.columns if c not in READ_BACK_SKIPS]  # the rows as read back
+    assert list(result.scores.columns) == read
+    assert (result.scores.dtypes == duck.scores[read].dtypes).all()  # the read-back frame is the DuckDB engine's
+    ours, theirs = headline(result.scores, "t", "EUR"), headline(duck.scores, "t", "EUR")
+    assert [f.label for f in ours.facts] == [f.label for f in theirs.facts]
+    for mine, other in zip(ours.facts, theirs.facts):
+        assert float(mine.value) == pytest.approx(float(other.value), rel=1e-9, abs=1e-9), mine.label
+    printed = re.compile(r'<div class="label">(.*?)</div>\s*<div class="figure-number">(.*?)</div>', re.S)
+    facts = {engine: printed.findall(page.read_text()) for engine, page in (("spark", result.report),
+                                                                           ("duckdb", duck.report))}
+    assert len(facts["duckdb"]) >= len(theirs.facts)
+    assert facts["spark"] == facts["duckdb"]  # every figure on the page (headline, sections) as printed
+
+    runs = {engine: MlflowClient(tracking_uri=stores[engine]).get_run(run_id)
+            for engine, run_id in (("spark", result.run_id), ("duckdb", duck.run_id))}
+    metrics = {engine: run.data.metrics for engine, run in runs.items()}
+    assert metrics["spark"].keys() == metrics["duckdb"].keys()
+    assert {"total_value.horizon_365d", "total_value.horizon_1095d"} <= metrics["spark"].keys()
+    for name, value in metrics["duckdb"].items():
+        assert metrics["spark"][name] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+    tags = {engine: {k: v for k, v in run.data.tags.items() if k.startswith("customer_value.")}
+            for engine, run in runs.items()}
+    assert tags["spark"] == tags["duckdb"]
+    assert result.drift == pytest.approx(duck.drift, rel=1e-9, abs=1e-9) and result.quality == duck.quality
 
 
 def test_no_raw_table_reaches_the_driver(scored, spark_world) -> None:
@@ -141,6 +224,65 @@ def test_no_raw_table_reaches_the_driver(scored, spark_world) -> None:
     events = pd.read_parquet(spark_world / "engagement_events.parquet", columns=["customer_id"])
     assert 0 < guard.largest <= guard.limit
     assert len(events) > 10 * guard.limit and N_SPARK > guard.limit
+
+
+RENAMED = {"customers": {"customer_id": "CustomerID", "signup_at": "Signed Up"},
+           "transactions": {"customer_id": "cust", "amount": "Amount (EUR)"}}
+"""A ``columns:`` mapping (canonical -> the user's name) for :func:`_renamed_world`."""
+
+
+def _renamed_world(world: Path, out: Path) -> Path:
+    """``world`` with the columns of :data:`RENAMED` under the user's names (the rest as they are)."""
+    out.mkdir()
+    for path in world.glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        mapping = RENAMED.get(path.stem, {})
+        frame.rename(columns={c: u for c, u in mapping.items()}).to_parquet(out / path.name, index=False)
+    return out
+
+
+def test_spark_applies_the_columns_mapping(spark, small_world, trained, tmp_path) -> None:
+    """Renamed source columns plus a ``columns:`` mapping in --config score as the canonical files
+    do, through the command line (with the cash flows, without a run: the report is the fixture's)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from customer_value.cli import app
+    from customer_value.pipeline.score import score
+
+    renamed = _renamed_world(small_world, tmp_path / "renamed")
+    config = tmp_path / "columns.yaml"
+    config.write_text(yaml.safe_dump({"columns": RENAMED}))
+    out, flows = tmp_path / "spark", tmp_path / "flows"
+    result = CliRunner().invoke(app, ["score", "--data", str(renamed), "--as-of", AS_OF.isoformat(), "--model",
+                                      trained.model_uri, "--out", str(out), "--config", str(config), "--no-log",
+                                      "--cashflows", str(flows), "--engine", "spark",
+                                      "--spark-master", "local[2]"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    said = " ".join(result.output.split())
+    assert "cash flows:" in said and "drift" not in said
+    assert any(flows.glob("*.parquet"))
+    duck = score(small_world, AS_OF, trained.model_uri, tmp_path / "duckdb.parquet", log_run=False)
+    ours = pd.read_parquet(out).sort_values("customer_id").reset_index(drop=True)
+    _numbers_equal(ours, duck.scores.sort_values("customer_id").reset_index(drop=True))
+
+
+@pytest.mark.parametrize("mapping", [{"customers": {"signup_at": "joined"}},
+                                     {"transactions": {"gross_margin": "amount"}}])
+def test_a_mapping_that_does_not_fit_fails_as_on_duckdb(spark, small_world, trained, tmp_path, mapping) -> None:
+    from customer_value.config import Settings
+    from customer_value.data.loading import DataValidationError
+    from customer_value.pipeline.score import score
+    from customer_value.pipeline.spark_scoring import score_on_spark
+
+    settings = Settings(columns=mapping)
+    with pytest.raises(DataValidationError) as duck:
+        score(small_world, AS_OF, trained.model_uri, tmp_path / "duckdb.parquet", settings, log_run=False)
+    with pytest.raises(DataValidationError) as ours:
+        score_on_spark(small_world, AS_OF, trained.model_uri, tmp_path / "spark", settings, backend=spark,
+                       log_run=False)
+    assert str(ours.value) == str(duck.value)
+    assert "names column(s) the file lacks" in str(ours.value) or "collide" in str(ours.value)
 
 
 def test_train_on_spark_gives_the_same_probabilistic_parameters(spark, small_world, fast_config, trained_store,
@@ -193,6 +335,21 @@ def test_missing_pyspark_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     with pytest.raises(CustomerValueError, match=r"pip install 'customer-value\[spark\]'"):
         engine._pyspark_session_class()
+
+
+def test_validation_report_is_refused_on_spark(small_world, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from customer_value.cli import app
+
+    result = CliRunner().invoke(app, ["score", "--data", str(small_world), "--as-of", AS_OF.isoformat(), "--model",
+                                      "models:/x/1", "--out", str(tmp_path / "s"), "--engine", "spark",
+                                      "--report", str(tmp_path / "r.html"), "--cashflows", str(tmp_path / "f"),
+                                      "--validation-report", str(tmp_path / "v.csv")])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "--validation-report needs --engine duckdb" in said and "validates every row" in said
+    assert "--report" not in said.replace("--validation-report", "") and "--cashflows" not in said
 
 
 def test_spark_only_options_are_refused_without_spark(small_world, tmp_path) -> None:

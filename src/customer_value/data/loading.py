@@ -354,9 +354,13 @@ _PARSERS: dict[str, Callable[..., tuple[pd.Series, Failures]]] = {
 }
 
 
-def map_columns(name: str, raw: pd.DataFrame, columns: dict[str, str] | None, source: object = None) -> pd.DataFrame:
-    """The user's names to canonical ones (config ``columns:``); a mapping that cannot be applied
-    as written is an error, because guessing would read the wrong column."""
+def canonical_renames(name: str, found: list[str], columns: dict[str, str] | None,
+                      source: object = None) -> dict[str, str]:
+    """The renames (the file's name -> canonical) that the config's ``columns:`` mapping makes of a
+    table whose columns are ``found``, after checking that the mapping fits the file and that every
+    required column is then present; :class:`DataValidationError` otherwise, because guessing would
+    read the wrong column. Names only, so any reader applies the same checks (pandas here, a Spark
+    plan in :mod:`customer_value.features.engine`)."""
     mapping = columns or {}
     where = f"table '{name}'" + (f" ({source})" if source is not None else "")
     canonical = list(TABLE_COLUMNS[name])
@@ -372,13 +376,13 @@ def map_columns(name: str, raw: pd.DataFrame, columns: dict[str, str] | None, so
         u, cs = next(iter(shared.items()))
         raise DataValidationError(f"{where}: the columns mapping sends {cs} all to the one column '{u}'; map each "
                                   f"canonical column to its own column")
-    absent = [(c, u) for c, u in mapping.items() if u not in raw.columns]
+    absent = [(c, u) for c, u in mapping.items() if u not in found]
     if absent:
         shown = ", ".join(f"{c}: {u}" for c, u in absent)
         raise DataValidationError(f"{where}: the columns mapping ({shown}) names column(s) the file lacks; "
-                                  f"the file's columns are {list(raw.columns)}")
+                                  f"the file's columns are {list(found)}")
     renames = {u: c for c, u in mapping.items() if u != c}
-    collide = [(u, c) for u, c in renames.items() if c in raw.columns and c not in renames]
+    collide = [(u, c) for u, c in renames.items() if c in found and c not in renames]
     if collide:
         u, c = collide[0]
         raise DataValidationError(
@@ -386,7 +390,16 @@ def map_columns(name: str, raw: pd.DataFrame, columns: dict[str, str] | None, so
             f"'{c}'; the two columns '{u}' and '{c}' collide (drop or rename one of them in the file, or remove "
             f"the mapping)"
         )
-    return raw.rename(columns=renames)
+    renamed = {renames.get(u, u) for u in found}
+    missing = [c for c, (_, required) in TABLE_COLUMNS[name].items() if required and c not in renamed]
+    if missing:
+        named = [f"'{c}'" + (f" (mapped from '{mapping[c]}')" if c in mapping else "") for c in missing]
+        at = f" in {source}" if source is not None else ""
+        raise DataValidationError(
+            f"table '{name}': missing required column(s) {', '.join(named)}{at}; found columns {list(found)}"
+            + _delimiter_hint(found)
+        )
+    return renames
 
 
 def parse_table(name: str, raw: pd.DataFrame, columns: dict[str, str] | None = None,
@@ -396,16 +409,7 @@ def parse_table(name: str, raw: pd.DataFrame, columns: dict[str, str] | None = N
     Raises :class:`DataValidationError` for table-level problems (a mapping that does not fit
     the file, a required column missing), which no row-level setting aside can fix.
     """
-    renamed = map_columns(name, raw, columns, source)
-    mapping = columns or {}
-    missing = [c for c, (_, required) in TABLE_COLUMNS[name].items() if required and c not in renamed.columns]
-    if missing:
-        named = [f"'{c}'" + (f" (mapped from '{mapping[c]}')" if c in mapping else "") for c in missing]
-        where = f" in {source}" if source is not None else ""
-        raise DataValidationError(
-            f"table '{name}': missing required column(s) {', '.join(named)}{where}; found columns {list(raw.columns)}"
-            + _delimiter_hint(raw)
-        )
+    renamed = raw.rename(columns=canonical_renames(name, list(raw.columns), columns, source))
     frame: dict[str, pd.Series] = {}
     problems = []
     for column, (dtype, _) in TABLE_COLUMNS[name].items():
@@ -422,11 +426,11 @@ def parse_table(name: str, raw: pd.DataFrame, columns: dict[str, str] | None = N
     return out, _concat(problems)
 
 
-def _delimiter_hint(raw: pd.DataFrame) -> str:
+def _delimiter_hint(found: list[str]) -> str:
     """A CSV written with another separator arrives as one column named after the whole header."""
-    if len(raw.columns) == 1:
+    if len(found) == 1:
         for separator in (";", "\t", "|"):
-            if separator in str(raw.columns[0]):
+            if separator in str(found[0]):
                 return f" (the file seems to separate values with {separator!r}; contract CSV files use commas)"
     return ""
 
@@ -464,7 +468,8 @@ def check_schema(name: str, frame: pd.DataFrame, judged_elsewhere: tuple[str, ..
     try:
         with warnings.catch_warnings():  # pandera probes pyspark.pandas, which warns about pandas 3
             warnings.filterwarnings("ignore", message="PySpark does not yet fully support", category=FutureWarning)
-            _schema(name, judged_elsewhere).validate(frame, lazy=True)
+            # inplace: no copy of the table (nothing is coerced, the schemas only check)
+            _schema(name, judged_elsewhere).validate(frame, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna()]

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ibis.backends import BaseBackend
 
+from customer_value.data.loading import canonical_renames
 from customer_value.data.tables import TABLE_COLUMNS, Tables, empty_table
 from customer_value.errors import CustomerValueError, InputError
 
@@ -234,9 +235,11 @@ class CatalogTable:
 
 
 @contextmanager
-def _registered(tables: dict[str, Any], backend: BaseBackend) -> Iterator[Sources]:
+def _registered(tables: dict[str, Any], backend: BaseBackend,
+                columns: dict[str, dict[str, str]] | None = None) -> Iterator[Sources]:
     """Register pandas frames, Arrow tables or (Spark only) Parquet paths and catalog tables;
-    absent names are registered as empty tables."""
+    absent names are registered as empty tables. ``columns`` (the config's mapping, see
+    :func:`_spark_view`) applies to the paths and catalog tables, which hold the user's names."""
     tag = f"cv_{uuid.uuid4().hex[:10]}"
     names: dict[str, str] = {}
     is_spark = backend.name == "pyspark"
@@ -246,7 +249,7 @@ def _registered(tables: dict[str, Any], backend: BaseBackend) -> Iterator[Source
             data = tables.get(name, empty_table(name))
             view = f"{tag}_{name}"
             if is_spark and isinstance(data, (Path, _SparkPath, CatalogTable)):
-                _spark_view(backend._session, name, data).createOrReplaceTempView(view)
+                _spark_view(backend._session, name, data, (columns or {}).get(name)).createOrReplaceTempView(view)
                 names[name] = view
                 continue
             if is_spark and _local_session(backend._session):
@@ -318,35 +321,45 @@ def _local_session(session: Any) -> bool:
     return is_local(session.sparkContext.master)
 
 
-def _spark_view(session: Any, name: str, source: Any) -> Any:
+def _spark_view(session: Any, name: str, source: Any, mapping: dict[str, str] | None = None) -> Any:
     """A Spark DataFrame of ``name`` in canonical columns and types, from a Parquet path or a
-    catalog table (optional columns it lacks are nulls)."""
+    catalog table (optional columns it lacks are nulls). ``mapping`` (the config's ``columns:``
+    for this table, canonical -> the source's name) becomes renames in the plan; it is checked
+    against the source's column names by the DuckDB engine's own checks
+    (:func:`~customer_value.data.loading.canonical_renames`), so both engines fail alike."""
     raw = session.table(source.name) if isinstance(source, CatalogTable) else session.read.parquet(str(source))
-    present = set(raw.columns)
-    missing = [c for c, (_, required) in TABLE_COLUMNS[name].items() if required and c not in present]
-    if missing:
-        raise InputError(f"table {name!r} ({source}) lacks required column(s) {missing}")
+    where = source.name if isinstance(source, CatalogTable) else source
+    renames = canonical_renames(name, list(raw.columns), mapping, where)
+    found = {renames.get(c, c): c for c in raw.columns}  # canonical -> the source's column
     return raw.selectExpr(*[
-        f"CAST({f'`{c}`' if c in present else 'NULL'} AS {_SPARK_TYPES[d]}) AS {c}"
+        f"CAST({_quoted(found[c]) if c in found else 'NULL'} AS {_SPARK_TYPES[d]}) AS {c}"
         for c, (d, _) in TABLE_COLUMNS[name].items()
     ])
 
 
+def _quoted(column: str) -> str:
+    """A column name as a Spark SQL identifier (any characters a user's file may use)."""
+    return "`" + column.replace("`", "``") + "`"
+
+
 @contextmanager
-def registered_catalog(tables: dict[str, str], backend: BaseBackend) -> Iterator[Sources]:
+def registered_catalog(tables: dict[str, str], backend: BaseBackend,
+                       columns: dict[str, dict[str, str]] | None = None) -> Iterator[Sources]:
     """Catalog tables (contract name -> catalog name, e.g. from ``settings.spark.tables``) as the
-    sources of a Spark backend; they must hold canonical columns (naive-UTC timestamps)."""
+    sources of a Spark backend; they must hold canonical columns (naive-UTC timestamps) under
+    their canonical names or the names ``columns`` (the config's mapping) gives."""
     if backend.name != "pyspark":
         raise ValueError("catalog tables are read by the spark engine only")
     for required in ("customers", "transactions"):
         if required not in tables:
             raise InputError(f"spark.tables names no {required!r} table; customers and transactions are required")
-    with _registered({name: CatalogTable(table) for name, table in tables.items()}, backend) as sources:
+    with _registered({name: CatalogTable(table) for name, table in tables.items()}, backend, columns) as sources:
         yield sources
 
 
 @contextmanager
-def registered_files(data_dir: str | Path, backend: BaseBackend) -> Iterator[Sources]:
+def registered_files(data_dir: str | Path, backend: BaseBackend,
+                     columns: dict[str, dict[str, str]] | None = None) -> Iterator[Sources]:
     """Fast path for canonical ``NAME.parquet`` files: no pandas round trip.
 
     The files must already be canonical (contract column names, naive-UTC timestamps), e.g.
@@ -354,7 +367,9 @@ def registered_files(data_dir: str | Path, backend: BaseBackend) -> Iterator[Sou
     an empty one and missing optional columns are nulls. DuckDB gets the files read by
     pyarrow (multi-threaded) and registered as Arrow; Spark reads them itself, and on Spark
     ``data_dir`` may be any URI its file systems know (``hdfs://``, ``s3a://``, ``dbfs:/``) and
-    each ``NAME.parquet`` a file or a directory of part files.
+    each ``NAME.parquet`` a file or a directory of part files. ``columns`` (the config's mapping,
+    canonical -> the file's name) renames columns as :func:`customer_value.data.loading.load_tables`
+    would, with the same checks.
     """
     is_spark = backend.name == "pyspark"
     tables: dict[str, pd.DataFrame | pa.Table] = {}
@@ -372,10 +387,18 @@ def registered_files(data_dir: str | Path, backend: BaseBackend) -> Iterator[Sou
         if is_spark:
             tables[name] = _SparkPath(path)  # type: ignore[assignment]
         else:
-            present = [c for c in TABLE_COLUMNS[name] if c in pq.read_schema(path).names]
-            tables[name] = conform_arrow(name, pq.read_table(path, columns=present))
-    with _registered(tables, backend) as sources:
+            tables[name] = _canonical_file(name, path, (columns or {}).get(name))
+    with _registered(tables, backend, columns) as sources:
         yield sources
+
+
+def _canonical_file(name: str, path: Path, mapping: dict[str, str] | None) -> pa.Table:
+    """One canonical Parquet file read by pyarrow: its contract columns, renamed by ``mapping``."""
+    found = pq.read_schema(path).names
+    renames = canonical_renames(name, found, mapping, path) if mapping else {}
+    wanted = [c for c in found if renames.get(c, c) in TABLE_COLUMNS[name]]
+    table = pq.read_table(path, columns=wanted)
+    return conform_arrow(name, table.rename_columns([renames.get(c, c) for c in wanted]))
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,6 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     with say.step(f"loading model {model}"), clock("load model"):
         loaded_model = load_model(model)
     model_settings = scoring_settings(loaded_model.settings, settings)
-    identity = ScoredModel.of(loaded_model.uri, model_settings.model_name, loaded_model.version, loaded_model.alias)
     value_model = loaded_model.value_model
     # no cut copy of the tables: the feature builders are point-in-time by construction (their
     # leakage tests and this pipeline's cut-vs-full test prove it) and a copy of ~100M rows is
@@ -269,12 +268,43 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
                 del features, boosted, batch, in_feature_order
     with say.step(f"wrote {written:,} rows to {out}"):  # the writers renamed their files into place as the block ended
         pass
-    horizon_totals = by_horizon.sort_index()
-    horizon_totals.index.name = "horizon_days"
     if scores is None:  # what the report, the drift and the run read: all but the churn drivers' texts
         with clock("read back"):
             scores = pd.read_parquet(out, columns=[c for c in pq.read_schema(out).names if c not in READ_BACK_SKIPS])
+    told = report_and_log(scores, by_horizon, loaded_model, model_settings, as_of, out, data_dir, report, log_run,
+                          notes, say, clock)
+    return ScoreResult(scores, out, told.report, told.run_id, told.drift, told.quality, told.drift_against,
+                       clock.seconds, len(batches))
 
+
+@dataclass
+class ReportedScoring:
+    """What :func:`report_and_log` made of a scoring."""
+
+    report: Path | None
+    run_id: str | None
+    drift: dict[str, float]
+    quality: dict[str, float]
+    drift_against: str | None
+    """The run id of the scoring the drift compares with."""
+
+
+def report_and_log(scores: pd.DataFrame, horizon_totals: pd.Series, loaded_model: LoadedModel, settings: Settings,
+                   as_of: dt.date, out: Any, data: Any, report: Path | None, log_run: bool, notes: dict[str, str],
+                   progress: Progress | None = None, clock: StageClock | None = None) -> ReportedScoring:
+    """The end of a scoring on either engine, once the score rows are written: the drift against
+    the previous scoring, the training run's metrics, the HTML report and the MLflow scoring run.
+    One function for both engines (this module's :func:`score` and
+    :func:`~customer_value.pipeline.spark_scoring.score_on_spark`), so their reports and runs agree.
+
+    ``scores`` are the written rows (:data:`READ_BACK_SKIPS` may be left out); ``horizon_totals``
+    the total value per horizon in days (the sensitivity table, any order); ``settings`` the
+    scoring's (:func:`scoring_settings`); ``notes`` become tags of the run."""
+    say = reporter(progress)
+    clock = clock or StageClock()
+    identity = ScoredModel.of(loaded_model.uri, settings.model_name, loaded_model.version, loaded_model.alias)
+    horizon_totals = horizon_totals.sort_index()
+    horizon_totals.index.name = "horizon_days"
     baseline, drift, quality = None, {}, {}
     if log_run:
         baseline = previous_scoring(identity)
@@ -286,16 +316,15 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         with say.step(f"report {report}"), clock("report"):
             report_path = write_html_report(
                 scores, report, f"Customer value as of {as_of}", horizon_totals, quality=quality or None,
-                drift=drift if baseline is not None else None, currency=model_settings.currency,
+                drift=drift if baseline is not None else None, currency=settings.currency,
                 model_horizon_days=loaded_model.settings.horizon_days, referral=loaded_model.value_model)
     run_id = None
     if log_run:
         with say.step(f"logging the scoring run to {identity.experiment}"), clock("log run"):
-            run_id = log_scoring_run(scores, identity, as_of, out, horizon_totals, data_dir,
-                                     lambda: report_figures(scores, horizon_totals, model_settings.currency),
+            run_id = log_scoring_run(scores, identity, as_of, out, horizon_totals, data,
+                                     lambda: report_figures(scores, horizon_totals, settings.currency),
                                      baseline, drift, notes)
-    return ScoreResult(scores, out, report_path, run_id, drift, quality,
-                       baseline.run_id if baseline is not None else None, clock.seconds, len(batches))
+    return ReportedScoring(report_path, run_id, drift, quality, baseline.run_id if baseline is not None else None)
 
 
 def score_rows(loaded_model: LoadedModel, features: pd.DataFrame, as_of: dt.date, horizon_days: int | None,

@@ -39,20 +39,21 @@ def spark_backend(spark: SparkSettings) -> BaseBackend:
 
 @contextmanager
 def spark_sources(backend: BaseBackend, data: Path | None, settings: Settings) -> Iterator[Sources]:
-    """The contract tables on Spark: canonical ``NAME.parquet`` files (or directories of part
-    files) under ``data``, else the catalog tables of ``settings.spark.tables``. Read in place:
+    """The contract tables on Spark: ``NAME.parquet`` files (or directories of part files) under
+    ``data``, else the catalog tables of ``settings.spark.tables``, their columns renamed by
+    ``settings.columns`` (the plan renames them, with the DuckDB engine's checks). Read in place:
     nothing goes through the driver."""
     if data is not None:
         if isinstance(data, Path) and not data.is_dir():
             raise InputError(f"no data directory at {data}")
         with ExitStack() as stack:
             try:
-                src = stack.enter_context(registered_files(data, backend))
+                src = stack.enter_context(registered_files(data, backend, dict(settings.columns)))
             except FileNotFoundError as exc:  # a required table missing: the user's to fix, not a bug
                 raise InputError(str(exc)) from exc
             yield src
     elif settings.spark.tables:
-        with registered_catalog(dict(settings.spark.tables), backend) as src:
+        with registered_catalog(dict(settings.spark.tables), backend, dict(settings.columns)) as src:
             yield src
     else:
         raise InputError("--engine spark needs --data DIR (canonical NAME.parquet files) or catalog tables "

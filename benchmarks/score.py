@@ -263,6 +263,12 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
                "discounted_expected_cost_to_serve", "historical_value"]
     scored = pd.read_parquet(work / "scores.parquet", columns=columns).merge(
         pd.read_parquet(cache), on="customer_id", how="inner", validate="one_to_one")
+    truth_file = work / f"score-{args.customers}" / "truth.parquet"
+    truth = None
+    if truth_file.exists():  # the simulator's references for the same customers (issue #14's oracle and ceiling)
+        truth = scored[["customer_id"]].merge(pd.read_parquet(truth_file, columns=[
+            "customer_id", "oracle_expected_margin", "oracle_expected_cost_to_serve", "oracle_churn_probability",
+            "ceiling_churn_probability"]), on="customer_id", how="left", validate="one_to_one")
     churned = scored["churned"].to_numpy(dtype=float)
     net = scored["net_value"].to_numpy(dtype=float)
     like = (scored["discounted_expected_margin"] - scored["discounted_expected_cost_to_serve"]).to_numpy(dtype=float)
@@ -275,6 +281,14 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
              f"  value like for like: Spearman {ev.spearman(net, like):.4f}, top-decile capture "
              f"{ev.top_decile_capture(net, like):.4f} (historical_value Spearman "
              f"{ev.spearman(net, scored['historical_value'].to_numpy(dtype=float)):.4f})"]
+    if truth is not None:
+        oracle = (truth["oracle_expected_margin"] - truth["oracle_expected_cost_to_serve"]).to_numpy(dtype=float)
+        model, hist = ev.spearman(net, like), ev.spearman(net, scored["historical_value"].to_numpy(dtype=float))
+        best = ev.spearman(net, oracle)
+        lines += [f"  oracle: value Spearman {best:.4f} (the model closes {ev.gap_closed(model, hist, best):.1%} of "
+                  f"historical_value's gap to it), churn ROC AUC "
+                  f"{ev.roc_auc(churned, truth['oracle_churn_probability']):.4f}; churn ceiling ROC AUC "
+                  f"{ev.roc_auc(churned, truth['ceiling_churn_probability']):.4f}"]
     return "\n".join(np.atleast_1d(lines).tolist())
 
 

@@ -51,6 +51,22 @@ from customer_value.valuation.whatif import METADATA_KEY
 
 Progress = Callable[[str], None] | Reporter
 SENSITIVITY_HORIZONS = (365, 3 * 365)
+
+
+def other_horizons(horizon: int) -> list[int]:
+    """The sensitivity table's horizons besides the file's own ``horizon`` (days)."""
+    return sorted({*SENSITIVITY_HORIZONS, horizon} - {horizon})
+
+
+def with_own_horizon(other: pd.Series, horizon: int, total: float) -> pd.Series:
+    """The sensitivity table: the total value at :func:`other_horizons` (``other``) and at the
+    file's own ``horizon`` (``total``, the sum of its ``customer_value``). The index is built anew:
+    a new label on a RangeIndex-like int index is a pandas 3 pitfall."""
+    table = pd.concat([other.drop(horizon, errors="ignore"), pd.Series({horizon: float(total)}, dtype=float)])
+    table.index.name = "horizon_days"
+    return table
+
+
 INPUT_KEYS = tuple(k for k in ("columns", "strict", "timestamp_format", "currency", "max_customers_per_batch", "spark")
                    if k in Settings.model_fields)
 """The settings a scoring config may set: how to read the data, how the report shows it
@@ -231,7 +247,7 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         if len(batches) > 1 and value_model.churn_model is not None:
             truncated = driver_truncation(value_model, pd.concat(sample, ignore_index=True))
         written, by_horizon, notes, scores = 0, None, {}, None
-        horizons = sorted({*SENSITIVITY_HORIZONS, horizon} - {horizon})
+        horizons = other_horizons(horizon)
         with ParquetBatchWriter(out) as sink, ParquetBatchWriter(cashflows) as flows_sink:
             # pass 2: each batch priced with the population's totals, explained, checked, appended
             for k, ((customers, first, stop), spilled) in enumerate(zip(batches, files)):
@@ -257,11 +273,8 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
                 # the sensitivity table reuses the batch's boosted predictions (the expensive part does
                 # not depend on the horizon); the file's own horizon is the sum of its customer_value
                 with clock("value at other horizons"):
-                    part = value_model.total_value_by_horizon(features, horizons, boosted, totals)
-                    # a new label on a RangeIndex-like int index is a pandas 3 pitfall: build the index anew
-                    part = pd.concat([part.drop(horizon, errors="ignore"),
-                                      pd.Series({horizon: float(batch["customer_value"].sum())}, dtype=float)])
-                    part.index.name = "horizon_days"
+                    part = with_own_horizon(value_model.total_value_by_horizon(features, horizons, boosted, totals),
+                                            horizon, batch["customer_value"].sum())
                     by_horizon = part if by_horizon is None else by_horizon + part
                 if len(batches) == 1:
                     scores = batch

@@ -50,8 +50,8 @@ from customer_value.config import Settings
 from customer_value.data.writing import check_output
 from customer_value.errors import ConfigError, InputError, OutputError
 from customer_value.pipeline.progress import Reporter, StageClock, reporter
-from customer_value.pipeline.score import (READ_BACK_SKIPS, SENSITIVITY_HORIZONS, report_and_log, score_rows,
-                                           scoring_settings)
+from customer_value.pipeline.score import (READ_BACK_SKIPS, other_horizons, report_and_log, score_rows,
+                                           scoring_settings, with_own_horizon)
 from customer_value.pipeline.spark_features import as_feature_frame, feature_dataframe, spark_backend, spark_sources
 from customer_value.tracking.model import LoadedModel, load_model, model_input, score_batch
 from customer_value.tracking.store import setup_tracking
@@ -118,7 +118,7 @@ def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str
         raise ConfigError(f"model {loaded.uri} has no activity forecasts: its drain drivers rank the whole "
                           "population at once, which the Spark engine does not do; score it with --engine duckdb")
     horizon = horizon_days or model_settings.horizon_days
-    horizons = sorted({*SENSITIVITY_HORIZONS, horizon} - {horizon})
+    horizons = other_horizons(horizon)
     read_back = report is not None or log_run
     if backend is None:
         with say.step(f"starting Spark ({given.spark.master})"), clock("session"):
@@ -184,7 +184,7 @@ def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str
         result.scores = read_back_scores(target, example_rows.dtypes)
     if len(result.scores) != written:
         raise AssertionError(f"read {len(result.scores):,} score rows back of {written:,} written; this is a bug")
-    result.horizon_totals = pd.concat([by_horizon, pd.Series({horizon: float(result.scores["customer_value"].sum())})])
+    result.horizon_totals = with_own_horizon(by_horizon, horizon, result.scores["customer_value"].sum())
     told = report_and_log(result.scores, result.horizon_totals, loaded, model_settings, as_of, target,
                           data if data is not None else _catalog_names(read_settings), report, log_run, notes,
                           say, clock)

@@ -144,6 +144,11 @@ def score_forecasts(model: Any, features: pd.DataFrame, as_of: dt.date,
             model.value_forecast = forecast
         out[forecast or "parts"] = (current if forecast is None and current is not None
                                     else model.predict(features, as_of))
+    tier = getattr(model, "net_top_threshold", None)
+    if "net" in out and tier is not None:  # the net forecast without its top tier (the mix alone)
+        model.value_forecast, model.net_top_threshold = "net", None
+        out["net without top tier"] = model.predict(features, as_of)
+        model.net_top_threshold = tier
     if chosen is not None:
         model.value_forecast = chosen
     return out

@@ -193,3 +193,21 @@ def test_cost_segments_by_hand() -> None:
     assert texts[0] == "phone support 50.00 of 52.00; invoicing 1.00 of 52.00"
     assert texts[2] == ""
     assert texts[3].startswith("desk (shared) 60.00 of 62.00")
+
+
+def test_the_net_value_top_tier_is_its_share_of_the_base_as_of_training(fitted, scores) -> None:
+    """The fit keeps the top tier on the parts' difference at the share the validation snapshot
+    chose, counted on the customers as of the training date (boosted/net_value.py)."""
+    fit, _ = fitted
+    judged = fit.evaluation["net_value"]
+    assert judged["blend"]["top_decile_capture"] >= judged["parts"]["top_decile_capture"]
+    tier, threshold = judged["blend"]["top_tier"], fit.model.net_top_threshold
+    if fit.model.value_forecast != "net" or tier == 0:
+        assert threshold is None
+        return
+    difference = scores["boosted_expected_margin"] - scores["boosted_expected_cost_to_serve"]
+    assert (difference >= threshold).mean() == pytest.approx(tier, abs=2 / len(scores))
+    tiered = (difference >= threshold).to_numpy()
+    net = (scores["expected_margin"] - scores["expected_cost_to_serve"]).to_numpy()
+    np.testing.assert_allclose(net[tiered], difference[tiered], rtol=1e-9, atol=1e-6)
+    assert net[~tiered].max() <= threshold + 1e-6

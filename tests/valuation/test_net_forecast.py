@@ -66,7 +66,8 @@ def test_the_weight_mixes_the_net_forecast_with_the_parts(value_parts) -> None:
     a, b = parts.predict(features, AS_OF), mixed.predict(features, AS_OF)
     net = b["boosted_expected_net_value"].to_numpy()
     fine = (b["expected_margin"] > 0).to_numpy()  # no shortfall moved into the cost
-    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"] - a["expected_cost_to_serve"]).to_numpy()
+    # the parts' difference as the fit judges it: the margin model's forecast − the total-cost model's
+    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"] - b["boosted_expected_cost_to_serve"]).to_numpy()
     np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()[fine], expected[fine],
                                atol=1e-6)
     assert not np.allclose(a["customer_value"], b["customer_value"])
@@ -86,8 +87,37 @@ def test_it_is_saved_and_loaded(value_parts, tmp_path) -> None:
     settings, features, purchases, spend = value_parts
     y = 20.0 * features["frequency"].to_numpy(dtype=float) - 0.1 * features["T"].to_numpy(dtype=float)
     net = NetValueModel(num_boost_round=50, num_threads=1).fit(features, y, features, y)
-    model = ValueModel(settings, purchases, spend, net_model=net, value_forecast="net", net_weight=0.75).fit(features)
+    model = ValueModel(settings, purchases, spend, net_model=net, value_forecast="net", net_weight=0.75,
+                       net_top_threshold=25.0).fit(features)
     model.save(tmp_path)
     again = ValueModel.load(tmp_path)
-    assert (again.value_forecast, again.net_weight) == ("net", 0.75)
+    assert (again.value_forecast, again.net_weight, again.net_top_threshold) == ("net", 0.75, 25.0)
     pd.testing.assert_frame_equal(again.predict(features, AS_OF), model.predict(features, AS_OF))
+
+
+def test_the_top_tier_keeps_the_parts_difference_and_caps_everyone_else(value_parts) -> None:
+    untiered, features = _model(value_parts)
+    a = untiered.predict(features, AS_OF)
+    difference = (a["boosted_expected_margin"] - a["boosted_expected_cost_to_serve"]).to_numpy()
+    threshold = float(np.quantile(difference, 0.8))
+    tiered, _ = _model(value_parts)
+    tiered.net_top_threshold = threshold
+    b = tiered.predict(features, AS_OF)
+    net = (b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()
+    top = difference >= threshold
+    assert 0 < top.sum() < len(top)
+    np.testing.assert_allclose(net[top], difference[top], atol=1e-6)  # the top tier is the parts' own
+    assert (net[~top] <= threshold + 1e-6).all()  # nobody else climbs above it
+    # the same customers fill the top, so their order against the rest is the parts'
+    assert set(np.argsort(-net)[: top.sum()]) == set(np.flatnonzero(top))
+
+
+def test_with_parts_mixes_then_keeps_the_top_tier() -> None:
+    from customer_value.boosted.net_value import with_parts
+
+    net = np.array([5.0, 50.0, -3.0, 8.0])
+    difference = np.array([100.0, 10.0, -1.0, 0.0])
+    np.testing.assert_allclose(with_parts(net, difference), net)
+    np.testing.assert_allclose(with_parts(net, difference, 0.5), 0.5 * net + 0.5 * difference)
+    np.testing.assert_allclose(with_parts(net, difference, 1.0, 20.0), [100.0, 20.0, -3.0, 8.0])
+

@@ -16,6 +16,18 @@ increasing in the score, so plateaus of the isotonic fit never tie customers the
 
 The value model uses it through ``value_forecast="net"`` (:mod:`customer_value.valuation.value`):
 the margin is moved so that margin − cost equals this forecast, every component still adding up.
+
+A rank-trained model orders the middle and the sign well, and the largest accounts worse: its
+target does not tell a 0.99 quantile worth 5,000 from one worth 500, so its top decile captures
+less money than the parts' difference does. :func:`with_parts` therefore keeps a **top tier**: the
+customers whose parts' difference (the margin model's forecast − the total-cost model's) is at or
+above a threshold keep it, and everyone else takes the net forecast, capped at that threshold. The
+top tier is then the parts' top, and the order below it the net model's. The fit picks the tier's
+share and the mix with the parts on the validation snapshot
+(:func:`customer_value.training.fit.evaluate_net_value`), and sets the threshold at that share of
+the customers as of the training date, the base the model will score: a threshold taken from the
+validation snapshot, a year younger, would hold a smaller share of the aged base, and its top
+decile would reach below the tier.
 """
 
 from __future__ import annotations
@@ -38,6 +50,28 @@ TIE_BREAK = 1e-6
 calibration so that it is strictly increasing."""
 _NOT_LGB = ("tweedie_variance_power",)
 """Tuned parameters of the margin task that mean nothing to a least-squares booster."""
+
+
+def with_parts(net: np.ndarray, difference: np.ndarray, weight: float = 1.0,
+               top_threshold: float | None = None) -> np.ndarray:
+    """The net value the value model uses: the net forecast mixed with the parts' ``difference``
+    (margin − cost over the same horizon) at ``weight`` on the net forecast; with a ``top_threshold``,
+    customers whose difference reaches it keep the difference, and the others' value is at most the
+    threshold, so the top tier stays the parts' (see the module docstring)."""
+    net, difference = np.asarray(net, dtype=float), np.asarray(difference, dtype=float)
+    mixed = net if weight >= 1.0 else weight * net + (1.0 - weight) * difference
+    if top_threshold is None:
+        return mixed
+    return np.where(difference >= top_threshold, difference, np.minimum(mixed, top_threshold))
+
+
+def top_tier_threshold(difference: np.ndarray, share: float) -> float | None:
+    """The parts' difference above which a ``share`` of these customers lie: the top tier's lower
+    bound (``None`` for no tier)."""
+    difference = np.asarray(difference, dtype=float)
+    if share <= 0 or not len(difference):
+        return None
+    return float(np.quantile(difference, 1.0 - share))
 
 
 def rank_target(y: np.ndarray) -> np.ndarray:

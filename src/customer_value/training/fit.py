@@ -22,7 +22,7 @@ import pandas as pd
 
 from customer_value import metrics as ev
 from customer_value.boosted.activities import ActivityVolumeModel
-from customer_value.boosted.net_value import NetValueModel
+from customer_value.boosted.net_value import NetValueModel, top_tier_threshold, with_parts
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features.costing import forecast_volume_columns
@@ -184,7 +184,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         parts["activities"] = part
         activity_model, cost_forecast = part.model, choose_cost_forecast(part.evaluation, settings)
 
-    net_model, value_forecast, net_weight = None, "parts", 1.0
+    net_model, value_forecast, net_weight, net_top_tier = None, "parts", 1.0, 0.0
     if "margin" in parts and "cost" in parts:
         observer.stage("net value: margin − cost as a target of its own")
         part = _combination_part(
@@ -192,10 +192,12 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             lambda model: evaluate_net_value(model, parts),
             lambda e: (f"net value: from {'the net value model' if choose_value_forecast(e, settings) == 'net' else 'the parts'} "
                        f"(validation Spearman {e['valid']['spearman']:.3f} net value model, {e['parts']['spearman']:.3f} "
-                       f"margin − cost, {e['blend']['spearman']:.3f} at weight {e['blend']['weight']:g} on the net model)"))
+                       f"margin − cost, {e['blend']['spearman']:.3f} at weight {e['blend']['weight']:g} on the net model, "
+                       f"the top {e['blend'].get('top_tier', 0.0):.0%} on margin − cost)"))
         parts["net_value"] = part
         net_model, value_forecast = part.model, choose_value_forecast(part.evaluation, settings)
         net_weight = float(part.evaluation["blend"]["weight"])
+        net_top_tier = float(part.evaluation["blend"].get("top_tier", 0.0)) if value_forecast == "net" else 0.0
 
     model = ValueModel(settings, parts["purchases"].model, parts["spend"].model, fitted.get("churn"),
                        fitted.get("cost"), fitted.get("margin"), churn_adjustment=settings.churn_adjustment,
@@ -205,6 +207,9 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     # the boosted models score the customers now and one horizon earlier once; the combination,
     # the referral model and the intervals all reuse those predictions
     boosted_now = model.boosted(features)
+    if net_top_tier > 0:  # the top tier's share of the base the model will score (see boosted/net_value.py)
+        model.net_top_threshold = top_tier_threshold(
+            boosted_now.boosted_expected_margin - boosted_now.expected_cost_to_serve, net_top_tier)
     model.fit(features, boosted_now)
     t0 = time.perf_counter()
     observer.stage("referrals: who refers, learned on the past window")
@@ -333,14 +338,19 @@ def fit_net_model(margin_part: FittedPart, settings: Settings) -> NetValueModel:
 
 NET_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.1)
 """Weights of the net value model against the parts' difference that the fit compares."""
+NET_TOP_TIERS = (0.0, 0.1, 0.2)
+"""Shares of the customers kept on the parts' difference (the top tier,
+:func:`customer_value.boosted.net_value.with_parts`; 0: no tier) that the fit compares."""
 
 
 def evaluate_net_value(model: NetValueModel, parts: dict[str, FittedPart]) -> Evaluation:
-    """The net value model, the difference of the margin and total-cost models, and their mixes
-    (:data:`NET_WEIGHTS`) against the realised net value of the validation snapshot: ranking, top-decile
-    capture and the sum ratio. ``blend`` is the mix that ranks best among those whose top decile
-    captures at least what the parts' does (a rank-trained model can order the middle better and
-    the largest accounts worse), its weight under ``weight`` (0: the parts alone)."""
+    """The net value model, the difference of the margin and total-cost models, and their
+    combinations (:data:`NET_WEIGHTS` × :data:`NET_TOP_TIERS`, see
+    :func:`~customer_value.boosted.net_value.with_parts`) against the realised net value of the
+    validation snapshot: ranking, top-decile capture and the sum ratio. ``blend`` is the combination
+    that ranks best among those whose top decile captures at least what the parts' does (a
+    rank-trained model can order the middle better and the largest accounts worse), with its
+    ``weight`` (0: the parts alone) and ``top_tier`` (the share kept on the parts' difference)."""
     ts = parts["margin"].training_set
     y = ts.targets_valid["net_value"].to_numpy(dtype=float)
     difference = (np.asarray(parts["margin"].valid_prediction, dtype=float)
@@ -353,13 +363,19 @@ def evaluate_net_value(model: NetValueModel, parts: dict[str, FittedPart]) -> Ev
 
     net = model.predict(ts.X_valid)
     parts_ = measures(difference)
-    mixes = {w: measures(w * net + (1.0 - w) * difference) for w in NET_WEIGHTS}
-    keeps = [w for w in NET_WEIGHTS if not mixes[w]["top_decile_capture"] < parts_["top_decile_capture"]]
-    finite = [w for w in keeps if np.isfinite(mixes[w]["spearman"])]
-    if not finite:
-        return {"valid": measures(net), "parts": parts_, "blend": {**parts_, "weight": 0.0}}
-    weight = max(finite, key=lambda w: mixes[w]["spearman"])
-    return {"valid": measures(net), "parts": parts_, "blend": {**mixes[weight], "weight": weight}}
+    combinations = {}
+    for tier in NET_TOP_TIERS:
+        threshold = top_tier_threshold(difference, tier)
+        for w in NET_WEIGHTS:
+            combinations[(w, tier)] = {**measures(with_parts(net, difference, w, threshold)), "weight": w,
+                                       "top_tier": tier}
+    keeps = [c for c, m in combinations.items() if not m["top_decile_capture"] < parts_["top_decile_capture"]
+             and np.isfinite(m["spearman"])]
+    if not keeps:
+        return {"valid": measures(net), "parts": parts_,
+                "blend": {**parts_, "weight": 0.0, "top_tier": 0.0}}
+    best = max(keeps, key=lambda c: combinations[c]["spearman"])
+    return {"valid": measures(net), "parts": parts_, "blend": combinations[best]}
 
 
 def choose_value_forecast(evaluation: Evaluation, settings: Settings) -> str:

@@ -25,7 +25,9 @@ How the parts enter, per customer, over ``horizon_days``:
 * **Or net value is forecast directly** (``value_forecast="net"``, :mod:`customer_value.boosted.net_value`):
   the difference of two good forecasts ranks net value worse than either ranks its own amount,
   so a model of margin − cost (mixed with the parts' difference at the weight that ranked the
-  validation snapshot best, ``net_weight``) sets each customer's net value over H, and the margin
+  validation snapshot best, ``net_weight``; the customers whose parts' difference reaches
+  ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
+  sets each customer's net value over H, and the margin
   over H becomes that net value plus the cost (spread over the horizon as above); where it would
   fall below 0 the margin is 0 and the rest is added to the direct activities' cost. Every
   component still adds up: customer_value = discounted margin − discounted cost + referral value.
@@ -73,7 +75,7 @@ from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.inputs import ModelInput, purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
-from customer_value.boosted.net_value import NetValueModel
+from customer_value.boosted.net_value import NetValueModel, with_parts
 from customer_value.config import Settings
 from customer_value.features.costing import DIRECT_ACTIVITIES
 from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
@@ -197,7 +199,8 @@ class ValueModel:
                  cost_model: Any = None, margin_model: Any = None, churn_adjustment: Adjustment = "survival",
                  skipped: dict[str, str] | None = None, drain_model: Any = None, activity_model: Any = None,
                  cost_forecast: CostForecast = "activities", interval_model: Any = None, net_model: Any = None,
-                 value_forecast: ValueForecast = "parts", net_weight: float = 1.0):
+                 value_forecast: ValueForecast = "parts", net_weight: float = 1.0,
+                 net_top_threshold: float | None = None):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -213,6 +216,7 @@ class ValueModel:
         self.net_model = net_model
         self.value_forecast = value_forecast
         self.net_weight = net_weight
+        self.net_top_threshold = net_top_threshold
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -309,8 +313,8 @@ class ValueModel:
             # parts' own difference at the fit's weight); a forecast below minus the cost moves
             # the rest into the cost (a margin is never negative)
             cost_at_model = cost * (s.horizon_days / horizon_days)
-            if boosted_margin is not None and self.net_weight < 1.0:
-                net = self.net_weight * net + (1.0 - self.net_weight) * (boosted_margin - cost_at_model)
+            if boosted_margin is not None:  # the parts' difference as the fit judged it: margin − total-cost model
+                net = with_parts(net, boosted_margin - base_cost, self.net_weight, self.net_top_threshold)
             boosted_margin = np.clip(net + cost_at_model, 0.0, None)
             shortfall = np.clip(-(net + cost_at_model), 0.0, None) * (horizon_days / s.horizon_days)
             variant = "boosted"
@@ -545,6 +549,7 @@ class ValueModel:
             "net_model": self.net_model.to_dict() if self.net_model is not None else None,
             "value_forecast": self.value_forecast,
             "net_weight": self.net_weight,
+            "net_top_threshold": self.net_top_threshold,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -568,6 +573,7 @@ class ValueModel:
             net_model=NetValueModel.from_dict(state["net_model"]) if state.get("net_model") else None,
             value_forecast=state.get("value_forecast", "parts"),
             net_weight=float(state.get("net_weight", 1.0)),
+            net_top_threshold=state.get("net_top_threshold"),
         )
         model.skipped_ = state["skipped"]
         model.margin_ratio_prior_ = state["margin_ratio_prior"]

@@ -205,9 +205,9 @@ def test_the_net_value_top_tier_is_its_share_of_the_base_as_of_training(fitted, 
     if fit.model.value_forecast != "net" or tier == 0:
         assert threshold is None
         return
-    difference = scores["boosted_expected_margin"] - scores["boosted_expected_cost_to_serve"]
+    difference = fit.model.parts_difference(fitted[1])
     assert (difference >= threshold).mean() == pytest.approx(tier, abs=2 / len(scores))
-    tiered = (difference >= threshold).to_numpy()
+    tiered = difference >= threshold
     net = (scores["expected_margin"] - scores["expected_cost_to_serve"]).to_numpy()
     np.testing.assert_allclose(net[tiered], difference[tiered], rtol=1e-9, atol=1e-6)
     assert net[~tiered].max() <= threshold + 1e-6

@@ -66,8 +66,7 @@ def test_the_weight_mixes_the_net_forecast_with_the_parts(value_parts) -> None:
     a, b = parts.predict(features, AS_OF), mixed.predict(features, AS_OF)
     net = b["boosted_expected_net_value"].to_numpy()
     fine = (b["expected_margin"] > 0).to_numpy()  # no shortfall moved into the cost
-    # the parts' difference as the fit judges it: the margin model's forecast − the total-cost model's
-    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"] - b["boosted_expected_cost_to_serve"]).to_numpy()
+    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"] - a["expected_cost_to_serve"]).to_numpy()
     np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()[fine], expected[fine],
                                atol=1e-6)
     assert not np.allclose(a["customer_value"], b["customer_value"])
@@ -96,11 +95,12 @@ def test_it_is_saved_and_loaded(value_parts, tmp_path) -> None:
 
 
 def test_the_top_tier_keeps_the_parts_difference_and_caps_everyone_else(value_parts) -> None:
-    untiered, features = _model(value_parts)
-    a = untiered.predict(features, AS_OF)
-    difference = (a["boosted_expected_margin"] - a["boosted_expected_cost_to_serve"]).to_numpy()
+    parts, features = _model(value_parts, forecast="parts")
+    a = parts.predict(features, AS_OF)
+    difference = (a["boosted_expected_margin"] - a["expected_cost_to_serve"]).to_numpy()
     threshold = float(np.quantile(difference, 0.8))
     tiered, _ = _model(value_parts)
+    np.testing.assert_allclose(tiered.parts_difference(features), difference, atol=1e-9)  # what the fit judges
     tiered.net_top_threshold = threshold
     b = tiered.predict(features, AS_OF)
     net = (b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()

@@ -20,8 +20,8 @@ the margin is moved so that margin − cost equals this forecast, every componen
 A rank-trained model orders the middle and the sign well, and the largest accounts worse: its
 target does not tell a 0.99 quantile worth 5,000 from one worth 500, so its top decile captures
 less money than the parts' difference does. :func:`with_parts` therefore keeps a **top tier**: the
-customers whose parts' difference (the margin model's forecast − the total-cost model's) is at or
-above a threshold keep it, and everyone else takes the net forecast, capped at that threshold. The
+customers whose parts' difference (the margin model's forecast − the cost forecast in use) is at
+or above a threshold keep it, and everyone else takes the net forecast, capped at that threshold. The
 top tier is then the parts' top, and the order below it the net model's. The fit picks the tier's
 share and the mix with the parts on the validation snapshot
 (:func:`customer_value.training.fit.evaluate_net_value`), and sets the threshold at that share of

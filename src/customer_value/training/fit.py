@@ -207,10 +207,10 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     # the boosted models score the customers now and one horizon earlier once; the combination,
     # the referral model and the intervals all reuse those predictions
     boosted_now = model.boosted(features)
-    if net_top_tier > 0:  # the top tier's share of the base the model will score (see boosted/net_value.py)
-        model.net_top_threshold = top_tier_threshold(
-            boosted_now.boosted_expected_margin - boosted_now.expected_cost_to_serve, net_top_tier)
     model.fit(features, boosted_now)
+    if net_top_tier > 0:  # the top tier's share of the base the model will score (see boosted/net_value.py)
+        model.net_top_threshold = top_tier_threshold(model.parts_difference(features, boosted_now), net_top_tier)
+        model.fit(features, boosted_now)  # the segment cut points of the tiered values
     t0 = time.perf_counter()
     observer.stage("referrals: who refers, learned on the past window")
     valid = day - dt.timedelta(days=settings.horizon_days)

@@ -25,8 +25,8 @@ How the parts enter, per customer, over ``horizon_days``:
 * **Or net value is forecast directly** (``value_forecast="net"``, :mod:`customer_value.boosted.net_value`):
   the difference of two good forecasts ranks net value worse than either ranks its own amount,
   so a model of margin − cost (mixed with the parts' difference at the weight that ranked the
-  validation snapshot best, ``net_weight``; the customers whose parts' difference reaches
-  ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
+  validation snapshot best, ``net_weight``; the customers whose parts' difference, :meth:`ValueModel.parts_difference`,
+  reaches ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
   sets each customer's net value over H, and the margin
   over H becomes that net value plus the cost (spread over the horizon as above); where it would
   fall below 0 the margin is 0 and the rest is added to the direct activities' cost. Every
@@ -277,7 +277,8 @@ class ValueModel:
         return BoostedPredictions(churn, cost, margin, drain, volumes, net)
 
     def _parts(self, features: pd.DataFrame, horizon_days: int,
-               boosted: BoostedPredictions | None = None, totals: PortfolioTotals | None = None) -> pd.DataFrame:
+               boosted: BoostedPredictions | None = None, totals: PortfolioTotals | None = None,
+               value_forecast: ValueForecast | None = None) -> pd.DataFrame:
         s = self.settings
         rfm = rfm_of(features)
         purchases = predict_revenue(self.purchase_model, self.spend_model, rfm, in_units(horizon_days, s.time_unit),
@@ -308,13 +309,13 @@ class ValueModel:
             cost = total_cost(priced)
             activity_columns = pd.concat([priced, volumes], axis=1)
         shortfall, predicted = None, (boosted_margin, net)  # the models' own, kept for other horizons
-        if net is not None and self.value_forecast == "net":
+        if net is not None and (value_forecast or self.value_forecast) == "net":
             # the margin over H that makes margin − cost equal the net forecast (mixed with the
             # parts' own difference at the fit's weight); a forecast below minus the cost moves
             # the rest into the cost (a margin is never negative)
             cost_at_model = cost * (s.horizon_days / horizon_days)
-            if boosted_margin is not None:  # the parts' difference as the fit judged it: margin − total-cost model
-                net = with_parts(net, boosted_margin - base_cost, self.net_weight, self.net_top_threshold)
+            if boosted_margin is not None:
+                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold)
             boosted_margin = np.clip(net + cost_at_model, 0.0, None)
             shortfall = np.clip(-(net + cost_at_model), 0.0, None) * (horizon_days / s.horizon_days)
             variant = "boosted"
@@ -437,6 +438,14 @@ class ValueModel:
                                 for h in horizons}, dtype=float)
         by_horizon.index.name = "horizon_days"
         return by_horizon
+
+    def parts_difference(self, features: pd.DataFrame, boosted: BoostedPredictions | None = None) -> np.ndarray:
+        """Margin − cost-to-serve over the model's horizon as the parts forecast them (the margin
+        model and the cost forecast in use, no net value model): what the top tier is judged on
+        (:func:`~customer_value.boosted.net_value.with_parts`)."""
+        rows = self._parts(features, self.settings.horizon_days, boosted, value_forecast="parts")
+        margin = rows["boosted_expected_margin"] if "boosted_expected_margin" in rows else rows["expected_margin"]
+        return margin.to_numpy(dtype=float) - rows["expected_cost_to_serve"].to_numpy(dtype=float)
 
     def boosted(self, features: pd.DataFrame) -> BoostedPredictions:
         """The gradient-boosted predictions of ``features``' rows (the expensive, row-wise part of

@@ -30,6 +30,14 @@ discounted cost against realised margin − cost: Spearman, top-decile capture, 
 ``historical_value``'s Spearman). On ~790k scored customers these figures move by about 0.001
 between reruns, so a faster model (``--max-trees``) is judged on the same base it is timed on.
 The realised outcomes are kept as ``targets-<N>.parquet`` under ``--work``.
+
+``--combination-ceiling`` (with ``--evaluate`` or ``--evaluate-only``) adds how far *any*
+recombination of the written forecasts could rank the value: a LightGBM over every numeric score
+column (the parts, their intervals, churn and drain probabilities, historical value), trained on a
+random half of the scored base against that half's realised margin − cost and judged on the other
+half. It sees the very year it is judged on (customers alike, the same outcomes' distribution), so
+no model fitted a year earlier can beat it: it is the ceiling of what reweighting or stacking the
+forecasts the value model already makes can reach, as against new information about customers.
 """
 
 from __future__ import annotations
@@ -192,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="judge the scores against the year after --as-of (churn, drain, value ranking)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="only judge the scores already written under --work (see --evaluate)")
+    parser.add_argument("--combination-ceiling", action="store_true",
+                        help="with the evaluation: the best ranking any recombination of the written forecasts reaches")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: the scoring process
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -289,7 +299,41 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
                   f"historical_value's gap to it), churn ROC AUC "
                   f"{ev.roc_auc(churned, truth['oracle_churn_probability']):.4f}; churn ceiling ROC AUC "
                   f"{ev.roc_auc(churned, truth['ceiling_churn_probability']):.4f}"]
+    if getattr(args, "combination_ceiling", False):
+        lines += combination_ceiling(work, scored, net, scored["historical_value"].to_numpy(dtype=float),
+                                     None if truth is None else oracle)
     return "\n".join(np.atleast_1d(lines).tolist())
+
+
+def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", historical: "np.ndarray",
+                        oracle: "np.ndarray | None") -> list[str]:
+    """The module docstring's ``--combination-ceiling``: stacking every numeric score column on half
+    the base's own realised net value (as a rank and as money), judged on the other half."""
+    import lightgbm as lgb
+    import numpy as np
+    import pandas as pd
+
+    from customer_value import metrics as ev
+
+    columns = pd.read_parquet(work / "scores.parquet").set_index("customer_id").reindex(scored["customer_id"])
+    X = columns.select_dtypes("number").drop(columns=["horizon_days"], errors="ignore").to_numpy(dtype=float)
+    train = np.random.default_rng(0).random(len(net)) < 0.5
+    rank = (pd.Series(net).rank().to_numpy() - 0.5) / len(net)
+    y = net[~train]
+    hist = ev.spearman(y, historical[~train])
+    best = None if oracle is None else ev.spearman(y, oracle[~train])
+    lines = [f"  combination ceiling ({X.shape[1]} score columns; trained on a random half's own outcomes, "
+             f"judged on the other {int((~train).sum()):,}; there historical_value {hist:.4f}"
+             + ("" if best is None else f", oracle {best:.4f}") + "):"]
+    params = {"objective": "regression", "learning_rate": 0.1, "num_leaves": 63, "min_data_in_leaf": 200,
+              "verbose": -1, "num_threads": 2, "seed": 0}
+    for name, target in (("on the rank", rank), ("on the money", net)):
+        booster = lgb.train(params, lgb.Dataset(X[train], target[train]), 300)
+        p = booster.predict(X[~train])
+        sp = ev.spearman(y, p)
+        gap = f", {ev.gap_closed(sp, hist, best):.1%} of the gap to the oracle" if best is not None else ""
+        lines.append(f"    stacked {name}: Spearman {sp:.4f}{gap}, top-decile capture {ev.top_decile_capture(y, p):.4f}")
+    return lines
 
 
 if __name__ == "__main__":

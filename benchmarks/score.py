@@ -317,11 +317,12 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", h
     import pandas as pd
 
     from customer_value import metrics as ev
+    from customer_value.boosted.net_value import rank_target
 
     columns = pd.read_parquet(work / "scores.parquet").set_index("customer_id").reindex(scored["customer_id"])
     X = columns.select_dtypes("number").drop(columns=["horizon_days"], errors="ignore").to_numpy(dtype=float)
     train = np.random.default_rng(0).random(len(net)) < 0.5
-    rank = (pd.Series(net).rank().to_numpy() - 0.5) / len(net)
+    rank = rank_target(net)  # the net value model's own target: each customer's quantile
     y = net[~train]
     hist = ev.spearman(y, historical[~train])
     best = None if oracle is None else ev.spearman(y, oracle[~train])

@@ -168,6 +168,17 @@ class Settings(_Frozen):
         description="customers scored per batch on one machine (features, models and rows per batch, so memory "
                     "does not grow with the base); none: 250,000",
     )
+    compiled_trees: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="score with the boosted models' trees compiled to native code (boosted/compiled.py, the "
+                    "customer-value[compiled] extra): auto uses this model's cached objects and compiles missing "
+                    "ones only for a base large enough to repay it within the run; always compiles what is "
+                    "missing first; never scores with LightGBM. Same predictions to 1e-9",
+    )
+    compiled_trees_dir: str = Field(
+        default="models/compiled",
+        description="where compiled trees are cached, per model text, compiler version and CPU (git-ignored)",
+    )
     referral_value_default: float = Field(
         default=50.0, description="value of a referred customer when the data has too few referred customers"
     )

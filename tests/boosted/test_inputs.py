@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.boosted.inputs import feature_matrix, learn_categories
+from customer_value.boosted.inputs import align, as_array, feature_array, feature_matrix, learn_categories
 
 
 def test_feature_matrix_fixes_categories():
@@ -45,3 +45,21 @@ def test_lightgbm_accepts_scoring_frames_with_other_categories():
     score = pd.DataFrame({"x": [0.0, 1.0], "plan": ["pro", "startup"]})  # one value never seen
     p = booster.predict(feature_matrix(score, cats))
     assert p.shape == (2,) and np.isfinite(p).all()
+
+
+def test_feature_array_is_the_aligned_matrix_without_the_frame():
+    """Scoring converts a model's columns straight into LightGBM's array: the same numbers as
+    aligning the frame first, in the model's column order, row-major."""
+    score = pd.DataFrame({"customer_id": ["d", "e", "f"], "x": [1, 5, None], "flag": [False, True, True],
+                          "plan": ["team", "pro", None], "tier": pd.Categorical(["a", "b", "a"]),
+                          "unused": ["never", "read", "here"]})
+    cats = {"plan": ["basic", "pro"], "tier": ["a", "b"], "region": ["eu", "us"]}
+    names = ["plan", "x", "region", "flag", "tier"]
+    got = feature_array(score, names, cats)
+    expected = as_array(align(score.drop(columns="unused"), names, cats))
+    np.testing.assert_array_equal(got, expected)
+    assert got.flags["C_CONTIGUOUS"] and got.dtype == np.float64
+    np.testing.assert_array_equal(got[:, 0], [np.nan, 1.0, np.nan])  # unknown and missing plans are NaN
+    assert np.isnan(got[:, 2]).all()  # a categorical column the frame lacks
+    with pytest.raises(ValueError, match="missing at prediction time: \\['y'\\]"):
+        feature_array(score, ["x", "y"], cats)

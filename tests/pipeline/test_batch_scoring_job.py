@@ -134,3 +134,32 @@ def test_any_horizon_scores_in_batches_with_its_sensitivity_table(trained, small
     rows = pd.read_parquet(result.out)
     assert result.batches > 2 and (rows["horizon_days"] == horizon).all() and rows["customer_id"].is_unique
     assert result.report is not None and result.report.exists()
+
+
+@pytest.mark.slow
+def test_scoring_with_compiled_trees_writes_the_lightgbm_scores(trained, small_world, tmp_path) -> None:
+    """`compiled_trees: always` compiles the model's trees once into the cache and scores with them:
+    the same file as LightGBM's to 1e-9, the same customers, the same texts; the next scoring of
+    the model finds the cache (auto) without compiling again."""
+    from customer_value.pipeline.score import score as run
+
+    day = pd.Timestamp(AS_OF).date()
+    cache = tmp_path / "compiled"
+    lightgbm = run(small_world, day, trained.model_uri, tmp_path / "lightgbm.parquet", log_run=False,
+                   settings=Settings(compiled_trees="never"))
+    compiled = run(small_world, day, trained.model_uri, tmp_path / "compiled.parquet", log_run=False,
+                   settings=Settings(compiled_trees="always", compiled_trees_dir=str(cache)))
+    objects = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.o")}
+    assert objects and not list(cache.glob("*.partial"))
+    cached = run(small_world, day, trained.model_uri, tmp_path / "cached.parquet", log_run=False,
+                 settings=Settings(compiled_trees_dir=str(cache)))
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.o")} == objects
+    a = pd.read_parquet(lightgbm.out)
+    for result in (compiled, cached):
+        b = pd.read_parquet(result.out)
+        assert list(b.columns) == list(a.columns) and b["customer_id"].tolist() == a["customer_id"].tolist()
+        numbers = a.select_dtypes("number").columns
+        pd.testing.assert_frame_equal(b[numbers], a[numbers], check_exact=False, rtol=1e-9, atol=1e-9)
+        texts = [c for c in a.columns if c not in numbers]
+        pd.testing.assert_frame_equal(b[texts].astype(str), a[texts].astype(str))
+    assert compiled.seconds["compile trees"] > cached.seconds["compile trees"]

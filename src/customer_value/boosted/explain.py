@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from customer_value.boosted.inputs import align
+from customer_value.boosted.inputs import align, model_array
 
 
 def contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +134,7 @@ def path_contributions(model: Any, X: pd.DataFrame, trees: int | None = None, gr
     (see the module docstring); ``groups`` gives each feature's group (default: one per feature,
     in ``model.feature_names_`` order). ``tables`` reuses :class:`PathTables` built once."""
     tables = tables or PathTables(model, trees, groups)
-    matrix = align(X, model.feature_names_, model.categories_)
+    matrix = model_array(X, model.feature_names_, model.categories_)
     leaves = model.booster_.predict(matrix, num_iteration=tables.trees, pred_leaf=True)
     return tables.contributions(leaves), tables.bias
 

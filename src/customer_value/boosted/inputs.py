@@ -58,33 +58,33 @@ def feature_matrix(features: pd.DataFrame, categories: dict[str, list[str]] | No
         for c in features.columns
         if c not in ID_COLUMNS and not pd.api.types.is_datetime64_any_dtype(features[c].dtype)
     ]
-    out: dict[str, pd.Series] = {}
-    for column in keep:
-        s = features[column]
-        if column in categories:
-            cats = [str(c) for c in categories[column]]
-            if isinstance(s.dtype, pd.CategoricalDtype) and list(s.cat.categories) == cats:
-                out[column] = s
-                continue
-            if not pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype):
-                s = s.astype("str")  # missing stays missing
-            s = s.where(s.isin(cats))  # unknown -> NaN
-            out[column] = pd.Series(pd.Categorical(s, dtype=pd.CategoricalDtype(cats)), index=features.index)
-        elif _is_categorical(s):
-            raise ValueError(
-                f"feature column {column!r} holds strings but has no fitted categories; "
-                "pass the categories learned at fit time"
-            )
-        elif pd.api.types.is_bool_dtype(s.dtype):
-            out[column] = s.astype("float64")
-        else:
-            out[column] = pd.to_numeric(s, errors="raise").astype("float64")
+    out = {column: model_column(column, features[column], categories) for column in keep}
     for column, cats in categories.items():
         if column not in out:
             out[column] = pd.Series(
                 pd.Categorical([None] * len(features), dtype=pd.CategoricalDtype(list(cats))), index=features.index
             )
     return pd.DataFrame(out, index=features.index)
+
+
+def model_column(column: str, s: pd.Series, categories: dict[str, list[str]]) -> pd.Series:
+    """One feature column as a model reads it (see :func:`feature_matrix`)."""
+    if column in categories:
+        cats = [str(c) for c in categories[column]]
+        if isinstance(s.dtype, pd.CategoricalDtype) and list(s.cat.categories) == cats:
+            return s
+        if not pd.api.types.is_string_dtype(s.dtype) or isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype("str")  # missing stays missing
+        s = s.where(s.isin(cats))  # unknown -> NaN
+        return pd.Series(pd.Categorical(s, dtype=pd.CategoricalDtype(cats)), index=s.index)
+    if _is_categorical(s):
+        raise ValueError(
+            f"feature column {column!r} holds strings but has no fitted categories; "
+            "pass the categories learned at fit time"
+        )
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("float64")
+    return pd.to_numeric(s, errors="raise").astype("float64")
 
 
 def categories_of(X: pd.DataFrame) -> dict[str, list[str]]:
@@ -105,17 +105,44 @@ def align(X: pd.DataFrame, feature_names: Iterable[str], categories: dict[str, l
 
 def as_array(matrix: pd.DataFrame) -> np.ndarray:
     """A feature matrix as the float array LightGBM makes of a pandas frame (category codes, a
-    missing category as NaN, everything float64), column-major: built a column at a time and read
-    by LightGBM as it is, without a copy."""
-    out = np.empty(matrix.shape, dtype="float64", order="F")
-    for j, column in enumerate(matrix.columns):
-        s = matrix[column]
+    missing category as NaN, everything float64), row-major: what LightGBM and the compiled trees
+    (:mod:`~customer_value.boosted.compiled`) both read without a copy."""
+    return _stack(len(matrix), [matrix[c] for c in matrix.columns])
+
+
+def _stack(rows: int, columns: list[pd.Series]) -> np.ndarray:
+    values = []
+    for s in columns:
         if isinstance(s.dtype, pd.CategoricalDtype):
             codes = s.cat.codes.to_numpy()
-            out[:, j] = np.where(codes < 0, np.nan, codes)
+            values.append(np.where(codes < 0, np.nan, codes))
         else:
-            out[:, j] = s.to_numpy(dtype="float64", na_value=np.nan)
+            values.append(s.to_numpy(dtype="float64", na_value=np.nan))
+    # filled in blocks of rows that stay in cache: a whole column at a time strides through the
+    # row-major array (0.7 s at 250,000 x 121 against 0.2 s)
+    out = np.empty((rows, len(values)), dtype="float64")
+    for start in range(0, rows, STACK_ROWS):
+        block = out[start:start + STACK_ROWS]
+        for j, v in enumerate(values):
+            block[:, j] = v[start:start + STACK_ROWS]
     return out
+
+
+STACK_ROWS = 8192
+
+
+def feature_array(X: pd.DataFrame, feature_names: Iterable[str], categories: dict[str, list[str]]) -> np.ndarray:
+    """``as_array(align(X, feature_names, categories))`` without the aligned frame in between: only
+    the model's columns are converted, each straight into the array (at a million customers the
+    frame cost more than a third of LightGBM's own prediction time)."""
+    names = list(feature_names)
+    missing = [c for c in names if c not in X.columns and c not in categories]
+    if missing:
+        raise ValueError(f"feature column(s) missing at prediction time: {missing}")
+    columns = [model_column(c, X[c], categories) if c in X.columns else
+               pd.Series(pd.Categorical([None] * len(X), dtype=pd.CategoricalDtype(list(categories[c]))))
+               for c in names]
+    return _stack(len(X), columns)
 
 
 class ModelInput(pd.DataFrame):
@@ -141,7 +168,7 @@ class ModelInput(pd.DataFrame):
         names = tuple(feature_names)
         key = (names, tuple((k, tuple(v)) for k, v in sorted(categories.items())))
         if key not in self._arrays:
-            self._arrays[key] = as_array(align(self, names, categories))
+            self._arrays[key] = feature_array(self, names, categories)
         return self._arrays[key]
 
 
@@ -151,7 +178,7 @@ def model_array(X: "pd.DataFrame | ModelInput", feature_names: Iterable[str],
     LightGBM input: its column order and categories, as the float matrix."""
     if isinstance(X, ModelInput):
         return X.array(feature_names, categories)
-    return as_array(align(X, feature_names, categories))
+    return feature_array(X, feature_names, categories)
 
 
 def has_categories(X: pd.DataFrame) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from customer_value.boosted.compiled import use_compiled_trees
 from customer_value.config import Settings
 from customer_value.data.writing import ParquetBatchWriter, check_output
 from customer_value.errors import ConfigError
@@ -67,11 +69,12 @@ def with_own_horizon(other: pd.Series, horizon: int, total: float) -> pd.Series:
     return table
 
 
-INPUT_KEYS = tuple(k for k in ("columns", "strict", "timestamp_format", "currency", "max_customers_per_batch", "spark")
+INPUT_KEYS = tuple(k for k in ("columns", "strict", "timestamp_format", "currency", "max_customers_per_batch", "spark",
+                             "compiled_trees", "compiled_trees_dir")
                    if k in Settings.model_fields)
 """The settings a scoring config may set: how to read the data, how the report shows it
-(``currency``), how many customers are scored at once and where Spark runs, nothing the model
-computes with."""
+(``currency``), how many customers are scored at once, where Spark runs and whether the trees run
+compiled (the same predictions), nothing the model computes with."""
 
 
 def scoring_settings(model: Settings, given: Settings | None) -> Settings:
@@ -203,6 +206,9 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     if value_model.activity_model is None:  # the drain drivers' list ranks the whole population
         size = max(size, len(population))
     ids, batches = customer_batches(population, size)
+    with clock("compile trees"):  # milliseconds when this model's trees are cached (boosted/compiled.py)
+        use_compiled_trees(list(value_model.scoring_models().values()), Path(model_settings.compiled_trees_dir),
+                           model_settings.compiled_trees, len(population), os.cpu_count() or 1, say.say)
     model_horizon = model_settings.horizon_days
     horizon = horizon_days or model_horizon
     with tempfile.TemporaryDirectory(prefix="cv-score-") as spill, ExitStack() as stack:

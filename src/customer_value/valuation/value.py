@@ -457,12 +457,16 @@ class ValueModel:
         """The net value model is kept for comparison but run only when it is the forecast."""
         return self.net_model is not None and self.value_forecast == "net"
 
-    def tree_counts(self) -> dict[str, int]:
-        """Trees each boosted model runs per scored row: what the model stage's time follows."""
+    def scoring_models(self) -> dict[str, Any]:
+        """The boosted models scoring runs, by name (the ones this model has)."""
         models = {"churn": self.churn_model, "cost": self.cost_model, "margin": self.margin_model,
                   "drain": self.drain_model, "activities": self.activity_model,
                   "net_value": self.net_model if self._runs_net_model else None}
-        return {name: int(m.n_trees_) for name, m in models.items() if m is not None}
+        return {name: m for name, m in models.items() if m is not None}
+
+    def tree_counts(self) -> dict[str, int]:
+        """Trees each boosted model runs per scored row: what the model stage's time follows."""
+        return {name: int(m.n_trees_) for name, m in self.scoring_models().items()}
 
     def portfolio_totals(self, boosted: BoostedPredictions) -> PortfolioTotals:
         """The additive sums of these rows that scoring reads across customers (see

@@ -92,17 +92,20 @@ class PathTables:
 
         leaves = np.asarray(leaves).reshape(len(leaves), -1)[:, : self.trees]
         n = len(leaves)
-        columns = (leaves + self.offsets).ravel()
-        ones, starts = self._frame(n)
+        # indices in the width scipy keeps them (int32 while they fit): a wider array is converted, and
+        # that conversion took longer than the product itself
+        index = np.int32 if max(n * self.trees, self.table.shape[0]) < np.iinfo(np.int32).max else np.int64
+        columns = (leaves.astype(index, copy=False) + self.offsets.astype(index)).ravel()
+        ones, starts = self._frame(n, index)
         indicator = sparse.csr_matrix((ones, columns, starts), shape=(n, self.table.shape[0]), copy=False)
         return np.asarray(indicator @ self.table)
 
-    def _frame(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _frame(self, n: int, index: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
         """The indicator matrix's values and row starts for ``n`` rows (kept for the next batch of that size)."""
         cached = getattr(self, "_cached", None)
-        if cached is None or cached[0] != n:
-            cached = self._cached = (n, np.ones(n * self.trees), np.arange(0, n * self.trees + 1, self.trees,
-                                                                                  dtype=np.int64))
+        if cached is None or cached[0] != (n, index):
+            cached = self._cached = ((n, index), np.ones(n * self.trees),
+                                     np.arange(0, n * self.trees + 1, self.trees, dtype=index))
         return cached[1], cached[2]
 
 

@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,15 +218,27 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         parts, sample, files = [], [], []
         positions = sample_positions(len(population))  # where the churn drivers choose their trees
         positions = np.arange(len(population)) if positions is None else positions
+
+        def range_rows(k: int) -> dict[str, pd.DataFrame]:
+            """The large tables' rows of batch ``k``'s range (ranges tile the id space)."""
+            first_id = None if k == 0 else batches[k][0].first
+            return streamed.read(first_id, None if batches[k][2] == len(ids) else ids[batches[k][2]].as_py())
+
+        # the next range is read (Parquet decoding, validation: mostly I/O and one core) while this one's
+        # features and models run; one range ahead at most, so memory grows by one batch of rows
+        ahead = stack.enter_context(ThreadPoolExecutor(1)) if streamed is not None and len(batches) > 1 else None
+        pending = ahead.submit(range_rows, 0) if ahead is not None else None
         for k, (customers, first, stop) in enumerate(batches):
             what = f"batch {k + 1}/{len(batches)}: " if len(batches) > 1 else ""
             with ExitStack() as batch_stack:
                 src = whole_src
-                if streamed is not None:  # the large tables of this range only: ranges tile the id space
+                if streamed is not None:
                     with say.step(f"{what}loading the rows of {stop - first:,} customers"), clock("load and validate"):
-                        rows = streamed.read(None if k == 0 else customers.first,
-                                             None if stop == len(ids) else ids[stop].as_py())
+                        rows = pending.result() if pending is not None else range_rows(k)
+                    if ahead is not None and k + 1 < len(batches):
+                        pending = ahead.submit(range_rows, k + 1)
                     src = batch_stack.enter_context(open_sources(dataclasses.replace(tables, **rows), engine))
+                    del rows
                 with say.step(f"{what}features as of {as_of}"), clock("features"):
                     features = features_from_sources(src, as_of, model_settings,
                                                      customers=customers if len(batches) > 1 else None)

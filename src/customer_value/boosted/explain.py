@@ -101,12 +101,12 @@ class PathTables:
         return np.asarray(indicator @ self.table)
 
     def _frame(self, n: int, index: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
-        """The indicator matrix's values and row starts for ``n`` rows (kept for the next batch of that size)."""
+        """The indicator matrix's values (a read-only view of one 1.0: no array of n x trees ones to
+        allocate) and row starts for ``n`` rows (kept for the next batch of that size)."""
         cached = getattr(self, "_cached", None)
         if cached is None or cached[0] != (n, index):
-            cached = self._cached = ((n, index), np.ones(n * self.trees),
-                                     np.arange(0, n * self.trees + 1, self.trees, dtype=index))
-        return cached[1], cached[2]
+            cached = self._cached = ((n, index), np.arange(0, n * self.trees + 1, self.trees, dtype=index))
+        return np.broadcast_to(np.float64(1.0), (n * self.trees,)), cached[1]
 
 
 def _node_value(node: dict[str, Any]) -> float:

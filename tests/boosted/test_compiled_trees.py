@@ -88,7 +88,7 @@ def test_auto_keeps_a_small_uncompiled_base_on_lightgbm_and_never_means_never(mo
         assert not use_compiled_trees(fresh, tmp_path, mode, customers=500_000, say=said.append)
         assert not any(isinstance(getattr(s.owner, s.attribute), CompiledBooster) for s in booster_slots(fresh))
     assert not list(tmp_path.iterdir())  # nothing compiled
-    assert "compiled_trees: always" in said[0]  # a base this large is told how to compile
+    assert "--compiled-trees always" in said[0]  # a base this large is told how to compile
 
 
 def test_a_missing_compiler_is_a_clear_error_only_when_asked_for(models, tmp_path, monkeypatch) -> None:

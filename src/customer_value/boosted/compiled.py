@@ -34,7 +34,7 @@ import platform
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -160,45 +160,51 @@ class CompiledTreesCache:
     structure from) and ``<key>.o`` (the compiled code)."""
 
     directory: Path
+    fingerprint: str
+    _keys: dict[int, str] = field(default_factory=dict)
 
-    def paths(self, booster: lgb.Booster, fingerprint: str) -> tuple[Path, Path]:
-        key = model_key(booster.model_to_string(), fingerprint)
+    def paths(self, booster: lgb.Booster) -> tuple[Path, Path]:
+        if id(booster) not in self._keys:  # the model text of 1,000 trees takes a while to write out
+            self._keys[id(booster)] = model_key(booster.model_to_string(), self.fingerprint)
+        key = self._keys[id(booster)]
         return self.directory / f"{key}.txt", self.directory / f"{key}.o"
 
-    def missing(self, slots: list[BoosterSlot], fingerprint: str) -> list[BoosterSlot]:
-        return [s for s in slots if not self.paths(s.booster, fingerprint)[1].exists()]
+    def missing(self, boosters: list[lgb.Booster]) -> list[lgb.Booster]:
+        return [b for b in boosters if not self.paths(b)[1].exists()]
 
-    def compile(self, slots: list[BoosterSlot], fingerprint: str, workers: int,
-                progress: Callable[[int, int], None] | None = None) -> None:
-        """Compile the boosters of ``slots`` that are not cached, the largest first, on
-        ``workers`` processes."""
+    def compile(self, boosters: list[lgb.Booster], workers: int,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, str]:
+        """Compile the ``boosters`` that are not cached, the largest first, on ``workers``
+        processes; the error of each that could not be compiled, by object path."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        todo = sorted(self.missing(slots, fingerprint), key=lambda s: -s.booster.current_iteration())
         jobs: list[tuple[str, str]] = []
-        for slot in todo:
-            text, obj = self.paths(slot.booster, fingerprint)
-            if (str(text), str(obj)) in jobs:
-                continue
+        for booster in sorted(self.missing(boosters), key=lambda b: -b.current_iteration()):
+            text, obj = self.paths(booster)
             if not text.exists():
                 with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False) as handle:
-                    handle.write(slot.booster.model_to_string())
+                    handle.write(booster.model_to_string())
                 os.chmod(handle.name, 0o644)  # readable like the objects beside it
                 Path(handle.name).replace(text)
             jobs.append((str(text), str(obj)))
+        failed: dict[str, str] = {}
         if not jobs:
-            return
+            return failed
         # spawned, not forked: a fork of a process that ran LightGBM's OpenMP threads may hang
         with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_compile_one, text, obj) for text, obj in jobs]
+            futures = {pool.submit(_compile_one, text, obj): obj for text, obj in jobs}
             for done, future in enumerate(as_completed(futures), start=1):
-                future.result()
+                try:
+                    future.result()
+                except Exception as error:  # noqa: BLE001 - that booster stays on LightGBM, said so
+                    failed[futures[future]] = f"{type(error).__name__}: {error}"
                 if progress is not None:
                     progress(done, len(jobs))
+        return failed
 
-    def load(self, booster: lgb.Booster, fingerprint: str, num_threads: int) -> CompiledBooster:
+    def load(self, booster: lgb.Booster, num_threads: int) -> CompiledBooster:
         lleaves = _require()
-        text, obj = self.paths(booster, fingerprint)
+        text, obj = self.paths(booster)
         compiled = lleaves.Model(model_file=str(text))
         compiled.compile(cache=str(obj))
         return CompiledBooster(booster, compiled, num_threads)
@@ -208,7 +214,8 @@ def use_compiled_trees(models: list[Any], directory: Path, mode: CompiledTrees, 
                        num_threads: int = 2, say: Callable[[str], None] | None = None,
                        progress: Callable[[int, int], None] | None = None) -> bool:
     """Swap the boosters of ``models`` for their compiled code as ``mode`` says (see the module
-    docstring), compiling into ``directory`` when it should; whether they now run compiled.
+    docstring), compiling into ``directory`` when it should; whether they now run compiled. A
+    booster the compiler refuses (an objective lleaves does not know) stays on LightGBM, said so.
 
     ``customers`` is the size of the base about to be scored (``auto`` compiles from
     :data:`COMPILE_PAYS_FROM`)."""
@@ -222,24 +229,26 @@ def use_compiled_trees(models: list[Any], directory: Path, mode: CompiledTrees, 
         if customers >= COMPILE_HINT_FROM:
             say(f"scoring with LightGBM (compiled trees are faster on large bases: {INSTALL_HINT})")
         return False
-    cache, fingerprint = CompiledTreesCache(Path(directory)), compiler_fingerprint()
-    missing = list({id(s.booster): s for s in cache.missing(slots, fingerprint)}.values())
+    cache = CompiledTreesCache(Path(directory), compiler_fingerprint())
+    boosters = list({id(s.booster): s.booster for s in slots}.values())
+    missing = cache.missing(boosters)
+    trees = sum(b.current_iteration() for b in missing)
     if missing and mode == "auto" and customers < COMPILE_PAYS_FROM:
-        trees = sum(s.booster.current_iteration() for s in missing)
-        if customers < COMPILE_HINT_FROM:
-            return False
-        say(f"scoring with LightGBM: {len(missing)} of {len({id(s.booster) for s in slots})} boosters ({trees:,} trees) are not compiled "
-            f"in {directory}; compile them once per model version with compiled_trees: always "
-            "(about 0.1 s a tree), and later scorings of this model run several times faster")
+        if customers >= COMPILE_HINT_FROM:
+            say(f"scoring with LightGBM: {len(missing)} of {len(boosters)} boosters ({trees:,} trees) are not "
+                f"compiled in {directory}; compile them once per model version with --compiled-trees always "
+                "(about 0.1 s a tree), and later scorings of this model run several times faster")
         return False
     if missing:
-        say(f"compiling {len(missing)} boosters ({sum(s.booster.current_iteration() for s in missing):,} trees) "
-            f"to native code in {directory}, once for this model version")
-        cache.compile(slots, fingerprint, num_threads, progress)
+        say(f"compiling {len(missing)} boosters ({trees:,} trees) to native code in {directory}, once for this "
+            "model version")
+        for obj, error in cache.compile(missing, num_threads, progress).items():
+            say(f"kept on LightGBM, the compiler refused {obj}: {error}")
     loaded: dict[int, CompiledBooster] = {}
     for slot in slots:
         booster = slot.booster
-        if id(booster) not in loaded:
-            loaded[id(booster)] = cache.load(booster, fingerprint, num_threads)
-        setattr(slot.owner, slot.attribute, loaded[id(booster)])
-    return True
+        if id(booster) not in loaded and cache.paths(booster)[1].exists():
+            loaded[id(booster)] = cache.load(booster, num_threads)
+        if id(booster) in loaded:
+            setattr(slot.owner, slot.attribute, loaded[id(booster)])
+    return bool(loaded)

@@ -163,3 +163,26 @@ def test_scoring_with_compiled_trees_writes_the_lightgbm_scores(trained, small_w
         texts = [c for c in a.columns if c not in numbers]
         pd.testing.assert_frame_equal(b[texts].astype(str), a[texts].astype(str))
     assert compiled.seconds["compile trees"] > cached.seconds["compile trees"]
+
+
+@pytest.mark.slow
+def test_the_compile_command_fills_the_cache_that_scoring_reads(trained, small_world, tmp_path) -> None:
+    """`customer-value compile --model URI` compiles once where the config says; `score` with the
+    same config then runs compiled without compiling (the weekly job's promotion step)."""
+    from typer.testing import CliRunner
+
+    from customer_value.cli import app
+
+    cache = tmp_path / "compiled"
+    config = tmp_path / "scoring.yaml"
+    config.write_text(f"compiled_trees_dir: {cache}\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["compile", "--model", trained.model_uri, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "compiled" in result.output and str(cache) in result.output.replace("\n", "")
+    objects = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.o")}
+    assert objects
+    result = runner.invoke(app, ["score", "--data", str(small_world), "--as-of", AS_OF, "--model", trained.model_uri,
+                                 "--out", str(tmp_path / "s.parquet"), "--config", str(config), "--no-log"])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.o")} == objects

@@ -167,7 +167,7 @@ def score_stage(args: argparse.Namespace, work: Path, model_uri: str) -> dict:
 
     from customer_value.config import Settings
 
-    trees_mode = "never" if args.compiled_trees == "never" else "always" if args.compiled_trees == "always" else "auto"
+    trees_mode = {"cached": "auto"}.get(args.compiled_trees, args.compiled_trees)  # cached: compiled beforehand
     settings = Settings(compiled_trees=trees_mode, compiled_trees_dir=str(work / "compiled"))
     result = score(work / f"score-{args.customers}", as_of, model_uri, work / "scores.parquet", settings=settings,
                    report=work / "report.html", progress=progress, batch_customers=args.batch_customers)
@@ -185,15 +185,15 @@ def score_stage(args: argparse.Namespace, work: Path, model_uri: str) -> dict:
 def compile_stage(work: Path, model_uri: str) -> float:
     """The model's trees compiled into ``work/compiled`` (boosted/compiled.py), as the weekly job
     does once per model version; seconds taken (0 when they were cached already)."""
-    from customer_value.boosted.compiled import use_compiled_trees
+    from customer_value.config import Settings
+    from customer_value.pipeline.score import scoring_trees_compiled
     from customer_value.tracking.model import load_model
 
     start = time.perf_counter()
-    models = list(load_model(model_uri).value_model.scoring_models().values())
-    use_compiled_trees(models, work / "compiled", "always", customers=0, num_threads=os.cpu_count() or 1,
-                       say=lambda text: print(f"  {text}", flush=True),
-                       progress=lambda done, total: print(f"  {time.perf_counter() - start:7.1f}s  compiled "
-                                                          f"{done}/{total}", flush=True))
+    scoring_trees_compiled(load_model(model_uri).value_model, Settings(compiled_trees_dir=str(work / "compiled")), 0,
+                           "always", say=lambda text: print(f"  {text}", flush=True),
+                           progress=lambda done, total: print(f"  {time.perf_counter() - start:7.1f}s  compiled "
+                                                              f"{done}/{total}", flush=True))
     return time.perf_counter() - start
 
 

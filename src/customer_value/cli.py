@@ -799,10 +799,9 @@ def compile_trees(
 
     The weekly job's step when a model version is promoted: every later `score` of it runs the compiled trees
     (the same scores, several times faster on a large base). Needs lleaves, the package's `compiled` extra."""
-    import os
     import time
 
-    from customer_value.boosted.compiled import use_compiled_trees
+    from customer_value.pipeline.score import scoring_trees_compiled
     from customer_value.tracking.model import load_model
 
     _quiet_mlflow(ctx)
@@ -811,11 +810,9 @@ def compile_trees(
     with _reporter() as progress:
         with progress.step(f"loading model {model}"):
             loaded = load_model(model)
-        models = list(loaded.value_model.scoring_models().values())
         with progress.step("compiling the boosted trees", total=None) as step:
-            compiled = use_compiled_trees(models, Path(settings.compiled_trees_dir), "always", customers=0,
-                                          num_threads=os.cpu_count() or 1, say=progress.say,
-                                          progress=lambda done, total: step.update(completed=done, total=total))
+            compiled = scoring_trees_compiled(loaded.value_model, settings, 0, "always", say=progress.say,
+                                              progress=lambda done, total: step.update(completed=done, total=total))
     if not compiled:
         raise CustomerValueError(f"{model} has no boosted model to compile")
     console.print(f"[green]compiled[/green] the trees of {model} into {settings.compiled_trees_dir} "

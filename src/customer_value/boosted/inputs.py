@@ -61,10 +61,13 @@ def feature_matrix(features: pd.DataFrame, categories: dict[str, list[str]] | No
     out = {column: model_column(column, features[column], categories) for column in keep}
     for column, cats in categories.items():
         if column not in out:
-            out[column] = pd.Series(
-                pd.Categorical([None] * len(features), dtype=pd.CategoricalDtype(list(cats))), index=features.index
-            )
+            out[column] = _all_missing(cats, features.index)
     return pd.DataFrame(out, index=features.index)
+
+
+def _all_missing(categories: list[str], index: pd.Index) -> pd.Series:
+    """A categorical column the frame lacks: every row missing, with the fitted categories."""
+    return pd.Series(pd.Categorical([None] * len(index), dtype=pd.CategoricalDtype(list(categories))), index=index)
 
 
 def model_column(column: str, s: pd.Series, categories: dict[str, list[str]]) -> pd.Series:
@@ -139,8 +142,7 @@ def feature_array(X: pd.DataFrame, feature_names: Iterable[str], categories: dic
     missing = [c for c in names if c not in X.columns and c not in categories]
     if missing:
         raise ValueError(f"feature column(s) missing at prediction time: {missing}")
-    columns = [model_column(c, X[c], categories) if c in X.columns else
-               pd.Series(pd.Categorical([None] * len(X), dtype=pd.CategoricalDtype(list(categories[c]))))
+    columns = [model_column(c, X[c], categories) if c in X.columns else _all_missing(categories[c], X.index)
                for c in names]
     return _stack(len(X), columns)
 

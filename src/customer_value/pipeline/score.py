@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from customer_value.boosted.compiled import use_compiled_trees
+from customer_value.boosted.compiled import CompiledTrees, use_compiled_trees
 from customer_value.config import Settings
 from customer_value.data.writing import ParquetBatchWriter, check_output
 from customer_value.errors import ConfigError
@@ -146,6 +146,17 @@ class ScoreResult:
     batches: int = 1
 
 
+def scoring_trees_compiled(value_model: Any, settings: Settings, customers: int, mode: CompiledTrees | None = None,
+                           say: Callable[[str], None] | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> bool:
+    """The boosters ``value_model`` scores with swapped for their compiled code as ``mode`` (default:
+    the settings' ``compiled_trees``) says, cached in the settings' ``compiled_trees_dir``, compiled
+    on every core (see :mod:`customer_value.boosted.compiled`); whether they now run compiled.
+    ``customers``: the size of the base about to be scored (0 when only compiling)."""
+    return use_compiled_trees(list(value_model.scoring_models().values()), Path(settings.compiled_trees_dir),
+                              mode or settings.compiled_trees, customers, os.cpu_count() or 1, say, progress)
+
+
 def customer_batches(population: pd.Series, size: int) -> tuple[pa.Array, list[tuple[CustomerRange, int, int]]]:
     """The population's ids sorted, and cut into ranges of at most ``size`` customers as (range,
     first position, end position); written in this order, the batches make one file sorted by
@@ -208,8 +219,7 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         size = max(size, len(population))
     ids, batches = customer_batches(population, size)
     with clock("compile trees"):  # milliseconds when this model's trees are cached (boosted/compiled.py)
-        use_compiled_trees(list(value_model.scoring_models().values()), Path(model_settings.compiled_trees_dir),
-                           model_settings.compiled_trees, len(population), os.cpu_count() or 1, say.say)
+        scoring_trees_compiled(value_model, model_settings, len(population), say=say.say)
     model_horizon = model_settings.horizon_days
     horizon = horizon_days or model_horizon
     with tempfile.TemporaryDirectory(prefix="cv-score-") as spill, ExitStack() as stack:

@@ -23,7 +23,9 @@ The trees (``--compiled-trees``): by default the model's boosted trees are compi
 before the timed scoring, in a child process of their own, and the time printed; that is what
 the weekly job pays once per model version (``compiled_trees: always`` on its first scoring, see
 ``boosted/compiled.py``), and later scorings find them cached. ``--compiled-trees never`` scores
-with LightGBM as before; ``always`` compiles inside the timed scoring when they are not cached.
+with LightGBM as before; ``always`` compiles inside the timed scoring when they are not cached;
+``first`` is a new model's first scoring: an empty cache and ``compiled_trees: auto``, which from
+400,000 customers compiles the quick build inside the timed scoring.
 
 Scoring runs in a fresh child process (so its peak RSS is the scoring's alone) through
 ``pipeline.score.score`` with the report and the MLflow scoring run, exactly as
@@ -167,8 +169,12 @@ def score_stage(args: argparse.Namespace, work: Path, model_uri: str) -> dict:
 
     from customer_value.config import Settings
 
-    trees_mode = {"cached": "auto"}.get(args.compiled_trees, args.compiled_trees)  # cached: compiled beforehand
-    settings = Settings(compiled_trees=trees_mode, compiled_trees_dir=str(work / "compiled"))
+    trees_mode = {"cached": "auto", "first": "auto"}.get(args.compiled_trees, args.compiled_trees)
+    cache = work / "compiled"
+    if args.compiled_trees == "first":  # nothing compiled yet for this model: auto compiles in the timed run
+        cache = work / "compiled-first"
+        shutil.rmtree(cache, ignore_errors=True)
+    settings = Settings(compiled_trees=trees_mode, compiled_trees_dir=str(cache))
     result = score(work / f"score-{args.customers}", as_of, model_uri, work / "scores.parquet", settings=settings,
                    report=work / "report.html", progress=progress, batch_customers=args.batch_customers)
     total = time.perf_counter() - start
@@ -232,10 +238,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="only judge the scores already written under --work (see --evaluate)")
     parser.add_argument("--combination-ceiling", action="store_true",
                         help="with the evaluation: the best ranking any recombination of the written forecasts reaches")
-    parser.add_argument("--compiled-trees", choices=("cached", "always", "never"), default="cached",
+    parser.add_argument("--compiled-trees", choices=("cached", "first", "always", "never"), default="cached",
                         help="cached (default): compile the model's trees before the timed scoring, as the weekly "
-                             "job does once per model version, and score with them; always: compile inside the "
-                             "timed scoring when they are not cached; never: score with LightGBM")
+                             "job does once per model version, and score with them; first: a new model's first "
+                             "scoring (an empty cache and compiled_trees: auto, which compiles the quick build "
+                             "inside the timed scoring); always: compile inside the timed scoring when they are "
+                             "not cached; never: score with LightGBM")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: the scoring process
     parser.add_argument("--compile-child", default=None, help=argparse.SUPPRESS)  # internal: the compiling process
     args = parser.parse_args(argv)

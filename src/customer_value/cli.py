@@ -489,8 +489,9 @@ def score(
                     "default: max_customers_per_batch from the config, else 250,000).")] = None,
     compiled_trees: Annotated[Optional[CompiledTreesMode], typer.Option(
         help="With --engine duckdb, run the boosted models' trees compiled to native code (the same scores, "
-             "several times faster): always compiles what models/compiled lacks first, once per model version; "
-             "auto (the config's compiled_trees, default) uses what is cached; never runs LightGBM.")] = None,
+             "several times faster): always compiles the full build models/compiled lacks first, once per model "
+             "version; auto (the config's compiled_trees, default) uses what is cached and compiles the quick "
+             "build for 400,000 customers or more; never runs LightGBM.")] = None,
 ) -> None:
     """Score every customer signed up before AS_OF once, with the model's own settings; optionally the HTML report.
 

@@ -171,9 +171,10 @@ class Settings(_Frozen):
     compiled_trees: Literal["auto", "always", "never"] = Field(
         default="auto",
         description="score with the boosted models' trees compiled to native code (boosted/compiled.py, the "
-                    "customer-value[compiled] extra): auto uses this model's cached objects and compiles missing "
-                    "ones only for a base large enough to repay it within the run; always compiles what is "
-                    "missing first; never scores with LightGBM. Same predictions to 1e-9",
+                    "customer-value[compiled] extra): auto uses this model's cached objects and, with none, compiles "
+                    "the quick build only for a base large enough to repay it within the run (400,000 customers); "
+                    "always compiles the full (fastest) build first; never scores with LightGBM. Same "
+                    "predictions to 1e-9",
     )
     compiled_trees_dir: str = Field(
         default="models/compiled",

@@ -11,6 +11,8 @@ import pytest
 
 from customer_value.boosted.churn import ChurnModel
 from customer_value.boosted.compiled import (
+    COMPILE_HINT_FROM,
+    COMPILE_PAYS_FROM,
     INSTALL_HINT,
     CompiledBooster,
     booster_slots,
@@ -85,10 +87,37 @@ def test_auto_keeps_a_small_uncompiled_base_on_lightgbm_and_never_means_never(mo
     said: list[str] = []
     for mode in ("auto", "never"):
         fresh = load()
-        assert not use_compiled_trees(fresh, tmp_path, mode, customers=500_000, say=said.append)
+        assert not use_compiled_trees(fresh, tmp_path, mode, customers=COMPILE_PAYS_FROM - 1, say=said.append)
         assert not any(isinstance(getattr(s.owner, s.attribute), CompiledBooster) for s in booster_slots(fresh))
     assert not list(tmp_path.iterdir())  # nothing compiled
-    assert "--compiled-trees always" in said[0]  # a base this large is told how to compile
+    assert COMPILE_PAYS_FROM - 1 >= COMPILE_HINT_FROM
+    assert "customer-value compile" in said[0]  # a base this large is told how to compile
+
+
+def test_auto_compiles_the_quick_build_for_a_large_base_and_the_full_build_replaces_it(models, tmp_path) -> None:
+    """A base large enough to repay it gets the quick build (trees not inlined) under ``auto``; the
+    compile command's full build (``always``) goes beside it and is the one later scorings load;
+    both predict what LightGBM predicts."""
+    load, X = models
+    reference = load()
+    said: list[str] = []
+    quick = load()
+    assert use_compiled_trees(quick, tmp_path, "auto", customers=COMPILE_PAYS_FROM, num_threads=2, say=said.append)
+    boosters = {id(s.booster) for s in booster_slots(quick)}
+    assert len(list(tmp_path.glob("*.quick.o"))) == len(boosters)
+    assert not [p for p in tmp_path.glob("*.o") if not p.name.endswith(".quick.o")]
+    assert "quickly" in said[0] and "customer-value compile" in said[0]
+    full = load()
+    assert use_compiled_trees(full, tmp_path, "always", customers=10, num_threads=2)  # quick objects are not enough
+    assert len([p for p in tmp_path.glob("*.o") if not p.name.endswith(".quick.o")]) == len(boosters)
+    later = load()
+    assert use_compiled_trees(later, tmp_path, "auto", customers=10, num_threads=2)
+    sources = {getattr(s.owner, s.attribute).source for s in booster_slots(later)}
+    assert len(sources) == len(boosters) and not any(p.name.endswith(".quick.o") for p in sources)
+    assert all(getattr(s.owner, s.attribute).source.name.endswith(".quick.o") for s in booster_slots(quick))
+    for got in (quick, full, later):
+        np.testing.assert_allclose(got[1].predict_proba(X), reference[1].predict_proba(X), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got[0].predict(X), reference[0].predict(X), rtol=1e-9, atol=1e-12)
 
 
 def test_a_missing_compiler_is_a_clear_error_only_when_asked_for(models, tmp_path, monkeypatch) -> None:

@@ -130,6 +130,11 @@ def test_the_path_decomposition_adds_up_to_the_raw_prediction(churn):
     raw10 = model.booster_.predict(align(X, model.feature_names_, model.categories_), num_iteration=10,
                                    raw_score=True)
     np.testing.assert_allclose(grouped.sum(axis=1) + bias10, raw10, atol=1e-9)
+    # built once per model, trees and groups (every batch of a scoring explains with the same tables)
+    cached = PathTables.cached(model, trees=10, groups=[0, 0, 1, 1, 1])
+    assert PathTables.cached(model, trees=10, groups=(0, 0, 1, 1, 1)) is cached
+    assert PathTables.cached(model, trees=11, groups=[0, 0, 1, 1, 1]) is not cached
+    np.testing.assert_array_equal(path_contributions(model, X, tables=cached)[0], grouped)
 
 
 def test_the_path_decomposition_agrees_with_treeshap_on_the_top_reason(churn):

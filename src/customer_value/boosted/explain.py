@@ -30,6 +30,7 @@ drivers are for the customers a report shows; the path decomposition costs trees
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,16 @@ class PathTables:
         self.table = np.vstack(tables) if tables else np.zeros((0, self.n_groups))
         self.offsets = np.asarray(offsets, dtype=np.int64)
 
+    @classmethod
+    def cached(cls, model: Any, trees: int | None = None, groups: Any = None) -> "PathTables":
+        """The tables of ``model`` built once per booster, ``trees`` and ``groups``: batch scoring
+        explains batch after batch with the same ones (each build dumps the trees as JSON)."""
+        key = (id(model.booster_), trees, None if groups is None else tuple(np.asarray(groups).tolist()))
+        built = _BUILT.setdefault(model, {})
+        if key not in built:
+            built[key] = cls(model, trees, groups)
+        return built[key]
+
     def contributions(self, leaves: np.ndarray) -> np.ndarray:
         """Rows x groups: the summed credit of each row's leaves (``pred_leaf`` output, rows x trees)."""
         from scipy import sparse
@@ -107,6 +118,10 @@ class PathTables:
         if cached is None or cached[0] != (n, index):
             cached = self._cached = ((n, index), np.arange(0, n * self.trees + 1, self.trees, dtype=index))
         return np.broadcast_to(np.float64(1.0), (n * self.trees,)), cached[1]
+
+
+_BUILT: "weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], PathTables]]" = weakref.WeakKeyDictionary()
+""":meth:`PathTables.cached`'s tables per fitted model (gone with the model)."""
 
 
 def _node_value(node: dict[str, Any]) -> float:

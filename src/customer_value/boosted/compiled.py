@@ -228,11 +228,10 @@ class CompiledTreesCache:
                     progress(done, len(jobs))
         return failed
 
-    def load(self, booster: lgb.Booster, num_threads: int) -> CompiledBooster:
-        """``booster`` running its cached object (:meth:`cached`; one must exist)."""
+    def load(self, booster: lgb.Booster, obj: Path, num_threads: int) -> CompiledBooster:
+        """``booster`` running the cached object ``obj`` (its :meth:`cached` one)."""
         lleaves = _require()
         text, _ = self.paths(booster)
-        obj = self.cached(booster)
         compiled = lleaves.Model(model_file=str(text))
         compiled.compile(cache=str(obj))  # loads the object; the flags only matter when compiling
         return CompiledBooster(booster, compiled, num_threads, obj)
@@ -270,7 +269,7 @@ def use_compiled_trees(models: list[Any], directory: Path, mode: CompiledTrees, 
                 "times faster")
         return False
     if missing:
-        build = ("quickly (the fastest code: `customer-value compile`, once per model version)" if quick
+        build = ("quickly (`customer-value compile` makes the fastest code, once per model version)" if quick
                  else "once for this model version")
         say(f"compiling {len(missing)} boosters ({trees:,} trees) to native code in {directory}, {build}")
         for obj, error in cache.compile(missing, num_threads, progress, quick).items():
@@ -278,8 +277,8 @@ def use_compiled_trees(models: list[Any], directory: Path, mode: CompiledTrees, 
     loaded: dict[int, CompiledBooster] = {}
     for slot in slots:
         booster = slot.booster
-        if id(booster) not in loaded and cache.cached(booster) is not None:
-            loaded[id(booster)] = cache.load(booster, num_threads)
+        if id(booster) not in loaded and (obj := cache.cached(booster)) is not None:
+            loaded[id(booster)] = cache.load(booster, obj, num_threads)
         if id(booster) in loaded:
             setattr(slot.owner, slot.attribute, loaded[id(booster)])
     return bool(loaded)

@@ -46,8 +46,10 @@ random half of the scored base against that half's realised margin − cost and 
 half. It sees the very year it is judged on (customers alike, the same outcomes' distribution), so
 no model fitted a year earlier can beat it: it is the ceiling of what reweighting or stacking the
 forecasts the value model already makes can reach, as against new information about customers.
-Where the simulator's truth is there, the same stack is fitted again with one latent trait added
-at a time (the purchase rate, the alive flag, the ticket rate, ...): the rise says which unknown
+Two more stacks widen the inputs to every signal the boosted models read (the features as of
+``--as-of``, rebuilt from the scored world), alone and beside the score columns: the ceiling of
+any model of today's inputs, not only of recombining its forecasts. Where the simulator's truth
+is there, the same stack is fitted again with one latent trait added at a time (the purchase rate, the alive flag, the ticket rate, ...): the rise says which unknown
 the remaining gap is made of.
 """
 
@@ -362,42 +364,57 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
                   f"{ev.roc_auc(churned, truth['ceiling_churn_probability']):.4f}"]
     if getattr(args, "combination_ceiling", False):
         lines += combination_ceiling(work, scored, net, scored["historical_value"].to_numpy(dtype=float),
-                                     None if truth is None else oracle, truth_file)
+                                     None if truth is None else oracle, truth_file, dt.date.fromisoformat(args.as_of))
     return "\n".join(np.atleast_1d(lines).tolist())
 
 
 def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", historical: "np.ndarray",
-                        oracle: "np.ndarray | None", truth_file: Path) -> list[str]:
+                        oracle: "np.ndarray | None", truth_file: Path, as_of: dt.date) -> list[str]:
     """The module docstring's ``--combination-ceiling``: stacking every numeric score column on half
     the base's own realised net value (as a rank and as money), judged on the other half."""
-    import lightgbm as lgb
     import numpy as np
     import pandas as pd
+    import pyarrow.parquet as pq
+    from _ranking import in_year_halves, in_year_stack
 
     from customer_value import metrics as ev
     from customer_value.boosted.net_value import rank_target
 
     columns = pd.read_parquet(work / "scores.parquet").set_index("customer_id").reindex(scored["customer_id"])
     X = columns.select_dtypes("number").drop(columns=["horizon_days"], errors="ignore").to_numpy(dtype=float)
-    train = np.random.default_rng(0).random(len(net)) < 0.5
+    train = in_year_halves(len(net))
     rank = rank_target(net)  # the net value model's own target: each customer's quantile
     y = net[~train]
     hist = ev.spearman(y, historical[~train])
     best = None if oracle is None else ev.spearman(y, oracle[~train])
+    top = None  # the value ceiling (the oracle without the purchase rate), where the truth has it
+    if truth_file.exists() and "ceiling_net_value" in pq.read_schema(truth_file).names:
+        ceiling = pd.read_parquet(truth_file, columns=["customer_id", "ceiling_net_value"]).set_index(
+            "customer_id")["ceiling_net_value"].reindex(scored["customer_id"]).to_numpy(dtype=float)
+        top = ev.spearman(y, ceiling[~train])
+
+    def gaps(sp: float) -> str:
+        return ("" if best is None else f", {ev.gap_closed(sp, hist, best):.1%} of the gap to the oracle") + (
+            "" if top is None else f", {ev.gap_closed(sp, hist, top):.1%} to the value ceiling")
+
+    model = ev.spearman(y, (columns["discounted_expected_margin"] - columns["discounted_expected_cost_to_serve"])
+                        .to_numpy(dtype=float)[~train])
     lines = [f"  combination ceiling ({X.shape[1]} score columns; trained on a random half's own outcomes, "
              f"judged on the other {int((~train).sum()):,}; there historical_value {hist:.4f}"
-             + ("" if best is None else f", oracle {best:.4f}") + "):"]
-    params = {"objective": "regression", "learning_rate": 0.1, "num_leaves": 63, "min_data_in_leaf": 200,
-              "verbose": -1, "num_threads": 2, "seed": 0}
+             + ("" if best is None else f", oracle {best:.4f}") + ("" if top is None else f", value ceiling {top:.4f}")
+             + f", the model {model:.4f}{gaps(model)}):"]
 
     def stacked(features: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return lgb.train(params, lgb.Dataset(features[train], target[train]), 300).predict(features[~train])
+        return in_year_stack(features, target, train)
 
-    for name, target in (("on the rank", rank), ("on the money", net)):
-        p = stacked(X, target)
+    signals = signal_array(truth_file.parent, as_of, scored["customer_id"])
+    for name, features, target in (("on the rank", X, rank), ("on the money", X, net),
+                                   ("on the rank, the signals alone", signals, rank),
+                                   ("on the rank, the signals and the score columns", np.column_stack([signals, X]), rank)):
+        p = stacked(features, target)
         sp = ev.spearman(y, p)
-        gap = f", {ev.gap_closed(sp, hist, best):.1%} of the gap to the oracle" if best is not None else ""
-        lines.append(f"    stacked {name}: Spearman {sp:.4f}{gap}, top-decile capture {ev.top_decile_capture(y, p):.4f}")
+        lines.append(f"    stacked {name}: Spearman {sp:.4f}{gaps(sp)}, top-decile capture {ev.top_decile_capture(y, p):.4f}")
+    del signals
     if oracle is not None and truth_file.exists():
         truth = pd.read_parquet(truth_file).set_index("customer_id").reindex(scored["customer_id"])
         traits = [t for t in LATENT_TRAITS if t in truth]
@@ -408,6 +425,24 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", h
             added.append(f"{' + '.join(names)} {sp:.4f}")
         lines.append("    stacked on the rank with a latent trait known (the simulator's truth): " + ", ".join(added))
     return lines
+
+
+def signal_array(data: Path, as_of: dt.date, customer_ids: "pd.Series") -> "np.ndarray":
+    """Every signal the boosted models read (the features as of ``as_of``, built from the tables
+    in ``data`` as scoring builds them; categories as codes), in ``customer_ids``' order: the
+    inputs of the combination ceiling's signals stacks."""
+    import pandas as pd
+
+    from customer_value.boosted.inputs import as_array, feature_matrix
+    from customer_value.config import Settings
+    from customer_value.features import build_features
+    from customer_value.pipeline.inputs import load_inputs
+
+    tables = load_inputs(data, Settings()).tables
+    features = build_features(tables, as_of, Settings())
+    del tables
+    features = features.set_index("customer_id").reindex(pd.Index(customer_ids, name="customer_id")).reset_index()
+    return as_array(feature_matrix(features))
 
 
 LATENT_TRAITS = ("purchase_rate", "alive", "ticket_rate", "mean_spend", "difficult", "health", "margin_rate",

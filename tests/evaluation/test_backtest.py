@@ -201,3 +201,25 @@ def test_skipped_churn_and_cost_are_not_scored_as_the_models():
     m = value_metrics(_scored(with_drain=True), {"churn": "x", "cost": "y"})
     assert not [k for k in m if k.startswith(("churn.", "cost."))]
     assert "baseline_historical_cost.spearman" in m and "value.spearman" in m
+
+
+def test_a_referral_total_cut_short_by_the_end_of_sign_ups_is_not_judged_but_the_ranking_is():
+    """Referrals are sign-ups: where the data's sign-ups stop before a cutoff's horizon ends, the
+    realised total misses the referrals that would have come, so the ratio is left out (and the
+    row says why) while the ranking is still scored."""
+    from customer_value.evaluation.backtest import referral_total_note
+
+    cutoff = dt.date(2024, 7, 1)
+    assert referral_total_note(dt.date(2025, 6, 30), cutoff, 365) == ""  # sign-ups reach the horizon's end
+    assert referral_total_note(dt.date(2025, 6, 1), cutoff, 365) == ""  # a month's lull is ordinary
+    assert referral_total_note(None, cutoff, 365) == ""
+    note = referral_total_note(dt.date(2025, 1, 1), cutoff, 365)
+    assert "sign-ups end 2025-01-01" in note and "2025-07-01" in note and "not judged" in note
+
+    scored = _scored(with_drain=True).assign(referrals=[0, 0, 1, 0, 2, 0, 0, 3],
+                                             expected_referrals=[0.1, 0.1, 0.5, 0.2, 1.0, 0.1, 0.0, 2.0],
+                                             acct_referred_customers=[0, 0, 1, 0, 1, 0, 0, 2])
+    judged, cut_short = value_metrics(scored), value_metrics(scored, referral_total_judged=False)
+    assert judged["referrals.sum_ratio"] == pytest.approx(4.0 / 6.0)
+    assert np.isnan(cut_short["referrals.sum_ratio"])
+    assert cut_short["referrals.spearman"] == pytest.approx(judged["referrals.spearman"]) and judged["referrals.spearman"] > 0.5

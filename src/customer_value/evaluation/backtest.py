@@ -12,7 +12,11 @@ compare in MLflow.
 **Referrals**: ``expected_referrals`` against the referred sign-ups that happened (the targets'
 ``referrals``): ``referrals.sum_ratio`` (forecast / realised total; the target is within ±10%),
 ``referrals.spearman`` and ``referrals.roc_auc`` (referred anyone or not) beside the baseline "count of
-past referrals" (``baseline_past_referrals.spearman`` / ``.roc_auc``).
+past referrals" (``baseline_past_referrals.spearman`` / ``.roc_auc``). A referral is a sign-up, so
+where the data's sign-ups end before a cutoff's horizon does (an export whose sign-ups stop, like
+the simulated worlds' after ``signup_end``), the referrals that would have come are missing from the
+realised total: that cutoff's total is not judged (no ``referrals.sum_ratio``; the ``skipped``
+column says why), while the ranking still is (the missing months cut everyone's count alike).
 
 **Every metric stays in its range** (Spearman and Gini in [−1, 1], top-decile capture ≤ 1,
 precision, recall, coverage, Brier and AUC in [0, 1]); an aggregate bias is NaN when the realised
@@ -88,9 +92,11 @@ def cutoffs_before(as_of: dt.date, horizon_days: int, count: int, spacing_days: 
     return [last - dt.timedelta(days=spacing_days * k) for k in reversed(range(count))]
 
 
-def value_metrics(scored: pd.DataFrame, skipped: dict[str, str] | None = None) -> dict[str, float]:
+def value_metrics(scored: pd.DataFrame, skipped: dict[str, str] | None = None,
+                  referral_total_judged: bool = True) -> dict[str, float]:
     """Ranking, bias and flagging metrics of one scored cutoff joined with realised targets; a
-    ``skipped`` part's stand-in is not scored as the part (see the module docstring)."""
+    ``skipped`` part's stand-in is not scored as the part (see the module docstring), nor a
+    referral total whose realised referrals are cut short (``referral_total_judged``)."""
     skipped = skipped or {}
     realised_net = scored["net_value"].to_numpy(dtype=float)
     out: dict[str, float] = {}
@@ -132,7 +138,7 @@ def value_metrics(scored: pd.DataFrame, skipped: dict[str, str] | None = None) -
         out[f"{name}.negative_precision"] = pr["precision"]
         out[f"{name}.negative_recall"] = pr["recall"]
     out.update(interval_metrics(scored))
-    out.update(referral_metrics(scored))
+    out.update(referral_metrics(scored, referral_total_judged))
     return out
 
 
@@ -141,15 +147,17 @@ def _bias(forecast: float, realised: float) -> float:
     return float(forecast / realised - 1.0) if realised > 0 else float("nan")
 
 
-def referral_metrics(scored: pd.DataFrame) -> dict[str, float]:
-    """Expected referred sign-ups against those that happened: the total's ratio, Spearman and ROC
-    AUC (referred anyone), beside the count of past referrals (``acct_referred_customers``)."""
+def referral_metrics(scored: pd.DataFrame, total_judged: bool = True) -> dict[str, float]:
+    """Expected referred sign-ups against those that happened: the total's ratio (unless
+    ``total_judged`` is false: see :func:`referral_total_note`), Spearman and ROC AUC (referred
+    anyone), beside the count of past referrals (``acct_referred_customers``)."""
     if "referrals" not in scored or "expected_referrals" not in scored:
         return {}
     realised = scored["referrals"].fillna(0).to_numpy(dtype=float)
     expected = scored["expected_referrals"].to_numpy(dtype=float)
+    judged = total_judged and realised.sum() > 0
     out = {"referrals.realised": float(realised.sum()), "referrals.expected": float(expected.sum()),
-           "referrals.sum_ratio": float(expected.sum() / realised.sum()) if realised.sum() > 0 else float("nan"),
+           "referrals.sum_ratio": float(expected.sum() / realised.sum()) if judged else float("nan"),
            "referrals.spearman": ev.spearman(realised, expected),
            "referrals.roc_auc": ev.roc_auc(realised > 0, expected)}
     if "acct_referred_customers" in scored:
@@ -157,6 +165,22 @@ def referral_metrics(scored: pd.DataFrame) -> dict[str, float]:
         out["baseline_past_referrals.spearman"] = ev.spearman(realised, past)
         out["baseline_past_referrals.roc_auc"] = ev.roc_auc(realised > 0, past)
     return out
+
+
+SIGNUPS_REACH_DAYS = 31
+"""The data's last sign-up must lie within this many days of a cutoff's horizon end for the
+realised referral total to be complete (a month's lull is ordinary; a stop is not)."""
+
+
+def referral_total_note(last_signup: dt.date | None, cutoff: dt.date, horizon_days: int) -> str:
+    """Why a cutoff's referral total is not judged ("" when it is): the data's sign-ups end more
+    than :data:`SIGNUPS_REACH_DAYS` before the horizon does, so referrals that would have come are
+    missing from the realised total (see the module docstring)."""
+    end = cutoff + dt.timedelta(days=horizon_days)
+    if last_signup is None or last_signup >= end - dt.timedelta(days=SIGNUPS_REACH_DAYS):
+        return ""
+    return (f"referral total not judged: the data's sign-ups end {last_signup}, before this horizon does ({end}), "
+            "so its realised referrals are cut short")
 
 
 def interval_metrics(scored: pd.DataFrame) -> dict[str, float]:
@@ -192,6 +216,8 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
     """Fit, score and evaluate at each cutoff (see the module docstring)."""
     observer = observer or FitObserver()
     rows, scored_frames, monthly, skipped = [], {}, {}, {}
+    signups = tables.customers["signup_at"]
+    last_signup = pd.Timestamp(signups.max()).date() if len(signups) else None
     for cutoff in cutoffs:
         observer.stage(f"backtest: fitting as of {cutoff}")
         fitted = fit_value_model(tables, cutoff, settings, engine=engine, observer=observer)
@@ -205,8 +231,11 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
         monthly[cutoff] = monthly_reconciliation(
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
             realised_by_month(tables, cutoff, settings, scores["customer_id"], settings.horizon_days, engine))
-        rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff]), **monthly_metrics(monthly[cutoff]),
-                     "skipped": fallback_note(skipped[cutoff])})
+        referral_note = (referral_total_note(last_signup, cutoff, settings.horizon_days)
+                         if {"referrals", "expected_referrals"} <= set(scored.columns) else "")  # data with referrals
+        rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff], not referral_note),
+                     **monthly_metrics(monthly[cutoff]),
+                     "skipped": "; ".join(n for n in (fallback_note(skipped[cutoff]), referral_note) if n)})
     return BacktestResult(pd.DataFrame(rows), scored_frames, monthly, skipped)
 
 

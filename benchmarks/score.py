@@ -49,8 +49,9 @@ forecasts the value model already makes can reach, as against new information ab
 Two more stacks widen the inputs to every signal the boosted models read (the features as of
 ``--as-of``, rebuilt from the scored world), alone and beside the score columns: the ceiling of
 any model of today's inputs, not only of recombining its forecasts. Where the simulator's truth
-is there, the same stack is fitted again with one latent trait added at a time (the purchase rate, the alive flag, the ticket rate, ...): the rise says which unknown
-the remaining gap is made of.
+is there, the same stack is fitted again with one latent trait added at a time (the purchase
+rate, the alive flag, the ticket rate, ...): the rise says which unknown the remaining gap is
+made of.
 """
 
 from __future__ import annotations
@@ -363,18 +364,19 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
                   f"{ev.roc_auc(churned, truth['oracle_churn_probability']):.4f}; churn ceiling ROC AUC "
                   f"{ev.roc_auc(churned, truth['ceiling_churn_probability']):.4f}"]
     if getattr(args, "combination_ceiling", False):
-        lines += combination_ceiling(work, scored, net, scored["historical_value"].to_numpy(dtype=float),
+        lines += combination_ceiling(work, scored, net, like, scored["historical_value"].to_numpy(dtype=float),
                                      None if truth is None else oracle, truth_file, dt.date.fromisoformat(args.as_of))
     return "\n".join(np.atleast_1d(lines).tolist())
 
 
-def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", historical: "np.ndarray",
-                        oracle: "np.ndarray | None", truth_file: Path, as_of: dt.date) -> list[str]:
-    """The module docstring's ``--combination-ceiling``: stacking every numeric score column on half
-    the base's own realised net value (as a rank and as money), judged on the other half."""
+def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", like: "np.ndarray",
+                        historical: "np.ndarray", oracle: "np.ndarray | None", truth_file: Path,
+                        as_of: dt.date) -> list[str]:
+    """The module docstring's ``--combination-ceiling``: stacking every numeric score column (and
+    every signal) on half the base's own realised net value, judged on the other half beside the
+    model's like-for-like value ``like``, historical value, the value ceiling and the oracle."""
     import numpy as np
     import pandas as pd
-    import pyarrow.parquet as pq
     from _ranking import in_year_halves, in_year_stack
 
     from customer_value import metrics as ev
@@ -387,18 +389,16 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", h
     y = net[~train]
     hist = ev.spearman(y, historical[~train])
     best = None if oracle is None else ev.spearman(y, oracle[~train])
-    top = None  # the value ceiling (the oracle without the purchase rate), where the truth has it
-    if truth_file.exists() and "ceiling_net_value" in pq.read_schema(truth_file).names:
-        ceiling = pd.read_parquet(truth_file, columns=["customer_id", "ceiling_net_value"]).set_index(
-            "customer_id")["ceiling_net_value"].reindex(scored["customer_id"]).to_numpy(dtype=float)
-        top = ev.spearman(y, ceiling[~train])
+    truth = (pd.read_parquet(truth_file).set_index("customer_id").reindex(scored["customer_id"])
+             if truth_file.exists() else None)
+    top = (ev.spearman(y, truth["ceiling_net_value"].to_numpy(dtype=float)[~train])  # the value ceiling
+           if truth is not None and "ceiling_net_value" in truth else None)
 
     def gaps(sp: float) -> str:
         return ("" if best is None else f", {ev.gap_closed(sp, hist, best):.1%} of the gap to the oracle") + (
             "" if top is None else f", {ev.gap_closed(sp, hist, top):.1%} to the value ceiling")
 
-    model = ev.spearman(y, (columns["discounted_expected_margin"] - columns["discounted_expected_cost_to_serve"])
-                        .to_numpy(dtype=float)[~train])
+    model = ev.spearman(y, like[~train])
     lines = [f"  combination ceiling ({X.shape[1]} score columns; trained on a random half's own outcomes, "
              f"judged on the other {int((~train).sum()):,}; there historical_value {hist:.4f}"
              + ("" if best is None else f", oracle {best:.4f}") + ("" if top is None else f", value ceiling {top:.4f}")
@@ -415,8 +415,7 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", h
         sp = ev.spearman(y, p)
         lines.append(f"    stacked {name}: Spearman {sp:.4f}{gaps(sp)}, top-decile capture {ev.top_decile_capture(y, p):.4f}")
     del signals
-    if oracle is not None and truth_file.exists():
-        truth = pd.read_parquet(truth_file).set_index("customer_id").reindex(scored["customer_id"])
+    if oracle is not None and truth is not None:
         traits = [t for t in LATENT_TRAITS if t in truth]
         added = []
         for trait in [*traits, tuple(LATENT_TRAITS[:2])]:
@@ -438,8 +437,9 @@ def signal_array(data: Path, as_of: dt.date, customer_ids: "pd.Series") -> "np.n
     from customer_value.features import build_features
     from customer_value.pipeline.inputs import load_inputs
 
-    tables = load_inputs(data, Settings()).tables
-    features = build_features(tables, as_of, Settings())
+    settings = Settings()
+    tables = load_inputs(data, settings).tables
+    features = build_features(tables, as_of, settings)
     del tables
     features = features.set_index("customer_id").reindex(pd.Index(customer_ids, name="customer_id")).reset_index()
     return as_array(feature_matrix(features))

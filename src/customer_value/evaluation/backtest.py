@@ -147,11 +147,16 @@ def _bias(forecast: float, realised: float) -> float:
     return float(forecast / realised - 1.0) if realised > 0 else float("nan")
 
 
+def has_referrals(scored: pd.DataFrame) -> bool:
+    """Whether a scored cutoff holds referrals to judge (forecast and realised; not every data set has them)."""
+    return {"referrals", "expected_referrals"} <= set(scored.columns)
+
+
 def referral_metrics(scored: pd.DataFrame, total_judged: bool = True) -> dict[str, float]:
     """Expected referred sign-ups against those that happened: the total's ratio (unless
     ``total_judged`` is false: see :func:`referral_total_note`), Spearman and ROC AUC (referred
     anyone), beside the count of past referrals (``acct_referred_customers``)."""
-    if "referrals" not in scored or "expected_referrals" not in scored:
+    if not has_referrals(scored):
         return {}
     realised = scored["referrals"].fillna(0).to_numpy(dtype=float)
     expected = scored["expected_referrals"].to_numpy(dtype=float)
@@ -231,8 +236,7 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
         monthly[cutoff] = monthly_reconciliation(
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
             realised_by_month(tables, cutoff, settings, scores["customer_id"], settings.horizon_days, engine))
-        referral_note = (referral_total_note(last_signup, cutoff, settings.horizon_days)
-                         if {"referrals", "expected_referrals"} <= set(scored.columns) else "")  # data with referrals
+        referral_note = referral_total_note(last_signup, cutoff, settings.horizon_days) if has_referrals(scored) else ""
         rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff], not referral_note),
                      **monthly_metrics(monthly[cutoff]),
                      "skipped": "; ".join(n for n in (fallback_note(skipped[cutoff]), referral_note) if n)})

@@ -48,7 +48,12 @@ no model fitted a year earlier can beat it: it is the ceiling of what reweightin
 forecasts the value model already makes can reach, as against new information about customers.
 Two more stacks widen the inputs to every signal the boosted models read (the features as of
 ``--as-of``, rebuilt from the scored world), alone and beside the score columns: the ceiling of
-any model of today's inputs, not only of recombining its forecasts. Where the simulator's truth
+any model of today's inputs, not only of recombining its forecasts. A third adds 45 finer
+summaries of the raw history (counts per quarter, decayed counts, gaps between orders): whether
+the features leave anything in the tables. Two more train the signals stack a horizon earlier,
+as a real model is (on every customer of that year, and on as many as ``--train-customers``):
+what a year's drift costs, and how much of the model's distance to the ceiling is training
+volume. Where the simulator's truth
 is there, the same stack is fitted again with one latent trait added at a time (the purchase
 rate, the alive flag, the ticket rate, ...): the rise says which unknown the remaining gap is
 made of.
@@ -365,13 +370,14 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
                   f"{ev.roc_auc(churned, truth['ceiling_churn_probability']):.4f}"]
     if getattr(args, "combination_ceiling", False):
         lines += combination_ceiling(work, scored, net, like, scored["historical_value"].to_numpy(dtype=float),
-                                     None if truth is None else oracle, truth_file, dt.date.fromisoformat(args.as_of))
+                                     None if truth is None else oracle, truth_file, dt.date.fromisoformat(args.as_of),
+                                     args.train_customers)
     return "\n".join(np.atleast_1d(lines).tolist())
 
 
 def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", like: "np.ndarray",
                         historical: "np.ndarray", oracle: "np.ndarray | None", truth_file: Path,
-                        as_of: dt.date) -> list[str]:
+                        as_of: dt.date, training_rows: int) -> list[str]:
     """The module docstring's ``--combination-ceiling``: stacking every numeric score column (and
     every signal) on half the base's own realised net value, judged on the other half beside the
     model's like-for-like value ``like``, historical value, the value ceiling and the oracle."""
@@ -407,14 +413,23 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", l
     def stacked(features: np.ndarray, target: np.ndarray) -> np.ndarray:
         return in_year_stack(features, target, train)
 
-    signals = signal_array(truth_file.parent, as_of, scored["customer_id"])
+    def line(name: str, p: np.ndarray) -> str:
+        sp = ev.spearman(y, p)
+        return f"    stacked {name}: Spearman {sp:.4f}{gaps(sp)}, top-decile capture {ev.top_decile_capture(y, p):.4f}"
+
+    tables = _world_tables(truth_file.parent)
+    signals = signal_array(tables, as_of, scored["customer_id"])
+    summaries = history_summaries(truth_file.parent, as_of, scored["customer_id"])
     for name, features, target in (("on the rank", X, rank), ("on the money", X, net),
                                    ("on the rank, the signals alone", signals, rank),
-                                   ("on the rank, the signals and the score columns", np.column_stack([signals, X]), rank)):
-        p = stacked(features, target)
-        sp = ev.spearman(y, p)
-        lines.append(f"    stacked {name}: Spearman {sp:.4f}{gaps(sp)}, top-decile capture {ev.top_decile_capture(y, p):.4f}")
-    del signals
+                                   ("on the rank, the signals and the score columns", np.column_stack([signals, X]), rank),
+                                   (f"on the rank, the signals and {summaries.shape[1]} finer summaries of the history",
+                                    np.column_stack([signals, summaries]), rank)):
+        lines.append(line(name, stacked(features, target)))
+    del summaries
+    for name, p in out_of_year_stacks(tables, as_of, signals[~train], training_rows):
+        lines.append(line(name, p))
+    del signals, tables
     if oracle is not None and truth is not None:
         traits = [t for t in LATENT_TRAITS if t in truth]
         added = []
@@ -426,23 +441,106 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", l
     return lines
 
 
-def signal_array(data: Path, as_of: dt.date, customer_ids: "pd.Series") -> "np.ndarray":
-    """Every signal the boosted models read (the features as of ``as_of``, built from the tables
-    in ``data`` as scoring builds them; categories as codes), in ``customer_ids``' order: the
-    inputs of the combination ceiling's signals stacks."""
+def _world_tables(data: Path) -> "Tables":
+    """The scored world's tables, loaded and validated as scoring loads them."""
+    from customer_value.config import Settings
+    from customer_value.pipeline.inputs import load_inputs
+
+    return load_inputs(data, Settings()).tables
+
+
+def signal_array(tables: "Tables", as_of: dt.date, customer_ids: "pd.Series") -> "np.ndarray":
+    """Every signal the boosted models read (the features as of ``as_of``, built from ``tables``
+    as scoring builds them; categories as codes), in ``customer_ids``' order: the inputs of the
+    combination ceiling's signals stacks."""
     import pandas as pd
 
     from customer_value.boosted.inputs import as_array, feature_matrix
     from customer_value.config import Settings
     from customer_value.features import build_features
-    from customer_value.pipeline.inputs import load_inputs
 
-    settings = Settings()
-    tables = load_inputs(data, settings).tables
-    features = build_features(tables, as_of, settings)
-    del tables
+    features = build_features(tables, as_of, Settings())
     features = features.set_index("customer_id").reindex(pd.Index(customer_ids, name="customer_id")).reset_index()
     return as_array(feature_matrix(features))
+
+
+HISTORY_SUMMARIES = {"transactions": "occurred_at", "engagement_events": "occurred_at", "support_tickets": "opened_at"}
+"""The event tables :func:`history_summaries` summarises, each with its time column."""
+
+
+def history_summaries(data: Path, as_of: dt.date, customer_ids: "pd.Series") -> "np.ndarray":
+    """Finer summaries of the history than the features hold, in ``customer_ids``' order: per
+    event table (orders, engagement events, tickets) the count in each of the eight quarters
+    before ``as_of`` and counts decayed with time constants of 14, 45, 120 and 365 days; the mean,
+    spread, longest and last gap between orders; orders and tickets per decayed engagement event.
+    The combination ceiling stacks them beside the signals: if they lift that ceiling, the
+    features leave information in the raw tables. DuckDB over ``data``'s parquet files, history
+    before ``as_of`` only."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    cut = f"TIMESTAMP '{as_of.isoformat()}'"
+    con = duckdb.connect()
+    frames = []
+    for table, at in HISTORY_SUMMARIES.items():
+        short = table[:3]
+        columns = ", ".join([f"count(*) FILTER (WHERE d >= {91 * q} AND d < {91 * (q + 1)}) AS {short}_q{q}" for q in range(8)]
+                            + [f"sum(exp(-d / {tau}.0)) AS {short}_decayed_{tau}d" for tau in (14, 45, 120, 365)])
+        frames.append(con.execute(
+            f"SELECT customer_id, {columns} FROM (SELECT customer_id, date_diff('second', {at}, {cut}) / 86400.0 AS d "
+            f"FROM read_parquet('{data / table}.parquet') WHERE {at} < {cut}) GROUP BY customer_id").df()
+            .set_index("customer_id"))
+    counts = pd.concat(frames, axis=1)
+    gaps = con.execute(
+        "SELECT customer_id, avg(gap) AS gap_mean, stddev_samp(gap) AS gap_sd, max(gap) AS gap_max, "
+        "arg_max(gap, occurred_at) AS gap_last FROM (SELECT customer_id, occurred_at, date_diff('second', "
+        "lag(occurred_at) OVER (PARTITION BY customer_id ORDER BY occurred_at), occurred_at) / 86400.0 AS gap "
+        f"FROM read_parquet('{data / 'transactions'}.parquet') WHERE occurred_at < {cut}) WHERE gap IS NOT NULL "
+        "GROUP BY customer_id").df().set_index("customer_id")
+    con.close()
+    ids = pd.Index(customer_ids, name="customer_id")
+    out = pd.concat([counts.reindex(ids).fillna(0.0), gaps.reindex(ids)], axis=1)
+    out["orders_per_engagement"] = out["tra_decayed_120d"] / (out["eng_decayed_120d"] + 1)
+    out["tickets_per_engagement"] = out["sup_decayed_120d"] / (out["eng_decayed_120d"] + 1)
+    return out.to_numpy(dtype=float)
+
+
+def out_of_year_stacks(tables: "Tables", as_of: dt.date, judged: "np.ndarray", training_rows: int) -> "list[tuple[str, np.ndarray]]":
+    """The signals stack as a real model meets it: trained one horizon earlier, on the signals as
+    of ``as_of − horizon`` against the net value of the year that followed (every customer then,
+    and a random ``training_rows`` of them, the training world's size), predicting ``judged``
+    (the judged half's signals as of ``as_of``). Against the in-year stack it shows what a year's
+    drift costs; against the model, how much of the gap is training volume."""
+    import lightgbm as lgb
+    import numpy as np
+    from _ranking import STACK_PARAMS
+
+    from customer_value.boosted.inputs import as_array, feature_matrix
+    from customer_value.boosted.net_value import rank_target
+    from customer_value.config import Settings
+    from customer_value.features import build_features
+    from customer_value.features.build import build_targets
+
+    settings = Settings()
+    before = as_of - dt.timedelta(days=settings.horizon_days)
+    past = build_features(tables, before, settings).merge(
+        build_targets(tables, before, settings)[["customer_id", "net_value"]], on="customer_id", validate="one_to_one")
+    X = as_array(feature_matrix(past.drop(columns="net_value")))
+    target = rank_target(past["net_value"].to_numpy(dtype=float))
+    rng = np.random.default_rng(3)
+    out = []
+    for label, rows in ((f"all {len(past):,}", np.ones(len(past), dtype=bool)),
+                        (f"a random {min(training_rows, len(past)):,} (the training world's size)",
+                         rng.permutation(len(past)) < training_rows)):
+        X_rows, y_rows = X[rows], target[rows]
+        fit = np.random.default_rng(1).random(len(y_rows)) < 0.85
+        booster = lgb.train(STACK_PARAMS, lgb.Dataset(X_rows[fit], y_rows[fit]), 3000,
+                            valid_sets=[lgb.Dataset(X_rows[~fit], y_rows[~fit])],
+                            callbacks=[lgb.early_stopping(50, verbose=False)])
+        out.append((f"on the rank, the signals, trained a year earlier (as of {before}) on {label} customers",
+                    booster.predict(judged, num_iteration=booster.best_iteration)))
+    return out
 
 
 LATENT_TRAITS = ("purchase_rate", "alive", "ticket_rate", "mean_spend", "difficult", "health", "margin_rate",

@@ -17,7 +17,7 @@ CONTRACT_COLUMNS = (
 """Contract section 5: what every score file has."""
 ACTIVITIES = ("support_email", "support_chat", "support_phone", "support_other", "escalations", "orders",
               "payment_fees", "invoices", "late_payments", "pool_platform")
-INTERVALS = ("customer_value", "net_value", "expected_revenue", "expected_cost_to_serve")
+INTERVALS = ("customer_value", "net_value", "expected_revenue", "expected_margin", "expected_cost_to_serve", "expected_transactions")
 COST_SEGMENTS = ("support-heavy", "billing-heavy", "order-heavy")
 
 

@@ -97,7 +97,7 @@ def test_a_backtest_reconciles_monthly_cash_flows_with_what_happened() -> None:
     row = result.metrics.iloc[0]
     assert row["monthly.margin_mape"] == pytest.approx(monthly["margin_error"].abs().mean())
     # the 80% intervals, calibrated on the year before the cutoff, are measured on the year after
-    for quantity in ("net_value", "revenue", "cost_to_serve"):
+    for quantity in ("net_value", "revenue", "cost_to_serve", "margin", "transactions"):
         assert 0.6 <= row[f"intervals.{quantity}.coverage"] <= 0.95
         assert row[f"intervals.{quantity}.mean_width"] > 0
     assert any(c.startswith("intervals.net_value.coverage.") for c in result.metrics)

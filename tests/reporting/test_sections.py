@@ -166,11 +166,12 @@ def test_the_activity_costs_add_up_to_the_cost_to_serve(scores):
 
 def test_intervals_only_for_quantities_with_both_bounds(scores):
     frame = interval_table(scores).frame
-    assert len(frame) == 4
+    assert len(frame) == 5  # the money figures; the transactions interval stays in the score file
     assert (frame["mean_width"] > 0).all()
     assert frame["straddles_zero"].notna().sum() == 2  # customer value and net value
+    assert len(interval_table(scores.drop(columns=["expected_margin_p10"])).frame) == 4
     assert interval_table(scores.drop(columns=["customer_value_p90", "net_value_p90", "expected_revenue_p90",
-                                               "expected_cost_to_serve_p90"])) is None
+                                               "expected_margin_p90", "expected_cost_to_serve_p90"])) is None
 
 
 @pytest.mark.parametrize("quality", [QUALITY, pd.Series(QUALITY),

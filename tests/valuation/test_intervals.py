@@ -22,7 +22,10 @@ from customer_value.valuation.intervals import (
 )
 
 COLUMNS = ["net_value_p10", "net_value_p90", "expected_revenue_p10", "expected_revenue_p90",
-           "expected_cost_to_serve_p10", "expected_cost_to_serve_p90"]
+           "expected_cost_to_serve_p10", "expected_cost_to_serve_p90", "expected_margin_p10", "expected_margin_p90",
+           "expected_transactions_p10", "expected_transactions_p90"]
+NEVER_NEGATIVE = ["expected_revenue_p10", "expected_revenue_p90", "expected_cost_to_serve_p10",
+                  "expected_cost_to_serve_p90", "expected_transactions_p10", "expected_transactions_p90"]
 
 
 def synthetic(n: int, seed: int, alive_shape: tuple[float, float] = (2.0, 1.0)) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -35,13 +38,16 @@ def synthetic(n: int, seed: int, alive_shape: tuple[float, float] = (2.0, 1.0)) 
     spend = rng.lognormal(3.5, 1.0, n)
     is_alive = rng.random(n) < alive
     order_noise, ticket_noise = rng.lognormal(0.0, 0.6, n), rng.lognormal(0.0, 0.8, n)
-    revenue = rng.poisson(rate * is_alive) * spend * order_noise
+    orders = rng.poisson(rate * is_alive)
+    revenue = orders * spend * order_noise
     cost = rng.poisson(0.4 * rate * is_alive) * 15.0 * ticket_noise
-    realised = pd.DataFrame({"revenue": revenue, "cost_to_serve": cost, "net_value": 0.3 * revenue - cost})
+    realised = pd.DataFrame({"revenue": revenue, "cost_to_serve": cost, "net_value": 0.3 * revenue - cost,
+                             "margin": 0.3 * revenue, "transactions": orders.astype(float)})
     expected_revenue = alive * rate * spend * np.exp(0.6**2 / 2)
     expected_cost = alive * 0.4 * rate * 15.0 * np.exp(0.8**2 / 2)
     predicted = pd.DataFrame({"revenue": expected_revenue, "cost_to_serve": expected_cost,
-                              "net_value": 0.3 * expected_revenue - expected_cost})
+                              "net_value": 0.3 * expected_revenue - expected_cost,
+                              "margin": 0.3 * expected_revenue, "transactions": alive * rate})
     context = pd.DataFrame({"churn_probability": 1.0 - alive * (1.0 - np.exp(-rate))})
     return predicted, realised, context
 
@@ -105,16 +111,16 @@ def test_overall_level_takes_the_atom_cells_excess_from_the_others():
     assert zeros.level_["revenue"] == pytest.approx(0.6)
 
 
-def test_bounds_are_ordered_and_revenue_and_cost_never_negative(calibration):
+def test_bounds_are_ordered_and_revenue_cost_and_transactions_never_negative(calibration):
     predicted, realised, ctx = calibration
     model = IntervalModel().fit(predicted, realised, ctx)
     rng = np.random.default_rng(4)
     wild = pd.DataFrame({q: rng.choice([-1e6, -50.0, 0.0, 1e-9, 3.0, 1e7], 500) for q in predicted.columns})
     bounds = model.predict(wild, pd.DataFrame({"churn_probability": rng.random(500)}))
-    for quantity in ("net_value", "revenue", "cost_to_serve"):
+    for quantity in ("net_value", "revenue", "cost_to_serve", "margin", "transactions"):
         low, high = interval_columns(quantity)
         assert (bounds[low] <= bounds[high]).all()
-    assert (bounds[COLUMNS[2:]] >= 0).all().all()
+    assert (bounds[NEVER_NEGATIVE] >= 0).all().all()
     assert 0.0 in model.edges_["net_value"]  # expected losses are never binned with expected gains
     assert (bounds.loc[wild["net_value"] < -1000, "net_value_p10"] < 0).all()
     assert (bounds.loc[wild["net_value"] > 1000, "net_value_p90"] > 0).all()
@@ -148,6 +154,16 @@ def test_fits_what_it_is_given_and_says_what_is_missing():
         IntervalModel().fit(predicted.assign(revenue=np.nan), realised)
     with pytest.raises(RuntimeError, match="not fitted"):
         IntervalModel().predict(predicted)
+
+
+def test_predicted_outcomes_take_every_forecast_figure_the_rows_hold():
+    rows = pd.DataFrame({"expected_margin": [30.0, 5.0], "expected_cost_to_serve": [10.0, 8.0],
+                         "expected_revenue": [100.0, 20.0], "expected_transactions": [2.5, 0.4]})
+    out = predicted_outcomes(rows)
+    assert list(out.columns) == ["net_value", "revenue", "cost_to_serve", "margin", "transactions"]
+    assert out["net_value"].tolist() == [20.0, -3.0] and out["transactions"].tolist() == [2.5, 0.4]
+    assert list(predicted_outcomes(rows.drop(columns="expected_transactions")).columns) == [
+        "net_value", "revenue", "cost_to_serve", "margin"]  # a figure the rows lack gets no interval
 
 
 def test_customer_value_bounds_discount_the_net_interval_and_add_referrals():

@@ -86,6 +86,9 @@ def test_fees_and_plan_prices_are_margin(scored) -> None:
     expected = (scored["expected_margin"] * np.where(on_plan, 1.1, 1.0) + 10.0 * scored["expected_volume_late_payments"])
     np.testing.assert_allclose(after["expected_margin"], expected, rtol=1e-12)
     assert after["expected_cost_to_serve"].equals(scored["expected_cost_to_serve"])
+    extra = (expected - scored["expected_margin"]).to_numpy()  # the margin's interval moves with it
+    np.testing.assert_allclose(after["expected_margin_p10"], scored["expected_margin_p10"] + extra, rtol=1e-9, atol=1e-9)
+    assert after["expected_transactions_p90"].equals(scored["expected_transactions_p90"])
     assert (after["customer_value"] >= scored["customer_value"] - 1e-9).all()
 
 

@@ -189,8 +189,8 @@ def referral_total_note(last_signup: dt.date | None, cutoff: dt.date, horizon_da
 
 
 def interval_metrics(scored: pd.DataFrame) -> dict[str, float]:
-    """Coverage of the 80% intervals (share of customers whose realised net value, revenue and
-    cost fell inside), overall and per value segment, and their mean width."""
+    """Coverage of the 80% intervals (share of customers whose realised net value, revenue, cost,
+    margin and transactions fell inside), overall and per value segment, and their mean width."""
     out: dict[str, float] = {}
     for quantity, share in coverage(scored, scored).items():
         low, high = interval_columns(quantity)

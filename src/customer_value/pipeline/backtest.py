@@ -22,6 +22,7 @@ PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spe
                       "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture", "revenue.spearman",
                       "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc",
                       "intervals.net_value.coverage", "intervals.revenue.coverage", "intervals.cost_to_serve.coverage",
+                      "intervals.margin.coverage", "intervals.transactions.coverage",
                       "referrals.sum_ratio", "referrals.spearman", "baseline_past_referrals.spearman",
                       "monthly.margin_mape",
                       "monthly.cost_mape", "skipped")

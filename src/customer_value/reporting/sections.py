@@ -32,7 +32,8 @@ from customer_value.valuation.drivers import drain_list, drains, looks_profitabl
 
 GROUPS = ("plan", "acquisition_channel", "region")
 """The account columns the report breaks value down by (besides the segments)."""
-INTERVAL_QUANTITIES = ("customer_value", "net_value", "expected_revenue", "expected_cost_to_serve")
+INTERVAL_QUANTITIES = ("customer_value", "net_value", "expected_revenue", "expected_margin", "expected_cost_to_serve")
+"""The money figures whose intervals the report shows (the transactions interval is in the score file)."""
 DRAIN_ROWS_SHOWN = 100
 """The drain list shows its most likely drains; the CSV download holds every row."""
 DRAIN_COLUMNS = (

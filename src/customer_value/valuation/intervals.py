@@ -3,8 +3,8 @@
 The value model predicts expectations. How far a customer's realised outcome lands from its
 expectation is learned from a held-out snapshot, where both are known: :class:`IntervalModel`
 is fitted on (prediction, realised outcome) pairs of net value (margin − cost-to-serve,
-undiscounted, no referral), revenue and cost-to-serve, and turns new predictions into their
-10th and 90th percentiles.
+undiscounted, no referral), revenue, margin, cost-to-serve and the count of transactions, and
+turns new predictions into their 10th and 90th percentiles.
 
 Method: binned ("Mondrian") split conformal prediction. It needs nothing but predictions and
 outcomes, so it serves any value model (on CDNOW, BG/NBD × Gamma-Gamma alone), and within a cell
@@ -58,10 +58,13 @@ QUANTITIES: dict[str, str] = {
     "net_value": "net_value",
     "revenue": "expected_revenue",
     "cost_to_serve": "expected_cost_to_serve",
+    "margin": "expected_margin",
+    "transactions": "expected_transactions",
 }
 """Each quantity (a column of the predicted and realised frames) -> its score-column stem
-(``<stem>_p10``, ``<stem>_p90``)."""
-NON_NEGATIVE = ("revenue", "cost_to_serve")
+(``<stem>_p10``, ``<stem>_p90``): every figure over the horizon a score row forecasts in money
+or in purchases has its interval."""
+NON_NEGATIVE = ("revenue", "cost_to_serve", "transactions")
 CONTEXT_COLUMNS = ("p_alive", "churn_probability")
 """The score columns worth passing as ``context``."""
 
@@ -69,12 +72,13 @@ CONTEXT_COLUMNS = ("p_alive", "churn_probability")
 def predicted_outcomes(scores: pd.DataFrame) -> pd.DataFrame:
     """The quantities the intervals are about, from score rows: net value (``expected_margin −
     expected_cost_to_serve``, undiscounted, no referral), ``expected_revenue``,
-    ``expected_cost_to_serve``; named like :func:`~customer_value.features.build_targets`' columns."""
-    return pd.DataFrame({
-        "net_value": scores["expected_margin"].to_numpy(dtype=float) - scores["expected_cost_to_serve"].to_numpy(dtype=float),
-        "revenue": scores["expected_revenue"].to_numpy(dtype=float),
-        "cost_to_serve": scores["expected_cost_to_serve"].to_numpy(dtype=float),
-    }, index=scores.index)
+    ``expected_cost_to_serve``, ``expected_margin`` and ``expected_transactions`` (those the rows
+    hold); named like :func:`~customer_value.features.build_targets`' columns."""
+    out = {"net_value": scores["expected_margin"].to_numpy(dtype=float) - scores["expected_cost_to_serve"].to_numpy(dtype=float)}
+    for quantity, stem in QUANTITIES.items():
+        if quantity != "net_value" and stem in scores:
+            out[quantity] = scores[stem].to_numpy(dtype=float)
+    return pd.DataFrame(out, index=scores.index)
 
 
 def interval_columns(quantity: str) -> tuple[str, str]:
@@ -83,7 +87,8 @@ def interval_columns(quantity: str) -> tuple[str, str]:
 
 
 class IntervalModel(BaseEstimator):
-    """Calibrated 10th / 90th percentiles of net value, revenue and cost-to-serve per customer
+    """Calibrated 10th / 90th percentiles of net value, revenue, cost-to-serve, margin and
+    transactions per customer
     (the method is in the module docstring).
 
     Parameters
@@ -117,7 +122,8 @@ class IntervalModel(BaseEstimator):
             context: pd.DataFrame | None = None, target: pd.DataFrame | None = None,
             target_context: pd.DataFrame | None = None) -> "IntervalModel":
         """Learn cells and bounds from aligned rows (one per customer) of predictions and what was
-        realised; columns ``net_value``, ``revenue``, ``cost_to_serve`` (those in both are fitted).
+        realised; columns ``net_value``, ``revenue``, ``cost_to_serve``, ``margin``, ``transactions``
+        (those in both are fitted).
         ``target``/``target_context``: the predictions (and context) of the population to be
         scored, whose mix of cells sets the overall level (see "Population" in the module docstring)."""
         if not 0.0 < self.coverage < 1.0:
@@ -175,7 +181,7 @@ class IntervalModel(BaseEstimator):
 
     def predict(self, predicted: pd.DataFrame, context: pd.DataFrame | None = None) -> pd.DataFrame:
         """``<stem>_p10`` and ``<stem>_p90`` per fitted quantity, in ``predicted``'s rows; p10 <= p90,
-        revenue and cost bounds >= 0."""
+        revenue, cost and transaction bounds >= 0."""
         self._check_fitted()
         c = None
         if self.context_column_ is not None:

@@ -105,6 +105,7 @@ def reprice(scores: pd.DataFrame, changes: WhatIf) -> pd.DataFrame:
         if "discounted_expected_revenue" in out:
             out["discounted_expected_revenue"] = scores["discounted_expected_revenue"].to_numpy(dtype=float) + discounted
         _shift(out, "expected_revenue", margin)
+        _shift(out, "expected_margin", margin)
 
     if cost_changed or extra is not None:
         out["customer_value"] = (out["discounted_expected_margin"] - out["discounted_expected_cost_to_serve"]

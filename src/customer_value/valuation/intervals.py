@@ -88,8 +88,7 @@ def interval_columns(quantity: str) -> tuple[str, str]:
 
 class IntervalModel(BaseEstimator):
     """Calibrated 10th / 90th percentiles of net value, revenue, cost-to-serve, margin and
-    transactions per customer
-    (the method is in the module docstring).
+    transactions per customer (the method is in the module docstring).
 
     Parameters
     ----------

@@ -76,14 +76,19 @@ def in_year_stack(X: np.ndarray, target: np.ndarray, train: np.ndarray, max_roun
     on, predicting the other rows: no model fitted a year earlier on the same inputs can rank that
     year better, so its Spearman is a ceiling for those inputs (drift, a year's ageing and the
     search for parameters all cost a real model something this stack does not pay)."""
+    booster = fit_stack(X[train], target[train], max_rounds)
+    return booster.predict(X[~train], num_iteration=booster.best_iteration)
+
+
+def fit_stack(X: np.ndarray, target: np.ndarray, max_rounds: int = 3000) -> Any:
+    """A stack's LightGBM (:data:`STACK_PARAMS`) on ``X`` against ``target``, with as many trees as
+    early stopping on a held-back 15% of these rows keeps."""
     import lightgbm as lgb
 
-    X_train, y_train = X[train], target[train]
-    fit = np.random.default_rng(1).random(len(y_train)) < 0.85
-    booster = lgb.train(STACK_PARAMS, lgb.Dataset(X_train[fit], y_train[fit]), max_rounds,
-                        valid_sets=[lgb.Dataset(X_train[~fit], y_train[~fit])],
-                        callbacks=[lgb.early_stopping(50, verbose=False)])
-    return booster.predict(X[~train], num_iteration=booster.best_iteration)
+    fit = np.random.default_rng(1).random(len(target)) < 0.85
+    return lgb.train(STACK_PARAMS, lgb.Dataset(X[fit], target[fit]), max_rounds,
+                     valid_sets=[lgb.Dataset(X[~fit], target[~fit])],
+                     callbacks=[lgb.early_stopping(50, verbose=False)])
 
 
 def print_table(table: pd.DataFrame, title: str) -> None:

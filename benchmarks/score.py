@@ -512,9 +512,8 @@ def out_of_year_stacks(tables: "Tables", as_of: dt.date, judged: "np.ndarray", t
     and a random ``training_rows`` of them, the training world's size), predicting ``judged``
     (the judged half's signals as of ``as_of``). Against the in-year stack it shows what a year's
     drift costs; against the model, how much of the gap is training volume."""
-    import lightgbm as lgb
     import numpy as np
-    from _ranking import STACK_PARAMS
+    from _ranking import fit_stack
 
     from customer_value.boosted.inputs import as_array, feature_matrix
     from customer_value.boosted.net_value import rank_target
@@ -533,11 +532,7 @@ def out_of_year_stacks(tables: "Tables", as_of: dt.date, judged: "np.ndarray", t
     for label, rows in ((f"all {len(past):,}", np.ones(len(past), dtype=bool)),
                         (f"a random {min(training_rows, len(past)):,} (the training world's size)",
                          rng.permutation(len(past)) < training_rows)):
-        X_rows, y_rows = X[rows], target[rows]
-        fit = np.random.default_rng(1).random(len(y_rows)) < 0.85
-        booster = lgb.train(STACK_PARAMS, lgb.Dataset(X_rows[fit], y_rows[fit]), 3000,
-                            valid_sets=[lgb.Dataset(X_rows[~fit], y_rows[~fit])],
-                            callbacks=[lgb.early_stopping(50, verbose=False)])
+        booster = fit_stack(X[rows], target[rows])
         out.append((f"on the rank, the signals, trained a year earlier (as of {before}) on {label} customers",
                     booster.predict(judged, num_iteration=booster.best_iteration)))
     return out

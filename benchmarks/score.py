@@ -48,15 +48,14 @@ no model fitted a year earlier can beat it: it is the ceiling of what reweightin
 forecasts the value model already makes can reach, as against new information about customers.
 Two more stacks widen the inputs to every signal the boosted models read (the features as of
 ``--as-of``, rebuilt from the scored world), alone and beside the score columns: the ceiling of
-any model of today's inputs, not only of recombining its forecasts. A third adds 45 finer
+any model of today's inputs, not only of recombining its forecasts. A third adds 42 finer
 summaries of the raw history (counts per quarter, decayed counts, gaps between orders): whether
 the features leave anything in the tables. Two more train the signals stack a horizon earlier,
 as a real model is (on every customer of that year, and on as many as ``--train-customers``):
 what a year's drift costs, and how much of the model's distance to the ceiling is training
-volume. Where the simulator's truth
-is there, the same stack is fitted again with one latent trait added at a time (the purchase
-rate, the alive flag, the ticket rate, ...): the rise says which unknown the remaining gap is
-made of.
+volume. Where the simulator's truth is there, the same stack is fitted again with one latent
+trait added at a time (the purchase rate, the alive flag, the ticket rate, ...): the rise says
+which unknown the remaining gap is made of.
 """
 
 from __future__ import annotations
@@ -419,7 +418,7 @@ def combination_ceiling(work: Path, scored: "pd.DataFrame", net: "np.ndarray", l
 
     tables = _world_tables(truth_file.parent)
     signals = signal_array(tables, as_of, scored["customer_id"])
-    summaries = history_summaries(truth_file.parent, as_of, scored["customer_id"])
+    summaries = history_summaries(tables, as_of, scored["customer_id"])
     for name, features, target in (("on the rank", X, rank), ("on the money", X, net),
                                    ("on the rank, the signals alone", signals, rank),
                                    ("on the rank, the signals and the score columns", np.column_stack([signals, X]), rank),
@@ -464,17 +463,18 @@ def signal_array(tables: "Tables", as_of: dt.date, customer_ids: "pd.Series") ->
     return as_array(feature_matrix(features))
 
 
-HISTORY_SUMMARIES = {"transactions": "occurred_at", "engagement_events": "occurred_at", "support_tickets": "opened_at"}
-"""The event tables :func:`history_summaries` summarises, each with its time column."""
+HISTORY_SUMMARIES = {"transactions": ("occurred_at", "orders"), "engagement_events": ("occurred_at", "engagement"),
+                     "support_tickets": ("opened_at", "tickets")}
+"""The event tables :func:`history_summaries` summarises: each one's time column and column prefix."""
 
 
-def history_summaries(data: Path, as_of: dt.date, customer_ids: "pd.Series") -> "np.ndarray":
+def history_summaries(tables: "Tables", as_of: dt.date, customer_ids: "pd.Series") -> "np.ndarray":
     """Finer summaries of the history than the features hold, in ``customer_ids``' order: per
     event table (orders, engagement events, tickets) the count in each of the eight quarters
     before ``as_of`` and counts decayed with time constants of 14, 45, 120 and 365 days; the mean,
     spread, longest and last gap between orders; orders and tickets per decayed engagement event.
     The combination ceiling stacks them beside the signals: if they lift that ceiling, the
-    features leave information in the raw tables. DuckDB over ``data``'s parquet files, history
+    features leave information in the raw tables. DuckDB over the loaded ``tables``, history
     before ``as_of`` only."""
     import duckdb
     import numpy as np
@@ -483,26 +483,24 @@ def history_summaries(data: Path, as_of: dt.date, customer_ids: "pd.Series") -> 
     cut = f"TIMESTAMP '{as_of.isoformat()}'"
     con = duckdb.connect()
     frames = []
-    for table, at in HISTORY_SUMMARIES.items():
-        short = table[:3]
-        columns = ", ".join([f"count(*) FILTER (WHERE d >= {91 * q} AND d < {91 * (q + 1)}) AS {short}_q{q}" for q in range(8)]
-                            + [f"sum(exp(-d / {tau}.0)) AS {short}_decayed_{tau}d" for tau in (14, 45, 120, 365)])
+    for table, (at, prefix) in HISTORY_SUMMARIES.items():
+        con.register(table, getattr(tables, table))
+        columns = ", ".join([f"count(*) FILTER (WHERE d >= {91 * q} AND d < {91 * (q + 1)}) AS {prefix}_q{q}" for q in range(8)]
+                            + [f"sum(exp(-d / {tau}.0)) AS {prefix}_decayed_{tau}d" for tau in (14, 45, 120, 365)])
         frames.append(con.execute(
             f"SELECT customer_id, {columns} FROM (SELECT customer_id, date_diff('second', {at}, {cut}) / 86400.0 AS d "
-            f"FROM read_parquet('{data / table}.parquet') WHERE {at} < {cut}) GROUP BY customer_id").df()
-            .set_index("customer_id"))
+            f"FROM {table} WHERE {at} < {cut}) GROUP BY customer_id").df().set_index("customer_id"))
     counts = pd.concat(frames, axis=1)
     gaps = con.execute(
         "SELECT customer_id, avg(gap) AS gap_mean, stddev_samp(gap) AS gap_sd, max(gap) AS gap_max, "
         "arg_max(gap, occurred_at) AS gap_last FROM (SELECT customer_id, occurred_at, date_diff('second', "
         "lag(occurred_at) OVER (PARTITION BY customer_id ORDER BY occurred_at), occurred_at) / 86400.0 AS gap "
-        f"FROM read_parquet('{data / 'transactions'}.parquet') WHERE occurred_at < {cut}) WHERE gap IS NOT NULL "
-        "GROUP BY customer_id").df().set_index("customer_id")
+        f"FROM transactions WHERE occurred_at < {cut}) WHERE gap IS NOT NULL GROUP BY customer_id").df().set_index("customer_id")
     con.close()
     ids = pd.Index(customer_ids, name="customer_id")
     out = pd.concat([counts.reindex(ids).fillna(0.0), gaps.reindex(ids)], axis=1)
-    out["orders_per_engagement"] = out["tra_decayed_120d"] / (out["eng_decayed_120d"] + 1)
-    out["tickets_per_engagement"] = out["sup_decayed_120d"] / (out["eng_decayed_120d"] + 1)
+    out["orders_per_engagement"] = out["orders_decayed_120d"] / (out["engagement_decayed_120d"] + 1)
+    out["tickets_per_engagement"] = out["tickets_decayed_120d"] / (out["engagement_decayed_120d"] + 1)
     return out.to_numpy(dtype=float)
 
 

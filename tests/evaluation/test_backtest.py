@@ -20,6 +20,7 @@ def _scored(with_drain: bool) -> pd.DataFrame:
         "historical_value": [-8.0, -3.0, 5.0, 6.0, -4.0, 20.0, 1.0, 35.0],  # flags rows 0, 1, 4
         "bgnbd_gg_revenue": np.arange(8.0),
         "expected_margin": net + 5.0, "expected_cost_to_serve": 5.0, "expected_referral_value": 0.0,
+        "discounted_expected_margin": 0.9 * net + 4.5, "discounted_expected_cost_to_serve": 4.5,
         "revenue": np.arange(8.0), "expected_revenue": np.arange(8.0),
         "cost_to_serve": np.arange(8.0), "historical_cost_to_serve": np.arange(8.0),
         "churned": [1, 1, 0, 0, 1, 0, 1, 0], "churn_probability": 0.5,
@@ -195,6 +196,23 @@ def test_the_printed_summary_names_the_fallback_and_keeps_it_out_of_the_drain_ro
     table = comparison_table(result)
     assert table.loc["drain", "negative_precision"] == 1.0  # the first cutoff's drain model alone
     assert table.loc["value", "cutoffs"] == "2/2" and table.loc["value", "fallbacks"] == f"{second}: drain"
+
+
+def test_value_is_also_judged_like_for_like_without_its_referral_term():
+    """Realised net value is margin − cost: it holds no referred customer's value. A large referral
+    term that reorders customer_value must not reach the like-for-like ranking nor the total's bias."""
+    scored = _scored(with_drain=True)
+    referral = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 500.0, 0.0])  # lifts the worst-ranked row to the top
+    scored["expected_referral_value"] = referral
+    scored["customer_value"] = scored["discounted_expected_margin"] - scored["discounted_expected_cost_to_serve"] + referral
+    m = value_metrics(scored)
+    assert m["value_like_for_like.spearman"] == pytest.approx(1.0)  # 0.9·net exactly, whatever the referrals
+    assert m["value_like_for_like.top_decile_capture"] == pytest.approx(1.0)
+    assert m["value.spearman"] < m["value_like_for_like.spearman"]
+    assert m["value.aggregate_bias"] == pytest.approx(0.0)  # expected margin − cost is the realised net
+    table = comparison_table(BacktestResult(pd.DataFrame([{"cutoff": dt.date(2024, 1, 1), **m}])))
+    assert table.loc["value_like_for_like", "spearman"] == pytest.approx(1.0)
+    assert table.loc["value_like_for_like", "cutoffs"] == "1/1"
 
 
 def test_skipped_churn_and_cost_are_not_scored_as_the_models():

@@ -9,6 +9,12 @@ cost). Flagging realised negative-value customers is measured for ``customer_val
 ``historical_value < 0``. Metric names are stable (``backtest.value.spearman`` ...) so runs
 compare in MLflow.
 
+**Like for like**: realised net value is margin − cost and holds no referred customer's value, so
+``value_like_for_like.*`` ranks ``customer_value`` without its referral term (discounted margin −
+discounted cost) against it, and ``value.aggregate_bias`` compares totals without that term too
+(forecast margin − cost over the horizon, undiscounted, against the realised total; before
+2026-12-05 the forecast side kept the referral value and overstated the bias by it).
+
 **Referrals**: ``expected_referrals`` against the referred sign-ups that happened (the targets'
 ``referrals``): ``referrals.sum_ratio`` (forecast / realised total; the target is within ±10%),
 ``referrals.spearman`` and ``referrals.roc_auc`` (referred anyone or not) beside the baseline "count of
@@ -102,6 +108,7 @@ def value_metrics(scored: pd.DataFrame, skipped: dict[str, str] | None = None,
     out: dict[str, float] = {}
     rankers = {
         "value": scored["customer_value"].to_numpy(dtype=float),
+        "value_like_for_like": like_for_like(scored),
         "baseline_historical_value": scored["historical_value"].to_numpy(dtype=float),
         "baseline_bgnbd_gg_revenue": scored["bgnbd_gg_revenue"].to_numpy(dtype=float),
     }
@@ -109,7 +116,8 @@ def value_metrics(scored: pd.DataFrame, skipped: dict[str, str] | None = None,
         out[f"{name}.spearman"] = ev.spearman(realised_net, score)
         out[f"{name}.gini"] = ev.normalized_gini(realised_net, score)
         out[f"{name}.top_decile_capture"] = ev.top_decile_capture(realised_net, score)
-    undiscounted = scored["expected_margin"] - scored["expected_cost_to_serve"] + scored["expected_referral_value"]
+    # the realised net value holds no referred customers' value, so neither does the forecast total
+    undiscounted = scored["expected_margin"] - scored["expected_cost_to_serve"]
     out["value.aggregate_bias"] = _bias(undiscounted.sum(), realised_net.sum())
     revenue = scored["revenue"].to_numpy(dtype=float)
     out["revenue.spearman"] = ev.spearman(revenue, scored["expected_revenue"])
@@ -204,6 +212,13 @@ def interval_metrics(scored: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def like_for_like(scored: pd.DataFrame) -> np.ndarray:
+    """``customer_value`` without its referral term (discounted margin − discounted cost): what
+    the realised margin − cost can judge, as ``benchmarks/value.py`` does (issue #14)."""
+    return (scored["discounted_expected_margin"].to_numpy(dtype=float)
+            - scored["discounted_expected_cost_to_serve"].to_numpy(dtype=float))
+
+
 def join_realised(scores: pd.DataFrame, targets: pd.DataFrame, bgnbd_gg_revenue: np.ndarray,
                   past_referrals: np.ndarray | None = None) -> pd.DataFrame:
     """Scores of one cutoff beside what happened after it (and the BG/NBD×GG revenue baseline;
@@ -281,9 +296,9 @@ def comparison_table(result: BacktestResult) -> pd.DataFrame:
     and ``fallbacks``: at which cutoffs a part behind the score fell back, and which."""
     avg = result.average()
     metrics = ("spearman", "gini", "top_decile_capture", "negative_precision", "negative_recall")
-    behind = {"value": None, "drain": {"drain"}}  # None: every part; baselines use no fitted part
+    behind = {"value": None, "value_like_for_like": None, "drain": {"drain"}}  # None: every part; baselines use no fitted part
     rows = {}
-    for source in ("value", "drain", "baseline_historical_value", "baseline_bgnbd_gg_revenue"):
+    for source in ("value", "value_like_for_like", "drain", "baseline_historical_value", "baseline_bgnbd_gg_revenue"):
         columns = [f"{source}.{m}" for m in metrics if f"{source}.{m}" in result.metrics]
         present = int(result.metrics[columns].notna().any(axis=1).sum()) if columns else 0
         if present or (source == "drain" and any("drain" in s for s in result.skipped.values())):

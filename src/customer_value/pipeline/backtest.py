@@ -18,8 +18,9 @@ from customer_value.tracking import runs
 from customer_value.tracking.store import setup_tracking
 from customer_value.training.fit import FitObserver
 
-PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "baseline_historical_value.spearman",
-                      "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture", "revenue.spearman",
+PER_CUTOFF_COLUMNS = ("cutoff", "value.spearman", "value_like_for_like.spearman", "baseline_historical_value.spearman",
+                      "baseline_bgnbd_gg_revenue.spearman", "value.top_decile_capture",
+                      "value_like_for_like.top_decile_capture", "value.aggregate_bias", "revenue.spearman",
                       "cost.spearman", "churn.roc_auc", "churn.brier", "drain.roc_auc",
                       "intervals.net_value.coverage", "intervals.revenue.coverage", "intervals.cost_to_serve.coverage",
                       "intervals.margin.coverage", "intervals.transactions.coverage",

@@ -64,7 +64,9 @@ MEASURES: dict[str, str] = {
     "backtest.value.spearman": "Value against realised net value: rank correlation (backtest)",
     "backtest.value.top_decile_capture":
         "Top 10% by value: realised net value against the best possible top 10% (backtest)",
-    "backtest.value.aggregate_bias": "Total value against realised: relative bias (backtest)",
+    "backtest.value_like_for_like.spearman":
+        "Value without referrals against realised margin − cost: rank correlation (backtest)",
+    "backtest.value.aggregate_bias": "Total margin − cost against realised: relative bias (backtest)",
     "backtest.revenue.spearman": "Revenue against realised revenue: rank correlation (backtest)",
     "backtest.cost.spearman": "Cost-to-serve against realised: rank correlation (backtest)",
     "backtest.churn.roc_auc": "Churn ranking: ROC AUC (backtest)",

@@ -19,6 +19,7 @@ from customer_value.reporting.sections import (
     drain_frame,
     drift_table,
     group_table,
+    count_interval_table,
     interval_table,
     quality_table,
     report_figures,
@@ -166,12 +167,23 @@ def test_the_activity_costs_add_up_to_the_cost_to_serve(scores):
 
 def test_intervals_only_for_quantities_with_both_bounds(scores):
     frame = interval_table(scores).frame
-    assert len(frame) == 5  # the money figures; the transactions interval stays in the score file
+    assert len(frame) == 5  # the money figures; purchases have a table of their own
     assert (frame["mean_width"] > 0).all()
     assert frame["straddles_zero"].notna().sum() == 2  # customer value and net value
     assert len(interval_table(scores.drop(columns=["expected_margin_p10"])).frame) == 4
     assert interval_table(scores.drop(columns=["customer_value_p90", "net_value_p90", "expected_revenue_p90",
                                                "expected_margin_p90", "expected_cost_to_serve_p90"])) is None
+
+
+def test_the_purchases_interval_has_a_table_of_its_own_in_counts(scores):
+    table = count_interval_table(scores)
+    row = table.frame.iloc[0]
+    assert len(table.frame) == 1 and row["mean_point"] == pytest.approx(scores["expected_transactions"].mean())
+    assert row["mean_p10"] <= row["mean_point"] <= row["mean_p90"] and row["median_width"] > 0
+    assert {table.kind(c) for c in table.frame.columns if c != "quantity"} == {"number1"}  # a count, not money
+    section = next(s for s in build_sections(scores) if s.key == "intervals")
+    assert [t.key for t in section.tables] == ["intervals", "intervals-purchases"]
+    assert count_interval_table(scores.drop(columns=["expected_transactions_p90"])) is None
 
 
 @pytest.mark.parametrize("quality", [QUALITY, pd.Series(QUALITY),

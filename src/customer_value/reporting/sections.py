@@ -33,7 +33,8 @@ from customer_value.valuation.drivers import drain_list, drains, looks_profitabl
 GROUPS = ("plan", "acquisition_channel", "region")
 """The account columns the report breaks value down by (besides the segments)."""
 INTERVAL_QUANTITIES = ("customer_value", "net_value", "expected_revenue", "expected_margin", "expected_cost_to_serve")
-"""The money figures whose intervals the report shows (the transactions interval is in the score file)."""
+"""The money figures whose intervals the report shows in one table; purchases, a count, get their own."""
+COUNT_INTERVAL_QUANTITIES = ("expected_transactions",)
 DRAIN_ROWS_SHOWN = 100
 """The drain list shows its most likely drains; the CSV download holds every row."""
 DRAIN_COLUMNS = (
@@ -293,9 +294,30 @@ def activity_by_group(scores: pd.DataFrame, columns: list[str], by: str) -> Tabl
 
 
 def interval_table(scores: pd.DataFrame) -> Table | None:
-    """Mean bounds and widths of the 80% intervals (``*_p10`` to ``*_p90``) present in the frame."""
+    """Mean bounds and widths of the money figures' 80% intervals (``*_p10`` to ``*_p90``) present
+    in the frame."""
+    rows = _interval_rows(scores, INTERVAL_QUANTITIES)
+    if not rows:
+        return None
+    return Table("intervals", "80% intervals per customer (10th to 90th percentile)", pd.DataFrame(rows),
+                 {"median_width": "money_exact"})
+
+
+def count_interval_table(scores: pd.DataFrame) -> Table | None:
+    """The same for the expected purchases over the horizon (a count, not money)."""
+    rows = _interval_rows(scores, COUNT_INTERVAL_QUANTITIES)
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows).drop(columns="straddles_zero")
+    return Table("intervals-purchases", "Expected purchases over the horizon: 80% intervals per customer", frame,
+                 {c: "number1" for c in frame.columns if c != "quantity"})
+
+
+def _interval_rows(scores: pd.DataFrame, quantities: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per quantity with both bounds in ``scores``: mean point, mean bounds, mean and
+    median width, and (for the value figures) the share of intervals spanning zero."""
     rows = []
-    for quantity in INTERVAL_QUANTITIES:
+    for quantity in quantities:
         low, high = f"{quantity}_p10", f"{quantity}_p90"
         if low not in scores.columns or high not in scores.columns:
             continue
@@ -312,10 +334,7 @@ def interval_table(scores: pd.DataFrame) -> Table | None:
                      "mean_p90": scores[high].astype(float).mean(), "mean_width": width.mean(),
                      "median_width": width.median(),
                      "straddles_zero": float(spans.mean()) if spans is not None else np.nan})
-    if not rows:
-        return None
-    return Table("intervals", "80% intervals per customer (10th to 90th percentile)", pd.DataFrame(rows),
-                 {"median_width": "money_exact"})
+    return rows
 
 
 def quality_table(quality: Any) -> Table | None:
@@ -584,13 +603,13 @@ def _referrals(scores: pd.DataFrame, referral: ReferredValue | None = None) -> S
 
 
 def _intervals(scores: pd.DataFrame) -> Section | None:
-    table = interval_table(scores)
-    if table is None:
+    tables = tuple(t for t in (interval_table(scores), count_interval_table(scores)) if t is not None)
+    if not tables:
         return None
     return Section("intervals", "Uncertainty",
                    "How wide each customer's 80% interval is (10th to 90th percentile over the horizon), and how "
                    "often a value interval spans zero: there the sign of the value is itself uncertain.",
-                   tables=(table,))
+                   tables=tables)
 
 
 def _quality(quality: Any) -> Section | None:

@@ -507,7 +507,7 @@ def history_summaries(tables: "Tables", as_of: dt.date, customer_ids: "pd.Series
 def out_of_year_stacks(tables: "Tables", as_of: dt.date, judged: "np.ndarray", training_rows: int) -> "list[tuple[str, np.ndarray]]":
     """The signals stack as a real model meets it: trained one horizon earlier, on the signals as
     of ``as_of − horizon`` against the net value of the year that followed (every customer then,
-    and a random ``training_rows`` of them, the training world's size), predicting ``judged``
+    and, when that is fewer, a random ``training_rows`` of them, the training world's size), predicting ``judged``
     (the judged half's signals as of ``as_of``). Against the in-year stack it shows what a year's
     drift costs; against the model, how much of the gap is training volume."""
     import numpy as np
@@ -527,9 +527,10 @@ def out_of_year_stacks(tables: "Tables", as_of: dt.date, judged: "np.ndarray", t
     target = rank_target(past["net_value"].to_numpy(dtype=float))
     rng = np.random.default_rng(3)
     out = []
-    for label, rows in ((f"all {len(past):,}", np.ones(len(past), dtype=bool)),
-                        (f"a random {min(training_rows, len(past)):,} (the training world's size)",
-                         rng.permutation(len(past)) < training_rows)):
+    samples = [(f"all {len(past):,}", np.ones(len(past), dtype=bool))]
+    if training_rows < len(past):  # else the sample is every customer again
+        samples.append((f"a random {training_rows:,} (the training world's size)", rng.permutation(len(past)) < training_rows))
+    for label, rows in samples:
         booster = fit_stack(X[rows], target[rows])
         out.append((f"on the rank, the signals, trained a year earlier (as of {before}) on {label} customers",
                     booster.predict(judged, num_iteration=booster.best_iteration)))

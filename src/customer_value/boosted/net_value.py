@@ -6,9 +6,10 @@ which is where a customer's sign is decided. This model learns the net value dir
 same inputs as the margin model (every signal, BG/NBD's outputs and the churn probability).
 
 Net value is signed and heavy-tailed, so least squares on the amount is dominated by a few large
-accounts. The model is trained instead on the *rank* of the net value within its snapshot (its
-empirical quantile, a bounded target that least squares handles well and whose conditional mean
-orders customers as Spearman's rank correlation asks), then put back into money by an isotonic
+accounts. The model is trained instead on the *rank* of the net value among the training rows
+(its empirical quantile over the stacked snapshots together; the validation rows' within their
+snapshot: a bounded target that least squares handles well and whose conditional mean orders
+customers as Spearman's rank correlation asks), then put back into money by an isotonic
 calibration on the validation snapshot: the money forecast is the mean realised net value of
 customers with a similar score, so it is monotone in the score and its total matches the
 validation snapshot's. A vanishing slope (:data:`TIE_BREAK`) keeps the calibrated money strictly

@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/intervals.py --cdnow-only             # the CDNOW holdout alone
     .venv/bin/python benchmarks/intervals.py --save DIR               # keep the scored frames ...
     .venv/bin/python benchmarks/intervals.py --frames DIR --no-cdnow  # ... and re-measure from them
+    .venv/bin/python benchmarks/intervals.py --young                  # histories too young for a calibration year
 
 Simulated worlds (2022-01-01 .. 2025-07-01), per seed:
 
@@ -28,6 +29,12 @@ the whole cohort has arrived (first purchases end 1997-03-31): fit as of week 13
 on weeks 14-39 (26 weeks; 69% buy nothing). The 13-week split (fit on weeks 1-26, calibrate on
 27-39) is shown beside it, not checked: the overall level learned where 83% buy nothing is too
 low for the holdout.
+
+Young histories (``--young``): fitted as of ``--young-as-of`` dates whose history is shorter than
+a horizon plus enough customers to calibrate on (9 and 12 months of the simulated worlds by
+default), the model calibrates its own intervals on a shorter window (``training.fit.fit_intervals``);
+the score rows' intervals as of that date are checked against the year that followed. CDNOW
+likewise: the whole fit as of week 39 (a 39-week horizon), checked on weeks 40-78.
 
 Target (issue 14): coverage of every quantity within 0.75-0.85 at every cutoff of both worlds,
 and of CDNOW's revenue on the holdout (its transactions are held to the same band). The exit code is 1 when one is missed.
@@ -143,6 +150,34 @@ def world_report(seed: int, frames: dict[str, pd.DataFrame], discount: float) ->
     return table
 
 
+def young_report(seed: int, args: argparse.Namespace) -> pd.DataFrame:
+    """Fit as of each ``--young-as-of`` date (its own intervals, calibrated on a shorter window when
+    no year is there) and check its score rows' intervals against the following horizon."""
+    settings = Settings(trials=args.trials, seed=seed)
+    t0 = time.perf_counter()
+    world = api.simulate_world(args.customers, seed, settings=settings, params=world_params(args.world))
+    print(f"seed {seed}: simulated {args.customers:,} customers in {time.perf_counter() - t0:.0f}s", flush=True)
+    rows = {}
+    for day in (dt.date.fromisoformat(d) for d in args.young_as_of):
+        t0 = time.perf_counter()
+        fitted = api.fit_value_model(tables_before(world.tables, day), day, settings)
+        intervals = fitted.model.interval_model
+        if intervals is None:
+            print(f"seed {seed}, {day}: no intervals ({fitted.skipped.get('intervals')})")
+            continue
+        frame = scored_with_targets(fitted.model, world.tables, day, settings)
+        rows[str(day)] = {"customers": len(frame), "calibration days": intervals.calibration_days_ or settings.horizon_days,
+                          "calibration customers": intervals.n_calibration_,
+                          **{f"{q}.coverage": v for q, v in coverage(frame, frame).items()},
+                          "seconds": time.perf_counter() - t0}
+    table = pd.DataFrame(rows).T
+    print(f"\nseed {seed}: coverage of the 80% intervals of young histories over the {settings.horizon_days} days "
+          "after each fit (calibrated by the model itself on the window shown)")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}" if abs(v) < 1 else f"{v:,.0f}"))
+    print()
+    return table
+
+
 # -- CDNOW ---------------------------------------------------------------------------------------
 
 CDNOW_CALIBRATION_END = dt.date(1997, 10, 1)  # as_of: weeks 1-39 lie before it
@@ -171,6 +206,29 @@ def cdnow_pairs(tables, fit_at: dt.date, end: dt.date) -> pd.DataFrame:
 
 CDNOW_QUANTITIES = {"revenue": "expected_revenue", "transactions": "expected_transactions"}
 """What CDNOW's holdout checks: BG/NBD × Gamma-Gamma revenue and BG/NBD's own transactions."""
+
+
+def cdnow_young(trials: int) -> pd.Series:
+    """CDNOW through the whole fit as of week 39 (39 weeks of history, the cohort's first purchases
+    in its first 13: no year to calibrate on, so the model calibrates on a shorter window itself),
+    its score rows' revenue and transactions intervals against weeks 40-78."""
+    day, end = CDNOW_CALIBRATION_END, CDNOW_HOLDOUT_END
+    tables = cdnow_tables("sample")
+    settings = Settings(horizon_days=(end - day).days, trials=trials)
+    fitted = api.fit_value_model(tables_before(tables, day), day, settings)
+    intervals = fitted.model.interval_model
+    scores = fitted.model.predict(fitted.features, day)
+    later = scores[["customer_id"]].merge(build_targets(tables_before(tables, end), day, settings),
+                                          on="customer_id", how="left", validate="one_to_one")
+    shares = coverage(later, scores)
+    row = pd.Series({"customers": len(scores), "calibration days": intervals.calibration_days_ or settings.horizon_days,
+                     "calibration customers": intervals.n_calibration_,
+                     **{f"{q}.coverage": shares[q] for q in CDNOW_QUANTITIES}})
+    print(f"CDNOW sample through the whole fit as of {day} (weeks 1-39), intervals calibrated by the model, "
+          "checked on weeks 40-78:")
+    print(row.to_string(float_format=lambda v: f"{v:.3f}" if abs(v) < 1 else f"{v:,.0f}"))
+    print()
+    return row
 
 
 def cdnow_run() -> tuple[pd.DataFrame, list[str]]:
@@ -221,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="write each world's scored frames (with what happened) here as Parquet")
     parser.add_argument("--frames", type=Path, default=None,
                         help="read the frames --save wrote instead of simulating and fitting")
+    parser.add_argument("--young", action="store_true",
+                        help="check the intervals of histories too young for a calibration year instead")
+    parser.add_argument("--young-as-of", nargs="+", default=["2022-10-01", "2023-01-01"],
+                        help="fit dates of --young (the simulated worlds start on 2022-01-01)")
     add_world_argument(parser)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -229,11 +291,22 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     checks: dict[str, bool] = {}
-    if not args.no_cdnow:
+    if args.young and not args.no_cdnow:
+        row = cdnow_young(args.trials)
+        for q in CDNOW_QUANTITIES:
+            checks[f"CDNOW young history (week 39) {q}"] = BAND[0] <= row[f"{q}.coverage"] <= BAND[1]
+    elif not args.no_cdnow:
         cdnow, checked = cdnow_run()
         for name in checked:
             checks[f"CDNOW holdout {name}"] = BAND[0] <= cdnow.loc[name, "holdout coverage"] <= BAND[1]
-    if not args.cdnow_only:
+    if args.young and not args.cdnow_only:
+        for seed in args.seeds:
+            table = young_report(seed, args)
+            for day, row in table.iterrows():
+                for column in (c for c in table.columns if c.endswith(".coverage")):
+                    checks[f"seed {seed}, young history as of {day}, {column.removesuffix('.coverage')}"] = (
+                        BAND[0] <= row[column] <= BAND[1])
+    elif not args.cdnow_only:
         discount = uniform_discount_factor(Settings().horizon_days, Settings().discount_rate)
         for seed in args.seeds:
             if args.frames is not None:

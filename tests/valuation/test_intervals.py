@@ -231,3 +231,73 @@ def test_the_level_is_set_for_the_population_to_be_scored(calibration):
     # the calibration population itself as the target: the plain fit's levels
     same = IntervalModel().fit(predicted, realised, ctx, target=predicted, target_context=ctx)
     assert same.level_ == pytest.approx(plain.level_, abs=1e-6)
+
+
+class _Cache:
+    """Stands in for the snapshot cache: ``customers[k]`` customers a window of share k before the day."""
+
+    def __init__(self, day: dt.date, counts: dict[int, int]) -> None:
+        self.day, self.counts, self.asked = day, counts, []
+
+    def base_features(self, as_of: dt.date) -> pd.DataFrame:
+        days = (self.day - as_of).days
+        self.asked.append(days)
+        return pd.DataFrame({"customer_id": [f"C{i}" for i in range(self.counts.get(days, 0))]})
+
+
+@pytest.mark.parametrize("counts, window", [
+    ({365: 600, 274: 900}, 365),           # a year with enough customers: the horizon, as before
+    ({365: 100, 274: 499, 182: 800}, 182),  # a young history: the longest shorter window with enough
+    ({365: 0, 274: 30, 182: 60, 91: 90}, 274),  # never enough: the longest that holds anyone
+])
+def test_the_calibration_window_is_the_longest_with_enough_customers(counts, window):
+    from customer_value.training.fit import calibration_window
+
+    day = dt.date(2023, 1, 1)
+    cache = _Cache(day, counts)
+    chosen, features = calibration_window(cache, day, 365)
+    assert chosen == window and len(features) == counts[window]
+    assert cache.asked[0] == 365  # the full horizon is always tried first
+
+
+def test_without_any_customer_before_the_day_there_is_nothing_to_calibrate_on():
+    from customer_value.training.fit import calibration_window
+
+    with pytest.raises(ValueError, match="nothing to calibrate on"):
+        calibration_window(_Cache(dt.date(2023, 1, 1), {}), dt.date(2023, 1, 1), 365)
+
+
+def test_a_shorter_calibration_window_is_kept_through_json(calibration):
+    predicted, realised, ctx = calibration
+    model = IntervalModel(level="cell").fit(predicted, realised, ctx, calibration_days=182)
+    saved = model.to_dict()
+    assert IntervalModel.from_dict(json.loads(json.dumps(saved))).calibration_days_ == 182
+    saved.pop("calibration_days")  # a model saved before the window was recorded
+    assert IntervalModel.from_dict(saved).calibration_days_ is None
+    assert IntervalModel().fit(predicted, realised, ctx).calibration_days_ is None
+
+
+@pytest.mark.slow
+def test_a_history_younger_than_a_year_still_gets_intervals_calibrated_on_a_shorter_window():
+    """Fitted a year after the world's first sign-up, too few customers are a year old to calibrate
+    on: the fit calibrates on the longest shorter window that has enough, records it, and the
+    score rows' intervals hold roughly 80% of what the next year brings."""
+    from customer_value.config import Settings
+    from customer_value.features import build_targets
+    from customer_value.features.history import tables_before
+    from customer_value.simulation.world import simulate_world
+    from customer_value.training.fit import fit_value_model
+
+    day = dt.date(2023, 1, 1)
+    settings = Settings(trials=0, snapshots={"count": 3, "spacing_days": 30})
+    tables = simulate_world(8000, 5, settings=settings).tables
+    fitted = fit_value_model(tables_before(tables, day), day, settings)
+    intervals = fitted.model.interval_model
+    assert "intervals" not in fitted.skipped and intervals is not None
+    assert intervals.calibration_days_ in (91, 182, 274) and intervals.level == "cell"
+    scores = fitted.model.predict(fitted.features, day)
+    later = scores[["customer_id"]].merge(build_targets(tables, day, settings), on="customer_id", how="left")
+    shares = coverage(later, scores)
+    assert set(shares) >= {"net_value", "revenue", "cost_to_serve"}
+    for quantity, share in shares.items():
+        assert 0.6 <= share <= 0.95, (quantity, share)

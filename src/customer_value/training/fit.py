@@ -226,6 +226,9 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     observer.stage("intervals: calibrating p10/p90 on the validation year")
     try:
         model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, scored_now)
+        if model.interval_model.calibration_days_ is not None:
+            observer.stage(f"intervals: too few customers a year before {day}; calibrated on the "
+                           f"{model.interval_model.calibration_days_} days before it instead (approximate)")
     except (ValueError, CannotFitError) as exc:
         skipped["intervals"] = str(exc).splitlines()[0]
         observer.stage(f"intervals: skipped ({skipped['intervals']})")
@@ -252,24 +255,55 @@ CLEARLY_BETTER = 0.005
 """How much better (validation Spearman) one cost forecast alone must rank than the blend to be kept."""
 
 
+CALIBRATION_WINDOWS = (1.0, 0.75, 0.5, 0.25)
+"""Shares of the horizon the intervals may be calibrated over, longest first (see :func:`fit_intervals`)."""
+MIN_CALIBRATION_CUSTOMERS = 500
+"""Customers a calibration window must hold before a shorter one is tried instead (five cells' worth)."""
+
+
+def calibration_window(cache: SnapshotCache, day: dt.date, horizon_days: int) -> tuple[int, pd.DataFrame]:
+    """The days the intervals are calibrated over and the customers as of ``day`` minus that many:
+    the full horizon when at least :data:`MIN_CALIBRATION_CUSTOMERS` had signed up a horizon before
+    ``day``, else the longest of :data:`CALIBRATION_WINDOWS` that holds as many (a young history),
+    else the longest that holds anyone."""
+    tried = []
+    for share in CALIBRATION_WINDOWS:
+        window = max(1, round(horizon_days * share))
+        features = cache.base_features(day - dt.timedelta(days=window))
+        if len(features) >= MIN_CALIBRATION_CUSTOMERS:
+            return window, features
+        tried.append((window, features))
+    for window, features in tried:
+        if len(features):
+            return window, features
+    raise ValueError(f"no customer signed up before {day - dt.timedelta(days=tried[-1][0])}, "
+                     f"{tried[-1][0]} days before {day}: nothing to calibrate on")
+
+
 def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings,
                   boosted: BoostedPredictions | None = None, scored_now: pd.DataFrame | None = None) -> IntervalModel:
     """Calibrated p10/p90 (:mod:`customer_value.valuation.intervals`): the fitted value model scores
     the customers as of ``day − horizon`` (the boosted models' validation snapshot, unseen by their
     training; ``boosted``: its predictions there, if already made) and is compared with what they
     did over the next ``horizon`` days. ``scored_now`` (the model's rows for the customers as of
-    ``day``) is the population it will score: its mix sets the overall level."""
-    valid = day - dt.timedelta(days=settings.horizon_days)
-    features = cache.base_features(valid)
-    if features.empty:
-        raise ValueError(f"no customer signed up before {valid}, one horizon before {day}: nothing to calibrate on")
-    at_valid = model.predict(features, valid, boosted=boosted)
-    realised = at_valid[["customer_id"]].merge(cache.targets(valid, settings.horizon_days), on="customer_id",
+    ``day``) is the population it will score: its mix sets the overall level.
+
+    A young history has no such year (too few customers had signed up a horizon before ``day``).
+    Then the model forecasts a shorter window (:func:`calibration_window`) for the customers at its
+    start and is compared with what they did over it, and every cell gets the 80% level of its own
+    (the overall level assumes the scored horizon's share of zeros, which a shorter window exceeds).
+    ``calibration_days_`` records the window: such intervals are approximate (``benchmarks/intervals.py --young``)."""
+    window, features = calibration_window(cache, day, settings.horizon_days)
+    full = window == settings.horizon_days
+    valid = day - dt.timedelta(days=window)
+    at_valid = model.predict(features, valid, boosted=boosted if full else None, horizon_days=window)
+    realised = at_valid[["customer_id"]].merge(cache.targets(valid, window), on="customer_id",
                                                how="left", validate="one_to_one")
     target = scored_now if scored_now is not None and len(scored_now) else None
-    return IntervalModel().fit(predicted_outcomes(at_valid), realised, at_valid,
-                               target=predicted_outcomes(target) if target is not None else None,
-                               target_context=target)
+    return IntervalModel(level="overall" if full else "cell").fit(
+        predicted_outcomes(at_valid), realised, at_valid,
+        target=predicted_outcomes(target) if target is not None else None, target_context=target,
+        calibration_days=None if full else window)
 
 
 def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:

@@ -42,6 +42,13 @@ dependency for the same arithmetic, without the atom at zero.)
   the overall level is set on the calibration cells weighted by that population's share in each:
   the coverage asked for is the scored base's, not the calibration year's.
 
+* **Young histories.** With too few customers a horizon old, the fit calibrates on the longest
+  shorter window that has enough (``training.fit.calibration_window``): the model forecasts that
+  window for the customers at its start, every cell gets ``level="cell"`` (the overall level
+  would be set where a shorter window's extra zeros sit) and ``calibration_days_`` records the
+  window. Its outcomes are shaped a little differently from the horizon's, so such intervals are
+  approximate (``benchmarks/intervals.py --young`` measures them).
+
 :func:`customer_value_bounds` carries the net-value interval over to ``customer_value``;
 :func:`coverage` and :func:`coverage_by` measure what share of realised outcomes fell inside.
 """
@@ -102,8 +109,8 @@ class IntervalModel(BaseEstimator):
 
     Learned: ``quantities_`` (those fitted), ``context_column_`` (the context used, ``None`` when
     none was given), ``scale_``, ``level_``, ``edges_``, ``context_edges_``, ``bounds_`` and
-    ``counts_`` per quantity, ``calibration_coverage_`` (share inside on the calibration rows)
-    and ``n_calibration_``.
+    ``counts_`` per quantity, ``calibration_coverage_`` (share inside on the calibration rows),
+    ``n_calibration_`` and ``calibration_days_`` (a window shorter than the horizon, or ``None``).
     """
 
     def __init__(self, coverage: float = 0.8, bins: int = 10, context: str | None = "churn_probability",
@@ -119,12 +126,14 @@ class IntervalModel(BaseEstimator):
 
     def fit(self, predicted: pd.DataFrame, realised: pd.DataFrame,
             context: pd.DataFrame | None = None, target: pd.DataFrame | None = None,
-            target_context: pd.DataFrame | None = None) -> "IntervalModel":
+            target_context: pd.DataFrame | None = None, calibration_days: int | None = None) -> "IntervalModel":
         """Learn cells and bounds from aligned rows (one per customer) of predictions and what was
         realised; columns ``net_value``, ``revenue``, ``cost_to_serve``, ``margin``, ``transactions``
         (those in both are fitted).
         ``target``/``target_context``: the predictions (and context) of the population to be
-        scored, whose mix of cells sets the overall level (see "Population" in the module docstring)."""
+        scored, whose mix of cells sets the overall level (see "Population" in the module docstring).
+        ``calibration_days``: the window the outcomes span when it is shorter than the horizon the
+        intervals will be used at (a young history; kept as ``calibration_days_``, ``None``: the same)."""
         if not 0.0 < self.coverage < 1.0:
             raise ValueError(f"coverage must be between 0 and 1, got {self.coverage}")
         if self.level not in ("overall", "cell"):
@@ -172,6 +181,7 @@ class IntervalModel(BaseEstimator):
                               else _overall_level(cells, self.coverage, weights))
             self.bounds_[q] = [[list(_central(s, self.level_[q])) for s in row] for row in cells]
         self.n_calibration_ = len(predicted)
+        self.calibration_days_ = None if calibration_days is None else int(calibration_days)
         fitted = self.predict(predicted, context)
         self.calibration_coverage_ = coverage(realised, fitted)
         return self
@@ -225,6 +235,7 @@ class IntervalModel(BaseEstimator):
                                "counts": self.counts_[q]} for q in self.quantities_},
             "calibration_coverage": self.calibration_coverage_,
             "n_calibration": self.n_calibration_,
+            "calibration_days": self.calibration_days_,
         }
 
     @classmethod
@@ -238,6 +249,7 @@ class IntervalModel(BaseEstimator):
             setattr(model, f"{attr}_", {q: v[attr] for q, v in data["quantities"].items()})
         model.calibration_coverage_ = {q: float(v) for q, v in data["calibration_coverage"].items()}
         model.n_calibration_ = int(data["n_calibration"])
+        model.calibration_days_ = data.get("calibration_days")  # None in models saved before 2026-12-05
         return model
 
 

@@ -184,6 +184,15 @@ def test_the_purchases_interval_has_a_table_of_its_own_in_counts(scores):
     section = next(s for s in build_sections(scores) if s.key == "intervals")
     assert [t.key for t in section.tables] == ["intervals", "intervals-purchases"]
     assert count_interval_table(scores.drop(columns=["expected_transactions_p90"])) is None
+    assert "approximate" not in section.intro
+
+
+def test_intervals_calibrated_on_a_short_window_say_they_are_approximate(scores):
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(interval_model=SimpleNamespace(calibration_days_=182))
+    section = next(s for s in build_sections(scores, referral=model) if s.key == "intervals")
+    assert "approximate" in section.intro and "182 days" in section.intro
 
 
 @pytest.mark.parametrize("quality", [QUALITY, pd.Series(QUALITY),

@@ -602,13 +602,16 @@ def _referrals(scores: pd.DataFrame, referral: ReferredValue | None = None) -> S
                    facts=tuple(facts), tables=tables)
 
 
-def _intervals(scores: pd.DataFrame) -> Section | None:
+def _intervals(scores: pd.DataFrame, model: Any = None) -> Section | None:
     tables = tuple(t for t in (interval_table(scores), count_interval_table(scores)) if t is not None)
     if not tables:
         return None
+    window = getattr(getattr(model, "interval_model", None), "calibration_days_", None)
+    young = (f" These intervals are approximate: the history held too few customers a full horizon old, so "
+             f"they were calibrated on the {window} days before the as-of date." if window else "")
     return Section("intervals", "Uncertainty",
                    "How wide each customer's 80% interval is (10th to 90th percentile over the horizon), and how "
-                   "often a value interval spans zero: there the sign of the value is itself uncertain.",
+                   "often a value interval spans zero: there the sign of the value is itself uncertain." + young,
                    tables=tables)
 
 
@@ -638,10 +641,11 @@ def build_sections(scores: pd.DataFrame, horizon_totals: pd.Series | None = None
     """The report's sections in page order, those with nothing to show left out.
     ``model_horizon_days``: the model's own horizon, when the scores may use another; ``referral``:
     the fitted model (or its referral read-outs, see :func:`referred_value`) whose measured value of
-    a referred customer the referral section shows with its interval."""
+    a referred customer the referral section shows with its interval (and, being the model, whose
+    intervals' calibration window the uncertainty section names when it was shorter than a horizon)."""
     sections = [
         _segments(scores, model_horizon_days), _groups(scores), _costs(scores), _drain_section(scores), _value_map(),
-        _horizons(scores, horizon_totals), _referrals(scores, referred_value(referral)), _intervals(scores),
+        _horizons(scores, horizon_totals), _referrals(scores, referred_value(referral)), _intervals(scores, referral),
         _quality(quality), _drift(drift),
     ]
     return tuple(s for s in sections if s is not None)

@@ -227,8 +227,8 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     try:
         model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, scored_now)
         if model.interval_model.calibration_days_ is not None:
-            observer.stage(f"intervals: too few customers a year before {day}; calibrated on the "
-                           f"{model.interval_model.calibration_days_} days before it instead (approximate)")
+            observer.stage(f"intervals: too few customers {settings.horizon_days} days before {day}; calibrated on "
+                           f"the {model.interval_model.calibration_days_} days before it instead (approximate)")
     except (ValueError, CannotFitError) as exc:
         skipped["intervals"] = str(exc).splitlines()[0]
         observer.stage(f"intervals: skipped ({skipped['intervals']})")

@@ -338,7 +338,7 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
         targets[["customer_id", "churned", "net_value"]].to_parquet(cache)
         del tables
     columns = ["customer_id", "churn_probability", "drain_flag", "discounted_expected_margin",
-               "discounted_expected_cost_to_serve", "historical_value"]
+               "discounted_expected_cost_to_serve", "historical_value", "expected_margin", "expected_cost_to_serve"]
     scored = pd.read_parquet(work / "scores.parquet", columns=columns).merge(
         pd.read_parquet(cache), on="customer_id", how="inner", validate="one_to_one")
     truth_file = work / f"score-{args.customers}" / "truth.parquet"
@@ -350,6 +350,7 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
     churned = scored["churned"].to_numpy(dtype=float)
     net = scored["net_value"].to_numpy(dtype=float)
     like = (scored["discounted_expected_margin"] - scored["discounted_expected_cost_to_serve"]).to_numpy(dtype=float)
+    forecast_total = float((scored["expected_margin"] - scored["expected_cost_to_serve"]).sum())
     drain = ev.precision_recall_at(net < 0, scored["drain_flag"].to_numpy(dtype=bool))
     f1 = 2 * drain["precision"] * drain["recall"] / max(drain["precision"] + drain["recall"], 1e-12)
     lines = [f"against the year after {args.as_of} ({len(scored):,} customers):",
@@ -358,7 +359,9 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
              f"  drain_flag F1 {f1:.4f} (precision {drain['precision']:.4f}, recall {drain['recall']:.4f})",
              f"  value like for like: Spearman {ev.spearman(net, like):.4f}, top-decile capture "
              f"{ev.top_decile_capture(net, like):.4f} (historical_value Spearman "
-             f"{ev.spearman(net, scored['historical_value'].to_numpy(dtype=float)):.4f})"]
+             f"{ev.spearman(net, scored['historical_value'].to_numpy(dtype=float)):.4f})",
+             f"  total margin − cost over the year: forecast {forecast_total:,.0f}, realised {net.sum():,.0f} "
+             f"({forecast_total / net.sum() - 1:+.1%})"]
     if truth is not None:
         oracle = (truth["oracle_expected_margin"] - truth["oracle_expected_cost_to_serve"]).to_numpy(dtype=float)
         model, hist = ev.spearman(net, like), ev.spearman(net, scored["historical_value"].to_numpy(dtype=float))

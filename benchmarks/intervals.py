@@ -65,6 +65,7 @@ from customer_value.probabilistic.spend import SpendModel  # noqa: E402
 from customer_value.training.fit import FitObserver  # noqa: E402
 from customer_value.units import uniform_discount_factor  # noqa: E402
 from customer_value.valuation.intervals import (  # noqa: E402
+    QUANTITIES,
     IntervalModel,
     coverage,
     coverage_by,
@@ -80,6 +81,11 @@ from _world import add_world_argument, world_params  # noqa: E402
 BAND = (0.75, 0.85)
 WORLD_END = dt.date(2025, 7, 1)
 TARGET_COLUMNS = ["customer_id", "net_value", "revenue", "cost_to_serve", "margin", "transactions"]
+
+
+def _share_or_count(v: float) -> str:
+    """Coverages and widths below 1 with three decimals, counts and money with none."""
+    return f"{v:.3f}" if abs(v) < 1 else f"{v:,.0f}"
 
 
 def scored_with_targets(model, tables, day: dt.date, settings: Settings) -> pd.DataFrame:
@@ -143,11 +149,24 @@ def world_report(seed: int, frames: dict[str, pd.DataFrame], discount: float) ->
     levels = ", ".join(f"{q} {v:.3f}" for q, v in intervals.level_.items())
     print(f"\nseed {seed}: coverage of the 80% intervals (calibrated on {len(calibration):,} customers at {valid_date}, "
           f"the model's validation snapshot; cell levels {levels}), and mean width")
-    print(table.to_string(float_format=lambda v: f"{v:.3f}" if abs(v) < 1 else f"{v:,.0f}"))
+    print(table.to_string(float_format=_share_or_count))
     print(f"\nseed {seed}: coverage by value segment at the first cutoff ({first})")
     print(by_segment.to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     return table
+
+
+def young_row(fitted, later: pd.DataFrame, horizon_days: int, quantities) -> dict[str, float] | None:
+    """A young-history fit's own intervals (the score rows' bounds) against what happened: how
+    many customers, the window and customers the model calibrated on, and the coverage of each
+    of ``quantities`` (``None`` when the fit has no intervals, with the reason printed)."""
+    intervals = fitted.model.interval_model
+    if intervals is None:
+        print(f"  as of {fitted.as_of}: no intervals ({fitted.skipped.get('intervals')})")
+        return None
+    shares = coverage(later, later)
+    return {"customers": len(later), "calibration days": intervals.calibration_days_ or horizon_days,
+            "calibration customers": intervals.n_calibration_, **{f"{q}.coverage": shares[q] for q in quantities}}
 
 
 def young_report(seed: int, args: argparse.Namespace) -> pd.DataFrame:
@@ -161,19 +180,14 @@ def young_report(seed: int, args: argparse.Namespace) -> pd.DataFrame:
     for day in (dt.date.fromisoformat(d) for d in args.young_as_of):
         t0 = time.perf_counter()
         fitted = api.fit_value_model(tables_before(world.tables, day), day, settings)
-        intervals = fitted.model.interval_model
-        if intervals is None:
-            print(f"seed {seed}, {day}: no intervals ({fitted.skipped.get('intervals')})")
-            continue
-        frame = scored_with_targets(fitted.model, world.tables, day, settings)
-        rows[str(day)] = {"customers": len(frame), "calibration days": intervals.calibration_days_ or settings.horizon_days,
-                          "calibration customers": intervals.n_calibration_,
-                          **{f"{q}.coverage": v for q, v in coverage(frame, frame).items()},
-                          "seconds": time.perf_counter() - t0}
+        row = young_row(fitted, scored_with_targets(fitted.model, world.tables, day, settings),
+                        settings.horizon_days, QUANTITIES)
+        if row is not None:
+            rows[str(day)] = {**row, "seconds": time.perf_counter() - t0}
     table = pd.DataFrame(rows).T
     print(f"\nseed {seed}: coverage of the 80% intervals of young histories over the {settings.horizon_days} days "
           "after each fit (calibrated by the model itself on the window shown)")
-    print(table.to_string(float_format=lambda v: f"{v:.3f}" if abs(v) < 1 else f"{v:,.0f}"))
+    print(table.to_string(float_format=_share_or_count))
     print()
     return table
 
@@ -216,17 +230,11 @@ def cdnow_young(trials: int) -> pd.Series:
     tables = cdnow_tables("sample")
     settings = Settings(horizon_days=(end - day).days, trials=trials)
     fitted = api.fit_value_model(tables_before(tables, day), day, settings)
-    intervals = fitted.model.interval_model
-    scores = fitted.model.predict(fitted.features, day)
-    later = scores[["customer_id"]].merge(build_targets(tables_before(tables, end), day, settings),
-                                          on="customer_id", how="left", validate="one_to_one")
-    shares = coverage(later, scores)
-    row = pd.Series({"customers": len(scores), "calibration days": intervals.calibration_days_ or settings.horizon_days,
-                     "calibration customers": intervals.n_calibration_,
-                     **{f"{q}.coverage": shares[q] for q in CDNOW_QUANTITIES}})
+    later = scored_with_targets(fitted.model, tables_before(tables, end), day, settings)
+    row = pd.Series(young_row(fitted, later, settings.horizon_days, CDNOW_QUANTITIES) or {}, dtype=float)
     print(f"CDNOW sample through the whole fit as of {day} (weeks 1-39), intervals calibrated by the model, "
           "checked on weeks 40-78:")
-    print(row.to_string(float_format=lambda v: f"{v:.3f}" if abs(v) < 1 else f"{v:,.0f}"))
+    print(row.to_string(float_format=_share_or_count))
     print()
     return row
 
@@ -294,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.young and not args.no_cdnow:
         row = cdnow_young(args.trials)
         for q in CDNOW_QUANTITIES:
-            checks[f"CDNOW young history (week 39) {q}"] = BAND[0] <= row[f"{q}.coverage"] <= BAND[1]
+            checks[f"CDNOW young history (week 39) {q}"] = BAND[0] <= row.get(f"{q}.coverage", np.nan) <= BAND[1]
     elif not args.no_cdnow:
         cdnow, checked = cdnow_run()
         for name in checked:

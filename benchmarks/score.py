@@ -326,6 +326,7 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
     import pandas as pd
 
     from customer_value import metrics as ev
+    from customer_value.evaluation.backtest import like_for_like
 
     cache = work / f"targets-{args.customers}.parquet"
     if not cache.exists():
@@ -349,7 +350,7 @@ def evaluate(args: argparse.Namespace, work: Path) -> str:
             "ceiling_churn_probability"]), on="customer_id", how="left", validate="one_to_one")
     churned = scored["churned"].to_numpy(dtype=float)
     net = scored["net_value"].to_numpy(dtype=float)
-    like = (scored["discounted_expected_margin"] - scored["discounted_expected_cost_to_serve"]).to_numpy(dtype=float)
+    like = like_for_like(scored)
     forecast_total = float((scored["expected_margin"] - scored["expected_cost_to_serve"]).sum())
     drain = ev.precision_recall_at(net < 0, scored["drain_flag"].to_numpy(dtype=bool))
     f1 = 2 * drain["precision"] * drain["recall"] / max(drain["precision"] + drain["recall"], 1e-12)

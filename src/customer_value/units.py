@@ -8,6 +8,7 @@ run in weeks (``time_unit``). ``as_of`` is always a calendar date meaning 00:00 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from typing import Any
 
@@ -32,6 +33,23 @@ def to_date(value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
     raise TypeError(f"as_of must be a date or an ISO date string, got {value!r}")
+
+
+def month_edges(as_of: Any, horizon_days: int) -> list[dt.date]:
+    """``as_of``, then each calendar month after it until the horizon's end (the last edge)."""
+    start = to_date(as_of)
+    end = start + dt.timedelta(days=int(horizon_days))
+    edges, k = [start], 1
+    while True:
+        year, month = divmod(start.month - 1 + k, 12)
+        year, month = start.year + year, month + 1
+        edge = dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1]))  # 31 Jan + 1 month: 28/29 Feb
+        if edge >= end:
+            break
+        edges.append(edge)
+        k += 1
+    edges.append(end)
+    return edges
 
 
 def as_of_datetime(as_of: Any) -> dt.datetime:

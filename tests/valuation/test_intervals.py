@@ -295,6 +295,7 @@ def test_a_history_younger_than_a_year_still_gets_intervals_calibrated_on_a_shor
     intervals = fitted.model.interval_model
     assert "intervals" not in fitted.skipped and intervals is not None
     assert intervals.calibration_days_ in (91, 182, 274) and intervals.level == "cell"
+    assert fitted.model.monthly_profile is None  # no year to learn the monthly shape on: cash flows follow the purchases
     scores = fitted.model.predict(fitted.features, day)
     later = scores[["customer_id"]].merge(build_targets(tables, day, settings), on="customer_id", how="left")
     shares = coverage(later, scores)

@@ -82,16 +82,21 @@ def test_batches_equal_the_whole_frame_and_other_horizons_read_back(value_parts)
 
 def test_it_is_saved_and_loaded(value_parts, tmp_path) -> None:
     from customer_value.boosted.net_value import NetValueModel
+    from customer_value.valuation.cashflows import MonthlyProfile
 
     settings, features, purchases, spend = value_parts
     y = 20.0 * features["frequency"].to_numpy(dtype=float) - 0.1 * features["T"].to_numpy(dtype=float)
     net = NetValueModel(num_boost_round=50, num_threads=1).fit(features, y, features, y)
     model = ValueModel(settings, purchases, spend, net_model=net, value_forecast="net", net_weight=0.75,
                        net_top_threshold=25.0).fit(features)
+    model.monthly_profile = MonthlyProfile.from_dict({"max_trend": 3.0, "trend": {"margin": -0.2, "cost": -0.6}, "months": 12})
     model.save(tmp_path)
     again = ValueModel.load(tmp_path)
     assert (again.value_forecast, again.net_weight, again.net_top_threshold) == ("net", 0.75, 25.0)
-    pd.testing.assert_frame_equal(again.predict(features, AS_OF), model.predict(features, AS_OF))
+    assert again.monthly_profile.trend_ == {"margin": -0.2, "cost": -0.6}
+    scores = model.predict(features, AS_OF)
+    pd.testing.assert_frame_equal(again.predict(features, AS_OF), scores)
+    pd.testing.assert_frame_equal(again.cashflows(features, scores, AS_OF), model.cashflows(features, scores, AS_OF))
 
 
 def test_the_top_tier_keeps_the_parts_difference_and_caps_everyone_else(value_parts) -> None:

@@ -50,9 +50,9 @@ import pandas as pd
 from customer_value import metrics as ev
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
-from customer_value.features import build_targets, open_sources, targets_from_sources
+from customer_value.features import build_targets, monthly_outcomes
 from customer_value.training.fit import FitObserver, fit_value_model
-from customer_value.valuation.cashflows import month_edges, portfolio_by_month
+from customer_value.valuation.cashflows import portfolio_by_month
 from customer_value.valuation.intervals import coverage, coverage_by, interval_columns
 
 
@@ -250,28 +250,13 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
         observer.stage(f"backtest: monthly cash flows as of {cutoff} against what happened")
         monthly[cutoff] = monthly_reconciliation(
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
-            realised_by_month(tables, cutoff, settings, scores["customer_id"], settings.horizon_days, engine))
+            monthly_outcomes(tables, cutoff, settings, scores["customer_id"], engine=engine).rename(
+                columns={"margin": "realised_margin", "cost_to_serve": "realised_cost"}))
         referral_note = referral_total_note(last_signup, cutoff, settings.horizon_days) if has_referrals(scored) else ""
         rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff], not referral_note),
                      **monthly_metrics(monthly[cutoff]),
                      "skipped": "; ".join(n for n in (fallback_note(skipped[cutoff]), referral_note) if n)})
     return BacktestResult(pd.DataFrame(rows), scored_frames, monthly, skipped)
-
-
-def realised_by_month(tables: Tables, cutoff: dt.date, settings: Settings, customers: pd.Series,
-                      horizon_days: int, engine: Any = "duckdb") -> pd.DataFrame:
-    """What the given customers earned (margin) and cost (cost-to-serve, pools allocated per
-    month as section 8 says) in each calendar month of the horizon after ``cutoff``."""
-    edges = month_edges(cutoff, horizon_days)
-    wanted = set(customers)
-    rows = []
-    with open_sources(tables, engine) as src:
-        for start, end in zip(edges[:-1], edges[1:]):
-            t = targets_from_sources(src, start, settings, (end - start).days)
-            t = t[t["customer_id"].isin(wanted)]
-            rows.append({"month": start, "realised_margin": float(t["margin"].sum()),
-                         "realised_cost": float(t["cost_to_serve"].sum())})
-    return pd.DataFrame(rows)
 
 
 def monthly_reconciliation(forecast: pd.DataFrame, realised: pd.DataFrame) -> pd.DataFrame:

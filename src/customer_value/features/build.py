@@ -31,6 +31,7 @@ from customer_value.features.rfm import SUMMARY_COLUMNS, rfm_features, rfm_table
 from customer_value.features.rfm_sorted import sorted_rfm_summary
 from customer_value.features.support import support_features
 from customer_value.features.targets import target_table
+from customer_value.units import month_edges
 
 AsOf = dt.date | dt.datetime | str
 
@@ -227,6 +228,23 @@ def build_targets(
     customers (contract section 8). See :mod:`.targets` and :mod:`.costing`."""
     with open_sources(tables, engine) as src:
         return targets_from_sources(src, as_of, settings, horizon_days)
+
+
+def monthly_outcomes(tables: Tables, as_of: AsOf, settings: Settings, customers: pd.Series,
+                     horizon_days: int | None = None, engine: Engine = "duckdb") -> pd.DataFrame:
+    """What ``customers`` earned (``margin``) and cost (``cost_to_serve``, each indirect pool
+    allocating its amount for the month, contract section 8) in each calendar month of the horizon
+    after ``as_of`` (:func:`customer_value.units.month_edges`): one row per month, ``month`` its
+    first day. The realised side of the monthly cash flows, for the backtest and the fit."""
+    edges = month_edges(as_of, horizon_days or settings.horizon_days)
+    wanted = set(customers)
+    rows = []
+    with open_sources(tables, engine) as src:
+        for start, end in zip(edges[:-1], edges[1:]):
+            t = targets_from_sources(src, start, settings, (end - start).days)
+            t = t[t["customer_id"].isin(wanted)]
+            rows.append({"month": start, "margin": float(t["margin"].sum()), "cost_to_serve": float(t["cost_to_serve"].sum())})
+    return pd.DataFrame(rows)
 
 
 def rfm_summary(tables: Tables, as_of: AsOf, settings: Settings, engine: Engine = "duckdb") -> pd.DataFrame:

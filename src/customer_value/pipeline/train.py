@@ -43,7 +43,7 @@ class TrainResult:
 
 def training_metrics(fitted: FittedValueModel) -> dict[str, float]:
     """What the parent run carries: seconds per stage, the probabilistic log-likelihoods (for
-    ``compare``) and every boosted part's validation metrics."""
+    ``compare``), every boosted part's validation metrics and the monthly profile's trends."""
     metrics = {f"train.seconds.{k}": v for k, v in fitted.timings.items()}
     for part in ("purchases", "spend"):
         log_likelihood = getattr(fitted.parts[part].model, "log_likelihood_", None)
@@ -54,6 +54,9 @@ def training_metrics(fitted: FittedValueModel) -> dict[str, float]:
     trees = fitted.model.tree_counts()  # what each weekly scoring pays per customer
     metrics.update({f"trees.{name}": float(n) for name, n in trees.items()})
     metrics["trees.total"] = float(sum(trees.values()))
+    profile = fitted.model.monthly_profile  # how margin and cost fall through a year against the purchases
+    if profile is not None:
+        metrics.update({f"cash_flows.{quantity}_trend": trend for quantity, trend in profile.trend_.items()})
     return metrics
 
 

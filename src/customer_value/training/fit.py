@@ -25,6 +25,7 @@ from customer_value.boosted.activities import ActivityVolumeModel
 from customer_value.boosted.net_value import NetValueModel, top_tier_threshold, with_parts
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
+from customer_value.features import monthly_outcomes
 from customer_value.features.costing import forecast_volume_columns
 from customer_value.features.history import tables_before
 from customer_value.errors import CannotFitError, InputError
@@ -36,6 +37,7 @@ from customer_value.training.tasks import TASKS, Evaluation
 from customer_value.training.tuning import TrialReport, TuningResult, tune
 from customer_value.units import to_date
 from customer_value.valuation.intervals import IntervalModel, predicted_outcomes
+from customer_value.valuation.cashflows import MonthlyProfile
 from customer_value.valuation.activity_costs import activity_volumes, combined_forecast, level_with_total, price, total_cost
 from customer_value.valuation.referrals import fit_referral_model, use_referral_model
 from customer_value.valuation.value import BoostedPredictions, ValueModel, rfm_of
@@ -224,8 +226,13 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
     timings["referrals"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     observer.stage("intervals: calibrating p10/p90 on the validation year")
+    # the model's rows a horizon before the fit date, beside which the intervals and the monthly
+    # profile are calibrated, when enough customers had signed up by then (else neither has a year)
+    scored_then = None
     try:
-        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, scored_now)
+        if len(past) >= MIN_CALIBRATION_CUSTOMERS:
+            scored_then = model.predict(past, valid, boosted=boosted_past)
+        model.interval_model = fit_intervals(model, cache, day, settings, boosted_past, scored_now, scored_then)
         if model.interval_model.calibration_days_ is not None:
             observer.stage(f"intervals: too few customers {settings.horizon_days} days before {day}; calibrated on "
                            f"the {model.interval_model.calibration_days_} days before it instead (approximate)")
@@ -233,6 +240,20 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
         skipped["intervals"] = str(exc).splitlines()[0]
         observer.stage(f"intervals: skipped ({skipped['intervals']})")
     timings["intervals"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if scored_then is not None and settings.horizon_days >= MIN_PROFILE_DAYS:
+        observer.stage("cash flows: how margin and cost fall through a year, learned on the validation year")
+        model.monthly_profile = fit_monthly_profile(model, cut, past, scored_then, valid, settings, engine)
+        trend = model.monthly_profile.trend_
+        observer.stage(f"cash flows: a year on, margin runs {_pace(trend['margin'])} and cost {_pace(trend['cost'])} "
+                       "the purchases' pace")
+    elif scored_then is None:
+        observer.stage(f"cash flows: follow the purchases (too few customers {settings.horizon_days} days before "
+                       f"{day} to learn more)")
+    else:
+        observer.stage(f"cash flows: follow the purchases (a {settings.horizon_days}-day horizon is shorter than a "
+                       "year: its trend would mistake the season for one)")
+    timings["cash_flows"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     return FittedValueModel(model, features, day, skipped, parts, timings)
 
@@ -281,12 +302,14 @@ def calibration_window(cache: SnapshotCache, day: dt.date, horizon_days: int) ->
 
 
 def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, settings: Settings,
-                  boosted: BoostedPredictions | None = None, scored_now: pd.DataFrame | None = None) -> IntervalModel:
+                  boosted: BoostedPredictions | None = None, scored_now: pd.DataFrame | None = None,
+                  scored_then: pd.DataFrame | None = None) -> IntervalModel:
     """Calibrated p10/p90 (:mod:`customer_value.valuation.intervals`): the fitted value model scores
     the customers as of ``day − horizon`` (the boosted models' validation snapshot, unseen by their
     training; ``boosted``: its predictions there, if already made) and is compared with what they
-    did over the next ``horizon`` days. ``scored_now`` (the model's rows for the customers as of
-    ``day``) is the population it will score: its mix sets the overall level.
+    did over the next ``horizon`` days (``scored_then``: those rows, if already made).
+    ``scored_now`` (the model's rows for the customers as of ``day``) is the population it will
+    score: its mix sets the overall level.
 
     A young history has no such year (too few customers had signed up a horizon before ``day``).
     Then the model forecasts a shorter window (:func:`calibration_window`) for the customers at its
@@ -296,7 +319,8 @@ def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, setting
     window, features = calibration_window(cache, day, settings.horizon_days)
     full = window == settings.horizon_days
     valid = day - dt.timedelta(days=window)
-    at_valid = model.predict(features, valid, boosted=boosted if full else None, horizon_days=window)
+    at_valid = (scored_then if full and scored_then is not None else
+                model.predict(features, valid, boosted=boosted if full else None, horizon_days=window))
     realised = at_valid[["customer_id"]].merge(cache.targets(valid, window), on="customer_id",
                                                how="left", validate="one_to_one")
     target = scored_now if scored_now is not None and len(scored_now) else None
@@ -304,6 +328,32 @@ def fit_intervals(model: ValueModel, cache: SnapshotCache, day: dt.date, setting
         predicted_outcomes(at_valid), realised, at_valid,
         target=predicted_outcomes(target) if target is not None else None, target_context=target,
         calibration_days=None if full else window)
+
+
+MIN_PROFILE_DAYS = 365
+"""The shortest horizon the monthly profile is learned for. Over a shorter window a trend mistakes
+the season for a drift: on CDNOW, fitted at the end of 1997 for half a year, it learned the rise
+into Christmas on the half-year before and doubled the error of the spring's monthly margin
+(shape error 0.19 against 0.12 for the purchases' shape alone)."""
+
+
+def fit_monthly_profile(model: ValueModel, tables: Tables, features: pd.DataFrame, scored: pd.DataFrame,
+                        day: dt.date, settings: Settings, engine: Any = "duckdb") -> MonthlyProfile:
+    """How margin and cost fall through the horizon against the purchases
+    (:class:`~customer_value.valuation.cashflows.MonthlyProfile`): the model's ``scored`` rows as
+    of ``day`` (one horizon before the fit date, ``features`` in the same order) spread by the
+    purchases alone, beside what those customers earned and cost in each month after ``day``
+    (``tables`` must reach a horizon past ``day``)."""
+    model.monthly_profile = None
+    forecast = model.cashflows(features, scored, day)
+    realised = monthly_outcomes(tables, day, settings, scored["customer_id"], engine=engine)
+    return MonthlyProfile().fit(forecast, realised)
+
+
+def _pace(trend: float) -> str:
+    """A per-year trend in words: where a month a year on stands against the purchases' pace."""
+    change = np.expm1(trend)
+    return f"{abs(change):.0%} {'below' if change < 0 else 'above'}"
 
 
 def fit_activity_model(cost_part: FittedPart, settings: Settings, observer: FitObserver | None = None) -> ActivityVolumeModel:

@@ -82,7 +82,7 @@ from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_
 from customer_value.probabilistic.revenue import predict_revenue
 from customer_value.probabilistic.spend import SpendModel
 from customer_value.units import in_units, uniform_discount_factor
-from customer_value.valuation.cashflows import monthly_cashflows
+from customer_value.valuation.cashflows import MonthlyProfile, monthly_cashflows
 from customer_value.valuation.activity_costs import (
     activity_volumes,
     combined_forecast,
@@ -200,7 +200,7 @@ class ValueModel:
                  skipped: dict[str, str] | None = None, drain_model: Any = None, activity_model: Any = None,
                  cost_forecast: CostForecast = "activities", interval_model: Any = None, net_model: Any = None,
                  value_forecast: ValueForecast = "parts", net_weight: float = 1.0,
-                 net_top_threshold: float | None = None):
+                 net_top_threshold: float | None = None, monthly_profile: Any = None):
         self.settings = settings
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -217,6 +217,7 @@ class ValueModel:
         self.value_forecast = value_forecast
         self.net_weight = net_weight
         self.net_top_threshold = net_top_threshold
+        self.monthly_profile = monthly_profile
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -516,7 +517,8 @@ class ValueModel:
     def cashflows(self, features: pd.DataFrame, scores: pd.DataFrame, as_of: Any) -> pd.DataFrame:
         """Monthly cash flows of score rows (in feature order): see :mod:`customer_value.valuation.cashflows`."""
         s = self.settings
-        return monthly_cashflows(scores, self.purchase_model, rfm_of(features), as_of, s.discount_rate, s.time_unit)
+        return monthly_cashflows(scores, self.purchase_model, rfm_of(features), as_of, s.discount_rate, s.time_unit,
+                                 profile=self.monthly_profile)
 
     def scoring_metadata(self, horizon_days: int) -> dict[str, Any]:
         """What a score file needs to be repriced without the model (kept in its Parquet metadata):
@@ -563,6 +565,7 @@ class ValueModel:
             "value_forecast": self.value_forecast,
             "net_weight": self.net_weight,
             "net_top_threshold": self.net_top_threshold,
+            "monthly_profile": self.monthly_profile.to_dict() if self.monthly_profile is not None else None,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
         return directory
@@ -587,6 +590,7 @@ class ValueModel:
             value_forecast=state.get("value_forecast", "parts"),
             net_weight=float(state.get("net_weight", 1.0)),
             net_top_threshold=state.get("net_top_threshold"),
+            monthly_profile=MonthlyProfile.from_dict(state["monthly_profile"]) if state.get("monthly_profile") else None,
         )
         model.skipped_ = state["skipped"]
         model.margin_ratio_prior_ = state["margin_ratio_prior"]

@@ -43,11 +43,11 @@ from customer_value.features import build_features, monthly_outcomes  # noqa: E4
 from customer_value.features.history import tables_before  # noqa: E402
 from customer_value.simulation.world import simulate_world  # noqa: E402
 from customer_value.training.fit import fit_monthly_profile, fit_value_model  # noqa: E402
+from customer_value.valuation.cashflows import PROFILE_QUANTITIES as QUANTITIES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _world import add_world_argument, world_params  # noqa: E402
 
-QUANTITIES = {"margin": ("expected_margin", "margin"), "cost": ("expected_cost", "cost_to_serve")}
 CDNOW_DAY = dt.date(1997, 12, 31)
 
 

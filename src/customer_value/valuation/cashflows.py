@@ -49,7 +49,7 @@ def _increments(cumulative: np.ndarray) -> np.ndarray:
     return np.where(total > 0, steps / np.where(total > 0, total, 1.0), even)
 
 
-QUANTITIES = {"margin": ("expected_margin", "margin"), "cost": ("expected_cost", "cost_to_serve")}
+PROFILE_QUANTITIES = {"margin": ("expected_margin", "margin"), "cost": ("expected_cost", "cost_to_serve")}
 """The profile's quantities: their cash-flow column and their column in the realised months
 (:func:`customer_value.features.monthly_outcomes`)."""
 
@@ -69,8 +69,9 @@ class MonthlyProfile:
         self.max_trend = max_trend
 
     def fit(self, forecast: pd.DataFrame, realised: pd.DataFrame) -> "MonthlyProfile":
-        """``forecast``: :func:`monthly_cashflows` rows without a profile; ``realised``: ``month``,
-        ``margin`` and ``cost_to_serve`` of the same customers over the same months."""
+        """``forecast``: :func:`monthly_cashflows` rows without a profile, as it writes them
+        (customer by customer, each one's months in order); ``realised``: ``month``, ``margin``
+        and ``cost_to_serve`` of the same customers over the same months."""
         months = np.sort(forecast["month"].unique())
         m = len(months)
         n = len(forecast) // max(m, 1)
@@ -78,7 +79,7 @@ class MonthlyProfile:
         years = (np.cumsum(days) - days / 2) / DAYS_PER_YEAR
         by_month = realised.assign(month=pd.to_datetime(realised["month"])).set_index("month")
         self.trend_ = {}
-        for quantity, (column, realised_column) in QUANTITIES.items():
+        for quantity, (column, realised_column) in PROFILE_QUANTITIES.items():
             amounts = forecast[column].to_numpy(dtype=float).reshape(n, m)
             target = by_month[realised_column].reindex(pd.to_datetime(months)).to_numpy(dtype=float)
             self.trend_[quantity] = fit_trend(amounts, years, target, self.max_trend)

@@ -43,7 +43,9 @@ from customer_value.features import build_features, monthly_outcomes  # noqa: E4
 from customer_value.features.history import tables_before  # noqa: E402
 from customer_value.simulation.world import simulate_world  # noqa: E402
 from customer_value.training.fit import fit_monthly_profile, fit_value_model  # noqa: E402
+from customer_value.evaluation.backtest import monthly_metrics, monthly_reconciliation  # noqa: E402
 from customer_value.valuation.cashflows import PROFILE_QUANTITIES as QUANTITIES  # noqa: E402
+from customer_value.valuation.cashflows import portfolio_by_month  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _world import add_world_argument, world_params  # noqa: E402
@@ -51,11 +53,13 @@ from _world import add_world_argument, world_params  # noqa: E402
 CDNOW_DAY = dt.date(1997, 12, 31)
 
 
-def errors(forecast: np.ndarray, realised: np.ndarray) -> dict[str, float]:
-    """Mean absolute error per month, the same on the months' shares of the year, first and last month."""
-    error = forecast / realised - 1
+def errors(table: pd.DataFrame, quantity: str) -> dict[str, float]:
+    """From a :func:`monthly_reconciliation` table: the mean absolute error per month (the
+    backtest's ``monthly.*_mape``), the same on the months' shares of the year, first and last month."""
+    error = table[f"{quantity}_error"].to_numpy(dtype=float)
+    forecast, realised = (table[f"{side}_{quantity}"].to_numpy(dtype=float) for side in ("expected", "realised"))
     shape = (forecast / forecast.sum()) / (realised / realised.sum()) - 1
-    return {"mape": float(np.abs(error).mean()), "shape": float(np.abs(shape).mean()),
+    return {"mape": monthly_metrics(table)[f"monthly.{quantity}_mape"], "shape": float(np.abs(shape).mean()),
             "first": float(error[0]), "last": float(error[-1])}
 
 
@@ -63,21 +67,17 @@ def compare(model, features: pd.DataFrame, tables, day: dt.date, settings: Setti
     """The score rows as of ``day`` spread by the purchases and by the profile, beside what happened."""
     scores = model.predict(features, day)
     realised = monthly_outcomes(tables, day, settings, scores["customer_id"])
-    profile = model.monthly_profile
-    spread = {"profile": model.cashflows(features, scores, day)}
-    model.monthly_profile = None
-    spread["purchases"] = model.cashflows(features, scores, day)
-    model.monthly_profile = profile
+    reconciled = {name: monthly_reconciliation(portfolio_by_month(
+                      model.cashflows(features, scores, day, tilted=name == "profile")), realised)
+                  for name in ("profile", "purchases")}
     row, months = {}, realised[["month"]].copy()
-    for quantity, (column, realised_column) in QUANTITIES.items():
-        actual = realised[realised_column].to_numpy(dtype=float)
-        months[f"realised {quantity}"] = actual
-        for name, flows in spread.items():
-            forecast = flows.groupby("month", sort=True)[column].sum().to_numpy()
-            months[f"{quantity} error, {name}"] = forecast / actual - 1
-            row |= {f"{quantity} {k}, {name}": v for k, v in errors(forecast, actual).items()}
-    if profile is not None:
-        row |= {f"{q} trend": t for q, t in profile.trend_.items()}
+    for quantity in QUANTITIES:
+        months[f"realised {quantity}"] = reconciled["profile"][f"realised_{quantity}"].to_numpy()
+        for name, table in reconciled.items():
+            months[f"{quantity} error, {name}"] = table[f"{quantity}_error"].to_numpy()
+            row |= {f"{quantity} {k}, {name}": v for k, v in errors(table, quantity).items()}
+    if model.monthly_profile is not None:
+        row |= {f"{q} trend": t for q, t in model.monthly_profile.trend_.items()}
     return row, months
 
 

@@ -250,8 +250,7 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
         observer.stage(f"backtest: monthly cash flows as of {cutoff} against what happened")
         monthly[cutoff] = monthly_reconciliation(
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
-            monthly_outcomes(tables, cutoff, settings, scores["customer_id"], engine=engine).rename(
-                columns={"margin": "realised_margin", "cost_to_serve": "realised_cost"}))
+            monthly_outcomes(tables, cutoff, settings, scores["customer_id"], engine=engine))
         referral_note = referral_total_note(last_signup, cutoff, settings.horizon_days) if has_referrals(scored) else ""
         rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff], not referral_note),
                      **monthly_metrics(monthly[cutoff]),
@@ -260,7 +259,9 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
 
 
 def monthly_reconciliation(forecast: pd.DataFrame, realised: pd.DataFrame) -> pd.DataFrame:
-    """Forecast beside realised margin and cost per month, and their relative errors."""
+    """Forecast (:func:`~customer_value.valuation.cashflows.portfolio_by_month`) beside realised
+    (:func:`~customer_value.features.monthly_outcomes`) margin and cost per month, and their relative errors."""
+    realised = realised.rename(columns={"margin": "realised_margin", "cost_to_serve": "realised_cost"})
     table = forecast[["month", "expected_margin", "expected_cost"]].assign(
         month=lambda f: pd.to_datetime(f["month"]).dt.date).merge(realised, on="month", how="outer")
     table["margin_error"] = table["expected_margin"] / table["realised_margin"].where(table["realised_margin"] != 0) - 1.0

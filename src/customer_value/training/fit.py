@@ -344,8 +344,7 @@ def fit_monthly_profile(model: ValueModel, tables: Tables, features: pd.DataFram
     of ``day`` (one horizon before the fit date, ``features`` in the same order) spread by the
     purchases alone, beside what those customers earned and cost in each month after ``day``
     (``tables`` must reach a horizon past ``day``)."""
-    model.monthly_profile = None
-    forecast = model.cashflows(features, scored, day)
+    forecast = model.cashflows(features, scored, day, tilted=False)
     realised = monthly_outcomes(tables, day, settings, scored["customer_id"], engine=engine)
     return MonthlyProfile().fit(forecast, realised)
 

@@ -154,8 +154,8 @@ def monthly_cashflows(scores: pd.DataFrame, purchase_model: Any, rfm: pd.DataFra
     shares = {"margin": (tx_share, disc_share), "cost": (tx_share, disc_share)}
     if profile is not None:
         years = (lo + hi) / 2 / DAYS_PER_YEAR
-        shares = {q: (_tilted(tx_share, profile.weights(q, years)), _tilted(disc_share, profile.weights(q, years)))
-                  for q in shares}
+        weights = {q: profile.weights(q, years) for q in shares}
+        shares = {q: (_tilted(tx_share, weights[q]), _tilted(disc_share, weights[q])) for q in shares}
 
     margin = scores["expected_margin"].to_numpy(dtype=float)[:, None]
     disc_margin = scores["discounted_expected_margin"].to_numpy(dtype=float)[:, None]

@@ -514,11 +514,12 @@ class ValueModel:
         out.attrs["customer_value"] = self.scoring_metadata(horizon)
         return out
 
-    def cashflows(self, features: pd.DataFrame, scores: pd.DataFrame, as_of: Any) -> pd.DataFrame:
-        """Monthly cash flows of score rows (in feature order): see :mod:`customer_value.valuation.cashflows`."""
+    def cashflows(self, features: pd.DataFrame, scores: pd.DataFrame, as_of: Any, tilted: bool = True) -> pd.DataFrame:
+        """Monthly cash flows of score rows (in feature order): see :mod:`customer_value.valuation.cashflows`.
+        ``tilted=False`` spreads by the purchases alone, ignoring the monthly profile (what it is learned from)."""
         s = self.settings
         return monthly_cashflows(scores, self.purchase_model, rfm_of(features), as_of, s.discount_rate, s.time_unit,
-                                 profile=self.monthly_profile)
+                                 profile=self.monthly_profile if tilted else None)
 
     def scoring_metadata(self, horizon_days: int) -> dict[str, Any]:
         """What a score file needs to be repriced without the model (kept in its Parquet metadata):

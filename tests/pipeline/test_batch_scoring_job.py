@@ -12,6 +12,7 @@ from customer_value.features import build_features
 from customer_value.features.build import CustomerRange
 from customer_value.pipeline.score import customer_batches, score
 from customer_value.simulation.world import simulate_world
+from customer_value.valuation.cashflows import portfolio_by_month
 
 AS_OF = "2024-07-01"
 
@@ -56,6 +57,12 @@ def test_batched_scoring_equals_scoring_everyone_at_once(trained, small_world, t
     flows_a, flows_b = pd.read_parquet(tmp_path / "whole_flows.parquet"), pd.read_parquet(tmp_path / "batched_flows.parquet")
     pd.testing.assert_frame_equal(flows_b, flows_a, check_exact=False, rtol=1e-9, atol=1e-9)
     assert batched.report is not None and batched.report.exists()
+    # the report's months add up over batches: the whole file's months, band included
+    whole_months = portfolio_by_month(flows_a, a)
+    pd.testing.assert_frame_equal(batched.cash_flows, whole_months, check_exact=False, rtol=1e-9, atol=1e-6)
+    pd.testing.assert_frame_equal(whole.cash_flows, whole_months, check_exact=False, rtol=1e-9, atol=1e-6)
+    assert {"expected_net_p10", "expected_net_p90"} <= set(whole_months.columns)
+    assert again.cash_flows is None  # nobody asked for the months: no report, no run, no cash-flow file
     assert batched.out.read_bytes() == again.out.read_bytes()
     assert set(batched.seconds) >= {"features", "boosted models", "value rows", "write"}
 

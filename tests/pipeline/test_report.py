@@ -6,6 +6,7 @@ import base64
 import re
 
 import mlflow
+import pandas as pd
 import pytest
 
 from customer_value.pipeline.report import render_html
@@ -28,6 +29,13 @@ def test_report_embeds_pngs_and_the_scoring_runs_carry_counts_distribution_and_d
     assert "Customers who drain resources" in text
     assert f"{len(first.scores):,}" in text  # headline: customers scored
     assert "horizon_sensitivity.png" in text  # the job passes its horizon totals
+    assert "cash_flows_by_month.png" in text and 'id="cash-flows"' in text  # and its months
+    months = first.cash_flows
+    assert len(months) == 12 and months["month"].is_monotonic_increasing
+    # the months hold the whole horizon's margin and cost: every customer's score row, spread
+    assert months["expected_margin"].sum() == pytest.approx(first.scores["expected_margin"].sum(), rel=1e-9)
+    assert months["discounted_cost"].sum() == pytest.approx(
+        first.scores["discounted_expected_cost_to_serve"].sum(), rel=1e-9)
 
     second = score(small_world, AS_OF, trained.model_uri, tmp_path / "s2.parquet")
     client = mlflow.MlflowClient()
@@ -41,6 +49,9 @@ def test_report_embeds_pngs_and_the_scoring_runs_carry_counts_distribution_and_d
         assert any(k.startswith("segment_share.") for k in run.data.metrics)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "score_profile.json" in artifacts
+        logged = pd.read_csv(client.download_artifacts(run.info.run_id, "cash_flows_by_month.csv"),
+                             parse_dates=["month"])
+        assert logged["expected_net"].to_numpy() == pytest.approx(result.cash_flows["expected_net"].to_numpy())
     totals = {k: v for k, v in run2.data.metrics.items() if k.startswith("total_value.horizon_")}
     assert totals["total_value.horizon_365d"] == pytest.approx(second.scores["customer_value"].sum(), rel=1e-9)
     assert "total_value.horizon_1095d" in totals

@@ -1,10 +1,10 @@
 """The scoring report opened in a real headless Chromium, offline, from file:// (issue 15, part 2).
 
 A realistic page: the session's trained model scores the small world (``pipeline.score``), the
-optional columns it does not produce yet are added (tests/score_frames.py), the horizon totals come
-from the same model, the model quality from its training run and the drift from the score file
-against a shifted copy of itself. Chromium is Debian's (``make chromium``), driven by Playwright
-without ``playwright install``.
+optional columns it does not produce yet are added (tests/score_frames.py), the horizon totals and
+the monthly cash flows come from the same model, the model quality from its training run and the
+drift from the score file against a shifted copy of itself. Chromium is Debian's
+(``make chromium``), driven by Playwright without ``playwright install``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SECTIONS = ["segments", "groups", "costs", "drains", "value-map", "horizons", "referrals", "intervals", "quality",
-            "drift"]
+SECTIONS = ["segments", "groups", "costs", "drains", "value-map", "horizons", "cash-flows", "referrals", "intervals",
+            "quality", "drift"]
 THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 TITLE = f"Customer value as of {AS_OF}"
 
@@ -60,7 +60,9 @@ def report(trained_store, small_world, tmp_path_factory) -> tuple[Path, pd.DataF
         mp.setenv("CUSTOMER_VALUE_HOME", str(trained_store.home))
         mlflow.set_tracking_uri(trained_store.tracking_uri)
         model_uri = f"models:/{trained_store.name}@champion"
-        scores = score(small_world, AS_OF, model_uri, out / "scores.parquet", log_run=False).scores
+        scored = score(small_world, AS_OF, model_uri, out / "scores.parquet", log_run=False,
+                       cashflows=out / "cashflows.parquet")
+        scores, cash_flows = scored.scores, scored.cash_flows
         loaded = load_model(model_uri)
         features = build_features(load_tables(small_world, loaded.settings).tables, AS_OF, loaded.settings)
         horizon_totals = loaded.value_model.total_value_by_horizon(features, (182, 365, 730, 1095))
@@ -73,7 +75,7 @@ def report(trained_store, small_world, tmp_path_factory) -> tuple[Path, pd.DataF
     drift = psi_against_profile(decile_profile(shifted), scores)
     scores = with_optional_columns(scores)
     path = write_html_report(scores, out / "report.html", TITLE, horizon_totals, quality=quality, drift=drift,
-                             currency="USD")
+                             currency="USD", cash_flows=cash_flows)
     return path, scores
 
 

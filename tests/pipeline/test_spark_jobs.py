@@ -215,6 +215,10 @@ def test_spark_report_and_scoring_run_equal_duckdb(scored) -> None:
             for engine, run in runs.items()}
     assert tags["spark"] == tags["duckdb"]
     assert result.drift == pytest.approx(duck.drift, rel=1e-9, abs=1e-9) and result.quality == duck.quality
+    # the report's months: summed per partition on Spark, per batch on DuckDB, the same totals and band
+    assert result.cash_flows is not None and len(result.cash_flows) == len(duck.cash_flows) >= 12
+    pd.testing.assert_frame_equal(result.cash_flows, duck.cash_flows, check_exact=False, rtol=1e-9, atol=1e-6)
+    assert "cash_flows_by_month.png" in result.report.read_text()
 
 
 def test_no_raw_table_reaches_the_driver(scored, spark_world) -> None:

@@ -174,7 +174,7 @@ def test_sigkill_at_any_moment_leaves_nothing_or_a_whole_file(trained, small_wor
 
     def run(out: Path, kill_when) -> None:
         proc = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=os.environ.copy())
+                                env={**os.environ, "TMPDIR": str(tmp_path)})  # its spill directories die with it
         try:
             start = time.monotonic()
             while proc.poll() is None and not kill_when(start):

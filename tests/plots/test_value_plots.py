@@ -13,6 +13,7 @@ from customer_value.plots.value import (
     compact_number,
     plot_cost_by_activity,
     plot_horizon_sensitivity,
+    plot_monthly_cash_flows,
     plot_value_by_group,
     plot_value_map,
 )
@@ -52,3 +53,18 @@ def test_value_plots_draw_on_the_given_axes_and_without_optional_columns():
     assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
     bars = plot_cost_by_activity(pd.Series({"Phone support": 3.0, "Orders": 5.0}))
     assert [t.get_text() for t in bars.get_yticklabels()] == ["Phone support", "Orders"]
+
+
+def test_monthly_cash_flows_show_margin_in_cost_out_and_the_net_line():
+    months = pd.DataFrame({"month": pd.date_range("2025-01-01", periods=12, freq="MS"),
+                           "expected_margin": [30e3 - 700 * i for i in range(12)],
+                           "expected_cost": [14e3 - 500 * i for i in range(12)]})
+    months["expected_net"] = months["expected_margin"] - months["expected_cost"]
+    months["discounted_net"] = months["expected_net"] * 0.98
+    ax = plot_monthly_cash_flows(months, currency="EUR")
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert len(heights) == 24 and heights[0] == pytest.approx(-14e3) and heights[-1] == pytest.approx(30e3)
+    net = next(line for line in ax.get_lines() if line.get_label() == "net (margin − cost)")
+    assert list(net.get_ydata()) == pytest.approx(months["expected_net"].tolist())
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["Jan 2025", "Feb 2025"]
+    assert "EUR" in ax.get_ylabel()

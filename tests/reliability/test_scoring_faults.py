@@ -188,7 +188,7 @@ def test_sigkill_at_random_moments_leaves_nothing_or_the_whole_file(trained, sma
 
     def run(kill_after: float | None = None, kill_on_temp_file: bool = False) -> int | None:
         proc = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=os.environ.copy())
+                                env={**os.environ, "TMPDIR": str(tmp_path)})  # its spill directories die with it
         start = time.monotonic()
         try:
             while proc.poll() is None and time.monotonic() - start < 300:

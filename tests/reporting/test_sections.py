@@ -27,10 +27,16 @@ from customer_value.reporting.sections import (
 )
 from score_frames import ACTIVITIES, minimal_scores, synthetic_scores
 
-ALL_SECTIONS = ["segments", "groups", "costs", "drains", "value-map", "horizons", "referrals", "intervals",
-                "quality", "drift"]
+ALL_SECTIONS = ["segments", "groups", "costs", "drains", "value-map", "horizons", "cash-flows", "referrals",
+                "intervals", "quality", "drift"]
 HORIZONS = pd.Series({182: 1.0e5, 365: 1.8e5, 1095: 4.0e5})
 QUALITY = {"churn.valid.roc_auc": 0.84, "cost.valid.spearman": 0.71, "backtest.value.spearman": 0.62}
+MONTHS = pd.DataFrame({"month": pd.date_range("2025-01-01", periods=12, freq="MS"),
+                       "expected_margin": np.linspace(30e3, 22e3, 12), "expected_cost": np.linspace(14e3, 8e3, 12)})
+MONTHS = MONTHS.assign(expected_net=MONTHS["expected_margin"] - MONTHS["expected_cost"],
+                       discounted_margin=MONTHS["expected_margin"] * 0.98,
+                       discounted_cost=MONTHS["expected_cost"] * 0.98)
+MONTHS["discounted_net"] = MONTHS["discounted_margin"] - MONTHS["discounted_cost"]
 DRIFT = {"customer_value": 0.03, "expected_revenue": 0.18, "churn_probability": 0.4}
 
 
@@ -44,12 +50,26 @@ def _keys(scores, **inputs):
 
 
 def test_every_section_shows_when_its_columns_and_inputs_are_there(scores):
-    assert _keys(scores, horizon_totals=HORIZONS, quality=QUALITY, drift=DRIFT) == ALL_SECTIONS
+    assert _keys(scores, horizon_totals=HORIZONS, quality=QUALITY, drift=DRIFT, cash_flows=MONTHS) == ALL_SECTIONS
 
 
 def test_optional_inputs_left_out_leave_their_sections_out(scores):
-    assert _keys(scores) == [k for k in ALL_SECTIONS if k not in ("horizons", "quality", "drift")]
-    assert _keys(scores, horizon_totals=pd.Series(dtype=float), quality={}, drift={}) == _keys(scores)
+    assert _keys(scores) == [k for k in ALL_SECTIONS if k not in ("horizons", "cash-flows", "quality", "drift")]
+    assert _keys(scores, horizon_totals=pd.Series(dtype=float), quality={}, drift={},
+                 cash_flows=MONTHS.iloc[:0]) == _keys(scores)
+
+
+def test_the_cash_flow_section_shows_each_month_and_the_backtests_monthly_error(scores):
+    """Month by month in, cost out, net; with the training run's backtest, how far such months missed."""
+    section = next(s for s in build_sections(scores, cash_flows=MONTHS) if s.key == "cash-flows")
+    (table,) = section.tables
+    assert table.frame["month"].tolist() == [f"2025-{m:02d}" for m in range(1, 13)]
+    assert table.frame["expected_net"].to_numpy() == pytest.approx(
+        (MONTHS["expected_margin"] - MONTHS["expected_cost"]).to_numpy())
+    assert section.figures == ("cash_flows_by_month.png",) and "missed" not in section.intro
+    measured = {**QUALITY, "backtest.monthly.margin_mape": 0.083, "backtest.monthly.cost_mape": 0.142}
+    section = next(s for s in build_sections(scores, quality=measured, cash_flows=MONTHS) if s.key == "cash-flows")
+    assert "margin by 8% and cost-to-serve by 14%" in section.intro
 
 
 def test_the_contract_minimum_renders_the_sections_it_can():
@@ -237,6 +257,7 @@ def test_figures_by_file_name(scores):
         "value_by_acquisition_channel.png", "value_by_region.png", "value_map.png", "cost_by_activity.png",
         "horizon_sensitivity.png",
     }
+    assert set(report_figures(scores, HORIZONS, cash_flows=MONTHS)) == set(figures) | {"cash_flows_by_month.png"}
 
 
 def _referral_model(interval=(280.1, 344.7)):

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from customer_value.units import month_edges
-from customer_value.valuation.cashflows import MonthlyProfile, fit_trend, monthly_cashflows
+from customer_value.valuation.cashflows import (MonthlyProfile, fit_trend, monthly_cashflows, monthly_sums,
+                                               portfolio_by_month, portfolio_from_sums)
 
 AS_OF = dt.date(2024, 1, 1)
 
@@ -134,3 +135,40 @@ def test_a_real_fit_learns_that_cost_falls_faster_than_the_purchases():
     tilted = shape_error(model.cashflows(features, scores, AS_OF))
     model.monthly_profile = None
     assert tilted < 0.8 * shape_error(model.cashflows(features, scores, AS_OF))
+
+
+def test_monthly_sums_add_up_over_batches_to_the_whole_portfolio():
+    """What the scoring passes gather per batch (or per Spark partition) gives the whole base's
+    months, the 80% band of the monthly net included, whatever the split and the row order."""
+    rng = np.random.default_rng(3)
+    n, m = 400, 12
+    ids = np.array([f"C{i:04d}" for i in range(n)])
+    flows = pd.DataFrame({
+        "customer_id": np.repeat(ids, m),
+        "month": np.tile(pd.date_range("2025-01-01", periods=m, freq="MS").to_numpy(), n),
+        "days": 30,
+        "expected_margin": rng.gamma(2.0, 20.0, n * m),
+        "expected_cost": rng.gamma(1.5, 15.0, n * m),
+    })
+    flows["discounted_margin"] = flows["expected_margin"] * 0.99
+    flows["discounted_cost"] = flows["expected_cost"] * 0.99
+    flows["discounted_net"] = flows["discounted_margin"] - flows["discounted_cost"]
+    net = (flows["expected_margin"] - flows["expected_cost"]).to_numpy().reshape(n, m).sum(axis=1)
+    spread = rng.gamma(2.0, 30.0, n)
+    scores = pd.DataFrame({"customer_id": ids, "net_value_p10": net - spread, "net_value_p90": net + spread})
+    whole = portfolio_by_month(flows, scores)
+    assert len(whole) == m and whole["month"].is_monotonic_increasing
+    assert whole["expected_net"].to_numpy() == pytest.approx(
+        (whole["expected_margin"] - whole["expected_cost"]).to_numpy())
+    assert (whole["expected_net_p10"] < whole["expected_net"]).all()
+    assert (whole["expected_net"] < whole["expected_net_p90"]).all()
+    # a portfolio is narrower than the sum of its customers' bands
+    assert (whole["expected_net_p90"] - whole["expected_net_p10"]).sum() < (2 * spread).sum()
+    shuffled = rng.permutation(ids)
+    parts = [monthly_sums(flows[flows["customer_id"].isin(part)], scores.sample(frac=1.0, random_state=1))
+             for part in np.array_split(shuffled, 3)]
+    pd.testing.assert_frame_equal(portfolio_from_sums(pd.concat(parts[::-1], ignore_index=True)), whole,
+                                  check_exact=False, rtol=1e-12)
+    without = portfolio_by_month(flows)
+    assert "expected_net_p10" not in without
+    pd.testing.assert_frame_equal(without, whole.drop(columns=["expected_net_p10", "expected_net_p90"]))

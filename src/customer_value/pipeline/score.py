@@ -48,6 +48,7 @@ from customer_value.tracking.runs import ScoredModel, log_scoring_run, previous_
 from customer_value.tracking.store import setup_tracking
 from customer_value.valuation.churn_drivers import churn_drivers, driver_truncation, sample_positions
 from customer_value.valuation.drivers import with_drain_drivers
+from customer_value.valuation.cashflows import monthly_sums, portfolio_from_sums
 from customer_value.valuation.portfolio import PortfolioTotals
 from customer_value.valuation.value import BoostedPredictions
 from customer_value.valuation.whatif import METADATA_KEY
@@ -144,6 +145,10 @@ class ScoreResult:
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per stage (load, features, models, churn drivers, write, ...), summed over batches."""
     batches: int = 1
+    cash_flows: pd.DataFrame | None = None
+    """The portfolio's expected margin and cost per calendar month of the horizon
+    (:func:`~customer_value.valuation.cashflows.portfolio_by_month`), when a report, a scoring run
+    or a cash-flow file asked for the months."""
 
 
 def scoring_trees_compiled(value_model: Any, settings: Settings, customers: int, mode: CompiledTrees | None = None,
@@ -275,7 +280,8 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
         truncated = None
         if len(batches) > 1 and value_model.churn_model is not None:
             truncated = driver_truncation(value_model, pd.concat(sample, ignore_index=True))
-        written, by_horizon, notes, scores = 0, None, {}, None
+        written, by_horizon, notes, scores, months = 0, None, {}, None, []
+        monthly = cashflows is not None or report is not None or log_run  # the report's and the run's months
         horizons = other_horizons(horizon)
         with ParquetBatchWriter(out) as sink, ParquetBatchWriter(cashflows) as flows_sink:
             # pass 2: each batch priced with the population's totals, explained, checked, appended
@@ -296,9 +302,13 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
                     sink.append(batch)
                 written += len(batch)
                 in_feature_order = batch.set_index("customer_id").reindex(features["customer_id"])
-                if cashflows is not None:
+                if monthly:
                     with clock("cash flows"):
-                        flows_sink.append(value_model.cashflows(features, in_feature_order.reset_index(), as_of))
+                        flows = value_model.cashflows(features, in_feature_order.reset_index(), as_of)
+                        months.append(monthly_sums(flows, batch))
+                        if cashflows is not None:
+                            flows_sink.append(flows)
+                        del flows
                 # the sensitivity table reuses the batch's boosted predictions (the expensive part does
                 # not depend on the horizon); the file's own horizon is the sum of its customer_value
                 with clock("value at other horizons"):
@@ -313,10 +323,11 @@ def score(data_dir: Path, as_of: dt.date, model: str, out: Path, settings: Setti
     if scores is None:  # what the report, the drift and the run read: all but the churn drivers' texts
         with clock("read back"):
             scores = pd.read_parquet(out, columns=[c for c in pq.read_schema(out).names if c not in READ_BACK_SKIPS])
+    cash_flows = portfolio_from_sums(pd.concat(months, ignore_index=True)) if months else None
     told = report_and_log(scores, by_horizon, loaded_model, model_settings, as_of, out, data_dir, report, log_run,
-                          notes, say, clock)
+                          notes, say, clock, cash_flows)
     return ScoreResult(scores, out, told.report, told.run_id, told.drift, told.quality, told.drift_against,
-                       clock.seconds, len(batches))
+                       clock.seconds, len(batches), cash_flows)
 
 
 @dataclass
@@ -333,7 +344,8 @@ class ReportedScoring:
 
 def report_and_log(scores: pd.DataFrame, horizon_totals: pd.Series, loaded_model: LoadedModel, settings: Settings,
                    as_of: dt.date, out: Any, data: Any, report: Path | None, log_run: bool, notes: dict[str, str],
-                   progress: Progress | None = None, clock: StageClock | None = None) -> ReportedScoring:
+                   progress: Progress | None = None, clock: StageClock | None = None,
+                   cash_flows: pd.DataFrame | None = None) -> ReportedScoring:
     """The end of a scoring on either engine, once the score rows are written: the drift against
     the previous scoring, the training run's metrics, the HTML report and the MLflow scoring run.
     One function for both engines (this module's :func:`score` and
@@ -341,7 +353,8 @@ def report_and_log(scores: pd.DataFrame, horizon_totals: pd.Series, loaded_model
 
     ``scores`` are the written rows (:data:`READ_BACK_SKIPS` may be left out); ``horizon_totals``
     the total value per horizon in days (the sensitivity table, any order); ``settings`` the
-    scoring's (:func:`scoring_settings`); ``notes`` become tags of the run."""
+    scoring's (:func:`scoring_settings`); ``notes`` become tags of the run; ``cash_flows`` the
+    portfolio's months (:func:`~customer_value.valuation.cashflows.portfolio_by_month`)."""
     say = reporter(progress)
     clock = clock or StageClock()
     identity = ScoredModel.of(loaded_model.uri, settings.model_name, loaded_model.version, loaded_model.alias)
@@ -359,13 +372,14 @@ def report_and_log(scores: pd.DataFrame, horizon_totals: pd.Series, loaded_model
             report_path = write_html_report(
                 scores, report, f"Customer value as of {as_of}", horizon_totals, quality=quality or None,
                 drift=drift if baseline is not None else None, currency=settings.currency,
-                model_horizon_days=loaded_model.settings.horizon_days, referral=loaded_model.value_model)
+                model_horizon_days=loaded_model.settings.horizon_days, referral=loaded_model.value_model,
+                cash_flows=cash_flows)
     run_id = None
     if log_run:
         with say.step(f"logging the scoring run to {identity.experiment}"), clock("log run"):
             run_id = log_scoring_run(scores, identity, as_of, out, horizon_totals, data,
-                                     lambda: report_figures(scores, horizon_totals, settings.currency),
-                                     baseline, drift, notes)
+                                     lambda: report_figures(scores, horizon_totals, settings.currency, cash_flows),
+                                     baseline, drift, notes, cash_flows)
     return ReportedScoring(report_path, run_id, drift, quality, baseline.run_id if baseline is not None else None)
 
 

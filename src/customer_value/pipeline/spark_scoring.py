@@ -55,6 +55,7 @@ from customer_value.pipeline.score import (READ_BACK_SKIPS, other_horizons, repo
 from customer_value.pipeline.spark_features import as_feature_frame, feature_dataframe, spark_backend, spark_sources
 from customer_value.tracking.model import LoadedModel, load_model, model_input, score_batch
 from customer_value.tracking.store import setup_tracking
+from customer_value.valuation.cashflows import monthly_sums, portfolio_from_sums
 from customer_value.valuation.churn_drivers import driver_truncation, sample_positions
 from customer_value.valuation.portfolio import PortfolioTotals
 from customer_value.valuation.value import BoostedPredictions, ValueModel
@@ -87,6 +88,9 @@ class SparkScoreResult:
     drift_against: str | None = None
     cashflows: str | None = None
     cashflow_rows: int = 0
+    cash_flows: pd.DataFrame | None = None
+    """The portfolio's months (:func:`~customer_value.valuation.cashflows.portfolio_by_month`), when
+    the report or the scoring run needed them."""
 
 
 def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str | Path,
@@ -157,11 +161,16 @@ def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str
             scores = first.mapInArrow(job.arrow_pass_two(rows_schema), _spark_schema(rows_schema))
             with say.step(f"pass 2: scoring and writing {population:,} rows to {target}"), clock("pass 2 and write"):
                 written = _write_atomically(session, scores, target, {METADATA_KEY: value_model.scoring_metadata(horizon)})
-            by_horizon = None
+            by_horizon, cash_flows = None, None
             if read_back:
                 with say.step(f"value at {', '.join(map(str, horizons))} days"), clock("value at other horizons"):
                     parts = first.mapInArrow(job.arrow_by_horizon(), _spark_schema(_by_horizon_schema(horizons)))
                     by_horizon = _sum_by_horizon(parts, horizons)
+                with say.step("cash flows by month"), clock("cash flows by month"):
+                    months_schema = _spark_arrow_schema(pa.Schema.from_pandas(job.monthly(example, totals),
+                                                                              preserve_index=False))
+                    months = first.mapInArrow(job.arrow_monthly(months_schema), _spark_schema(months_schema))
+                    cash_flows = _sum_months(months, months_schema)
             flow_rows = 0
             if flows_target is not None:
                 flows_schema = _spark_arrow_schema(pa.Schema.from_pandas(job.cashflows(example, totals),
@@ -177,7 +186,7 @@ def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str
         raise AssertionError(f"wrote {written:,} rows for {population:,} customers; this is a bug")
     say.say(f"wrote {written:,} rows to {target}")
     result = SparkScoreResult(target, written, totals, loaded.uri, clock.seconds, cashflows=flows_target,
-                              cashflow_rows=flow_rows)
+                              cashflow_rows=flow_rows, cash_flows=cash_flows)
     if not read_back:
         return result
     with say.step(f"reading the written scores back from {target}"), clock("read back"):
@@ -187,7 +196,7 @@ def score_on_spark(data: str | Path | None, as_of: dt.date, model: str, out: str
     result.horizon_totals = with_own_horizon(by_horizon, horizon, result.scores["customer_value"].sum())
     told = report_and_log(result.scores, result.horizon_totals, loaded, model_settings, as_of, target,
                           data if data is not None else _catalog_names(read_settings), report, log_run, notes,
-                          say, clock)
+                          say, clock, cash_flows)
     result.report, result.run_id, result.drift, result.quality = told.report, told.run_id, told.drift, told.quality
     result.drift_against = told.drift_against
     return result
@@ -338,10 +347,19 @@ class _Job:
     def cashflows(self, frame: pd.DataFrame, totals: PortfolioTotals) -> pd.DataFrame:
         """The batch's customers × months, from its value rows priced with the population's totals
         (the churn drivers' texts are not needed: skipped)."""
+        return self._flows_and_rows(frame, totals)[0]
+
+    def monthly(self, frame: pd.DataFrame, totals: PortfolioTotals) -> pd.DataFrame:
+        """The batch's :func:`~customer_value.valuation.cashflows.monthly_sums` (they add up over
+        batches), the month as ISO text (no time zone for Spark to shift)."""
+        sums = monthly_sums(*self._flows_and_rows(frame, totals))
+        return sums.assign(month=pd.to_datetime(sums["month"]).dt.strftime("%Y-%m-%d"))
+
+    def _flows_and_rows(self, frame: pd.DataFrame, totals: PortfolioTotals) -> tuple[pd.DataFrame, pd.DataFrame]:
         features, boosted = self._features(frame)
         rows = score_batch(self.loaded(), features, self.as_of, self.horizon_days, boosted, totals)
         in_feature_order = rows.set_index("customer_id").reindex(features["customer_id"]).reset_index()
-        return _value_model(self.bundle).cashflows(features, in_feature_order, self.as_of)
+        return _value_model(self.bundle).cashflows(features, in_feature_order, self.as_of), rows
 
     def _features(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, BoostedPredictions]:
         """Pass 1's features, in the engine's exact types (the totals' columns left out), and predictions."""
@@ -363,6 +381,9 @@ class _Job:
 
     def arrow_cashflows(self, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
         return self._over_pass_one(self.cashflows, schema)
+
+    def arrow_monthly(self, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+        return self._over_pass_one(self.monthly, schema)
 
     def _over_pass_one(self, step: Callable[[pd.DataFrame, PortfolioTotals], pd.DataFrame],
                        schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -411,6 +432,15 @@ def _sum_totals(first: Any, schema: pa.Schema) -> PortfolioTotals:
 
 def _by_horizon_schema(horizons: Any) -> pa.Schema:
     return pa.schema([(f"{HORIZON}{h}", pa.float64()) for h in horizons])
+
+
+def _sum_months(parts: Any, schema: pa.Schema) -> pd.DataFrame:
+    """The population's months: Spark sums the batches' monthly sums by month; a row per month reaches the driver."""
+    from pyspark.sql import functions as F
+
+    names = [n for n in schema.names if n != "month"]
+    summed = parts.groupBy("month").agg(*[F.sum(F.col(f"`{n}`")).alias(n) for n in names]).toPandas()
+    return portfolio_from_sums(summed.assign(month=pd.to_datetime(summed["month"])))
 
 
 def _sum_by_horizon(parts: Any, horizons: list[int]) -> pd.Series:

@@ -122,6 +122,28 @@ def plot_horizon_sensitivity(totals: pd.Series, ax: Axes | None = None, currency
     return ax
 
 
+def plot_monthly_cash_flows(monthly: pd.DataFrame, ax: Axes | None = None, currency: str = "") -> Axes:
+    """Expected margin in and cost-to-serve out per calendar month of the horizon, and what is left
+    (``monthly``: :func:`customer_value.valuation.cashflows.portfolio_by_month`'s rows)."""
+    ax = _axes(ax, (7.2, 4.0))
+    labels = pd.to_datetime(monthly["month"]).dt.strftime("%b %Y").tolist()
+    x = np.arange(len(monthly))
+    ax.bar(x, monthly["expected_margin"].to_numpy(dtype=float), 0.7, label="expected margin", color="#2166ac")
+    ax.bar(x, -monthly["expected_cost"].to_numpy(dtype=float), 0.7, label="− expected cost-to-serve",
+           color="#d6604d")
+    ax.plot(x, monthly["expected_net"].to_numpy(dtype=float), color="black", marker="o", markersize=4,
+            label="net (margin − cost)")
+    ax.plot(x, monthly["discounted_net"].to_numpy(dtype=float), color="black", linestyle="--", linewidth=1,
+            label="net, discounted")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, labels, rotation=35, ha="right")
+    ax.set_title("Cash flows by month", pad=26)
+    ax.set_ylabel(" ".join(filter(None, [currency, "per month"])))
+    ax.yaxis.set_major_formatter(COMPACT)
+    ax.legend(fontsize=LEGEND_FONT, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
+    return ax
+
+
 def plot_cost_by_activity(totals: pd.Series, ax: Axes | None = None, currency: str = "") -> Axes:
     """Expected cost-to-serve per activity (index: readable activity names), largest on top."""
     ordered = totals.sort_values()

@@ -117,8 +117,9 @@ def render_report(report: Report) -> str:
 
 def render_html(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | None = None, quality: Any = None,
                 drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None,
-                referral: Any = None) -> str:
+                referral: Any = None, cash_flows: pd.DataFrame | None = None) -> str:
     """Score frame in, the whole page out (see :func:`~customer_value.reporting.sections.build_report`;
-    ``referral``: the fitted value model, for the measured value of a referred customer)."""
+    ``referral``: the fitted value model, for the measured value of a referred customer;
+    ``cash_flows``: the portfolio's months)."""
     return render_report(build_report(scores, title, horizon_totals, quality, drift, currency, model_horizon_days,
-                                      referral))
+                                      referral, cash_flows))

@@ -23,6 +23,7 @@ from customer_value.plots.value import (
     SEGMENT_ORDER,
     plot_cost_by_activity,
     plot_horizon_sensitivity,
+    plot_monthly_cash_flows,
     plot_value_by_group,
     plot_value_map,
 )
@@ -410,7 +411,7 @@ def drain_csv(scores: pd.DataFrame) -> str:
 # -- figures --------------------------------------------------------------------------------------
 
 def report_figures(scores: pd.DataFrame, horizon_totals: pd.Series | None = None,
-                   currency: str = DEFAULT_CURRENCY) -> dict[str, Figure]:
+                   currency: str = DEFAULT_CURRENCY, cash_flows: pd.DataFrame | None = None) -> dict[str, Figure]:
     """The report's figures by file name (also what a scoring run logs to MLflow)."""
     figures: dict[str, Figure] = {}
     for by in ("value_segment", "cost_segment", *GROUPS):
@@ -423,6 +424,8 @@ def report_figures(scores: pd.DataFrame, horizon_totals: pd.Series | None = None
         figures["cost_by_activity.png"] = plot_cost_by_activity(totals, currency=currency).figure
     if horizon_totals is not None and len(horizon_totals):
         figures["horizon_sensitivity.png"] = plot_horizon_sensitivity(horizon_totals, currency=currency).figure
+    if cash_flows is not None and len(cash_flows):
+        figures["cash_flows_by_month.png"] = plot_monthly_cash_flows(cash_flows, currency=currency).figure
     return figures
 
 
@@ -560,6 +563,39 @@ def _horizons(scores: pd.DataFrame, horizon_totals: pd.Series | None) -> Section
                    figures=("horizon_sensitivity.png",))
 
 
+MONTHLY_ERRORS = {"backtest.monthly.margin_mape": "margin", "backtest.monthly.cost_mape": "cost-to-serve"}
+"""The training run's backtest errors of the monthly totals (mean absolute relative error per month)."""
+
+
+def cash_flow_table(cash_flows: pd.DataFrame) -> Table:
+    """The portfolio's months (:func:`customer_value.valuation.cashflows.portfolio_by_month`)."""
+    frame = pd.DataFrame({
+        "month": pd.to_datetime(cash_flows["month"]).dt.strftime("%Y-%m").to_numpy(),
+        **{c: cash_flows[c].to_numpy(dtype=float)
+           for c in ("expected_margin", "expected_cost", "expected_net", "discounted_net")},
+    })
+    return Table("cash-flows", "Cash flows by month", frame, {"month": "text"},
+                 {"month": "Month", "expected_margin": "Expected margin", "expected_cost": "Expected cost-to-serve",
+                  "expected_net": "Net", "discounted_net": "Net, discounted"})
+
+
+def _cash_flows(cash_flows: pd.DataFrame | None, quality: Any = None) -> Section | None:
+    if cash_flows is None or not len(cash_flows):
+        return None
+    items = dict(quality.items()) if isinstance(quality, (Mapping, pd.Series)) else {}
+    errors = [f"{name} by {float(items[key]):.0%}" for key, name in MONTHLY_ERRORS.items()
+              if key in items and np.isfinite(float(items[key]))]
+    measured = (" In the training run's backtest these monthly totals missed what happened by "
+                f"{' and '.join(errors)} on average (mean absolute error per month)." if errors else "")
+    return Section("cash-flows", "Cash flows by month",
+                   "When the money is expected to come in and go out: each customer's expected margin and "
+                   "cost-to-serve spread over the calendar months of the horizon (margin as the expected purchases "
+                   "fall, cost-to-serve as the model learned it falls against them), summed over customers. Per "
+                   "customer the months add up to the score file; referral value is not a cash flow and is left out. "
+                   "The last month ends with the horizon and may be short." + measured,
+                   tables=(cash_flow_table(cash_flows),), figures=("cash_flows_by_month.png",))
+
+
 def _referrals(scores: pd.DataFrame, referral: ReferredValue | None = None) -> Section | None:
     has_value, has_count = "expected_referral_value" in scores.columns, "expected_referrals" in scores.columns
     if not (has_value or has_count) and referral is None:
@@ -637,15 +673,17 @@ def _drift(drift: Any) -> Section | None:
 
 def build_sections(scores: pd.DataFrame, horizon_totals: pd.Series | None = None, quality: Any = None,
                    drift: Any = None, model_horizon_days: int | None = None,
-                   referral: Any = None) -> tuple[Section, ...]:
+                   referral: Any = None, cash_flows: pd.DataFrame | None = None) -> tuple[Section, ...]:
     """The report's sections in page order, those with nothing to show left out.
     ``model_horizon_days``: the model's own horizon, when the scores may use another; ``referral``:
     the fitted model (or its referral read-outs, see :func:`referred_value`) whose measured value of
     a referred customer the referral section shows with its interval (and, being the model, whose
-    intervals' calibration window the uncertainty section names when it was shorter than a horizon)."""
+    intervals' calibration window the uncertainty section names when it was shorter than a horizon);
+    ``cash_flows``: the portfolio's months (:func:`customer_value.valuation.cashflows.portfolio_by_month`)."""
     sections = [
         _segments(scores, model_horizon_days), _groups(scores), _costs(scores), _drain_section(scores), _value_map(),
-        _horizons(scores, horizon_totals), _referrals(scores, referred_value(referral)), _intervals(scores, referral),
+        _horizons(scores, horizon_totals), _cash_flows(cash_flows, quality),
+        _referrals(scores, referred_value(referral)), _intervals(scores, referral),
         _quality(quality), _drift(drift),
     ]
     return tuple(s for s in sections if s is not None)
@@ -653,8 +691,8 @@ def build_sections(scores: pd.DataFrame, horizon_totals: pd.Series | None = None
 
 def build_report(scores: pd.DataFrame, title: str, horizon_totals: pd.Series | None = None, quality: Any = None,
                  drift: Any = None, currency: str = DEFAULT_CURRENCY, model_horizon_days: int | None = None,
-                 referral: Any = None) -> Report:
+                 referral: Any = None, cash_flows: pd.DataFrame | None = None) -> Report:
     """Everything the page shows, as data (the figures drawn, nothing formatted)."""
     return Report(headline(scores, title, currency), DEFINITIONS,
-                  build_sections(scores, horizon_totals, quality, drift, model_horizon_days, referral),
-                  report_figures(scores, horizon_totals, currency))
+                  build_sections(scores, horizon_totals, quality, drift, model_horizon_days, referral, cash_flows),
+                  report_figures(scores, horizon_totals, currency, cash_flows))

@@ -409,11 +409,12 @@ def training_quality(model: ScoredModel) -> dict[str, float]:
 def log_scoring_run(scores: pd.DataFrame, model: ScoredModel, as_of: dt.date, out: Path,
                     horizon_totals: pd.Series, data_dir: Path, figures: Callable[[], Mapping[str, Any]],
                     baseline: DriftBaseline | None = None, psi: Mapping[str, float] | None = None,
-                    notes: Mapping[str, str] | None = None) -> str:
+                    notes: Mapping[str, str] | None = None, cash_flows: pd.DataFrame | None = None) -> str:
     """A scoring run in ``model.experiment``: the model's identity as tags (URI, registered name,
     version, alias), counts, distribution, the decile profile the next scoring compares with, the
-    drift (``psi``) against ``baseline`` (see :func:`previous_scoring`), the report's figures, and
-    ``notes`` as tags (e.g. how the churn drivers were computed); its id."""
+    drift (``psi``) against ``baseline`` (see :func:`previous_scoring`), the report's figures,
+    ``notes`` as tags (e.g. how the churn drivers were computed) and the portfolio's months
+    (``cash_flows_by_month.csv``); its id."""
     experiment = experiment_id(model.experiment)
     mark_abandoned_runs(experiment)
     with tracked_run(experiment_id=experiment, run_name=f"score as of {as_of}") as run:
@@ -435,5 +436,7 @@ def log_scoring_run(scores: pd.DataFrame, model: ScoredModel, as_of: dt.date, ou
             log_metrics({f"drift.psi.{c}": v for c, v in psi.items()})
         for key, value in (notes or {}).items():
             set_tag(key, value)
+        if cash_flows is not None and len(cash_flows):
+            mlflow.log_text(cash_flows.to_csv(index=False, date_format="%Y-%m-%d"), "cash_flows_by_month.csv")
         log_figures(figures(), prefix="report/")
     return run.info.run_id

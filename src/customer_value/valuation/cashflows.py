@@ -175,20 +175,44 @@ def monthly_cashflows(scores: pd.DataFrame, purchase_model: Any, rfm: pd.DataFra
     return out
 
 
-def portfolio_by_month(cashflows: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Monthly portfolio totals. With the score file's ``net_value_p10``/``p90`` it adds an 80%
-    band for the monthly net (undiscounted): each customer's spread, scaled to the month by the
-    customer's share of the horizon's net, summed as independent (a portfolio is narrower than
-    the sum of its customers' bands)."""
-    totals = cashflows.groupby("month", sort=True)[
-        ["expected_margin", "expected_cost", "discounted_margin", "discounted_cost", "discounted_net"]].sum()
-    totals["expected_net"] = totals["expected_margin"] - totals["expected_cost"]
-    if scores is not None and {"net_value_p10", "net_value_p90"} <= set(scores.columns):
-        sigma = (scores["net_value_p90"].to_numpy(dtype=float) - scores["net_value_p10"].to_numpy(dtype=float)) / (2 * Z80)
-        m = cashflows.groupby("customer_id", sort=False).size().iloc[0] if len(cashflows) else 1
+MONTHLY_AMOUNTS = ("expected_margin", "expected_cost", "discounted_margin", "discounted_cost", "discounted_net")
+"""The cash flows' money columns, which add up over customers."""
+
+
+def monthly_sums(cashflows: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per month, the totals of a batch of customers' cash flows, in a form that adds up over
+    batches (``add``: concatenate and sum by ``month``). With the score rows' ``net_value_p10`` /
+    ``p90`` it adds ``expected_net_variance``: each customer's spread (an 80% interval is ±Z80
+    standard deviations), scaled to the month by the customer's share of the horizon's net, squared
+    and summed as independent. ``scores`` holds the same customers as ``cashflows`` (any order)."""
+    sums = cashflows.groupby("month", sort=True)[list(MONTHLY_AMOUNTS)].sum()
+    if scores is not None and {"net_value_p10", "net_value_p90"} <= set(scores.columns) and len(cashflows):
+        m = len(sums)
+        customers = cashflows["customer_id"].to_numpy()[::m]
+        spread = scores.set_index("customer_id").reindex(customers)
+        width = spread["net_value_p90"].to_numpy(dtype=float) - spread["net_value_p10"].to_numpy(dtype=float)
+        sigma = width / (2 * Z80)
         net = (cashflows["expected_margin"] - cashflows["expected_cost"]).to_numpy(dtype=float).reshape(-1, m)
         share = np.abs(net) / np.clip(np.abs(net).sum(axis=1, keepdims=True), 1e-12, None)
-        sd = np.sqrt(((sigma[:, None] * share) ** 2).sum(axis=0))
+        sums["expected_net_variance"] = ((np.nan_to_num(sigma)[:, None] * share) ** 2).sum(axis=0)
+    return sums.reset_index()
+
+
+def portfolio_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
+    """Monthly portfolio totals from :func:`monthly_sums` (of one batch, or added over batches):
+    the sums, ``expected_net`` and, where the variance is known, the monthly net's 80% band
+    ``expected_net_p10`` / ``p90`` (a portfolio is narrower than the sum of its customers' bands)."""
+    totals = sums.assign(month=pd.to_datetime(sums["month"]).dt.as_unit("s")).groupby("month", sort=True).sum(
+        numeric_only=True)
+    totals["expected_net"] = totals["expected_margin"] - totals["expected_cost"]
+    if "expected_net_variance" in totals:
+        sd = np.sqrt(totals.pop("expected_net_variance").to_numpy(dtype=float))
         totals["expected_net_p10"] = totals["expected_net"].to_numpy() - Z80 * sd
         totals["expected_net_p90"] = totals["expected_net"].to_numpy() + Z80 * sd
     return totals.reset_index()
+
+
+def portfolio_by_month(cashflows: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Monthly portfolio totals of one set of cash flows (see :func:`portfolio_from_sums`); with the
+    score rows' ``net_value_p10`` / ``p90``, an 80% band for the monthly net (undiscounted)."""
+    return portfolio_from_sums(monthly_sums(cashflows, scores))

@@ -68,3 +68,11 @@ def test_monthly_cash_flows_show_margin_in_cost_out_and_the_net_line():
     assert list(net.get_ydata()) == pytest.approx(months["expected_net"].tolist())
     assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["Jan 2025", "Feb 2025"]
     assert "EUR" in ax.get_ylabel()
+
+
+def test_a_long_horizons_months_keep_readable_labels():
+    months = pd.DataFrame({"month": pd.date_range("2025-01-01", periods=60, freq="MS"),
+                           "expected_margin": 1e3, "expected_cost": 4e2})
+    months["expected_net"] = months["discounted_net"] = 6e2
+    labels = [t.get_text() for t in plot_monthly_cash_flows(months).get_xticklabels()]
+    assert 10 <= len(labels) <= 20 and labels[0] == "Jan 2025"

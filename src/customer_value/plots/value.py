@@ -125,7 +125,7 @@ def plot_horizon_sensitivity(totals: pd.Series, ax: Axes | None = None, currency
 def plot_monthly_cash_flows(monthly: pd.DataFrame, ax: Axes | None = None, currency: str = "") -> Axes:
     """Expected margin in and cost-to-serve out per calendar month of the horizon, and what is left
     (``monthly``: :func:`customer_value.valuation.cashflows.portfolio_by_month`'s rows)."""
-    ax = _axes(ax, (7.2, 4.0))
+    ax = _axes(ax, (7.2, 4.4))
     labels = pd.to_datetime(monthly["month"]).dt.strftime("%b %Y").tolist()
     x = np.arange(len(monthly))
     ax.bar(x, monthly["expected_margin"].to_numpy(dtype=float), 0.7, label="expected margin", color="#2166ac")
@@ -136,11 +136,12 @@ def plot_monthly_cash_flows(monthly: pd.DataFrame, ax: Axes | None = None, curre
     ax.plot(x, monthly["discounted_net"].to_numpy(dtype=float), color="black", linestyle="--", linewidth=1,
             label="net, discounted")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, labels, rotation=35, ha="right")
-    ax.set_title("Cash flows by month", pad=26)
+    step = max(1, math.ceil(len(x) / 18))  # a long horizon's months labelled every quarter or so
+    ax.set_xticks(x[::step], labels[::step], rotation=35, ha="right")
+    ax.set_title("Cash flows by month", pad=40)
     ax.set_ylabel(" ".join(filter(None, [currency, "per month"])))
     ax.yaxis.set_major_formatter(COMPACT)
-    ax.legend(fontsize=LEGEND_FONT, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
+    ax.legend(fontsize=LEGEND_FONT, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     return ax
 
 

@@ -41,6 +41,9 @@ def test_invoice_counts_and_settlement(features) -> None:
     assert a.pay_invoiced_amount == 210.0
     assert (a.pay_settled, a.pay_settled_late, a.pay_share_paid_late) == (2, 1, 0.5)
     assert a.pay_days_late_mean == pytest.approx(4.5 / 2) and a.pay_days_late_max == pytest.approx(4.5)
+    years = 547 / 365.25  # 2023-01-01 to 2024-07-01
+    assert a.pay_invoices_per_year == pytest.approx(5 / years)
+    assert a.pay_settled_late_per_year == pytest.approx(1 / years)
 
 
 def test_open_and_overdue_as_of(features) -> None:
@@ -52,6 +55,7 @@ def test_open_and_overdue_as_of(features) -> None:
 def test_failed_attempts_only_for_settled_invoices(features) -> None:
     a = features.loc["a"]
     assert a.pay_failed_attempts == 2 and a.pay_failed_attempts_mean == pytest.approx(1.0)
+    assert a.pay_failed_attempts_per_year == pytest.approx(2 / (547 / 365.25))
 
 
 def test_share_paid_by_invoice_and_recency(features) -> None:

@@ -165,3 +165,7 @@ def test_rfm_feature_columns() -> None:
     assert a.days_since_first_purchase == pytest.approx((pd.Timestamp("2024-07-01") - pd.Timestamp("2023-06-01")).days)
     assert (z.frequency, z.purchases_to_date, z.revenue_to_date, z.revenue_365d) == (0, 0, 0.0, 0.0)
     assert np.isnan(z.days_since_last_purchase)
+    years = (pd.Timestamp("2024-07-01") - pd.Timestamp("2023-01-01")).days / 365.25  # per year of tenure
+    assert a.purchases_to_date_per_year == pytest.approx(3 / years)
+    assert a.revenue_to_date_per_year == pytest.approx(a.revenue_to_date / years)
+    assert (z.purchases_to_date_per_year, z.revenue_to_date_per_year) == (0.0, 0.0)

@@ -56,3 +56,26 @@ def test_customer_without_tickets(features) -> None:
     c = features.loc["calm"]
     assert (c.sup_tickets, c.sup_minutes, c.sup_open_tickets, c.sup_rated) == (0, 0.0, 0, 0)
     assert np.isnan(c.sup_satisfaction_mean) and np.isnan(c.sup_days_since_last_ticket)
+
+
+def test_per_year_rates_divide_the_totals_by_the_tenure(features) -> None:
+    """Totals to date over the years since signup: what a tree can carry to customers older than
+    any it was trained on (2022-01-01 to 2024-07-01 is 912 days)."""
+    years = 912 / 365.25
+    a, c = features.loc["a"], features.loc["calm"]
+    assert a.sup_tickets_per_year == pytest.approx(5 / years)
+    assert a.sup_minutes_per_year == pytest.approx(72.0 / years)
+    assert a.sup_escalations_per_year == pytest.approx(2 / years)
+    assert (c.sup_tickets_per_year, c.sup_minutes_per_year, c.sup_escalations_per_year) == (0.0, 0.0, 0.0)
+
+
+def test_a_new_customers_rate_is_not_extrapolated_from_a_few_days() -> None:
+    """Tenure counts as at least 30 days: a ticket on day 3 is 12 a year, not 120."""
+    tables = make_tables(
+        customers=[{"customer_id": "a", "signup_at": "2024-06-28"}],
+        transactions=[],
+        support_tickets=[_tk("first", "2024-06-29", "chat", 12.0)],
+    )
+    a = build_features(tables, "2024-07-01", Settings()).set_index("customer_id").loc["a"]
+    assert a.sup_tickets_per_year == pytest.approx(365.25 / 30)
+    assert a.sup_minutes_per_year == pytest.approx(12.0 * 365.25 / 30)

@@ -211,3 +211,15 @@ def test_the_net_value_top_tier_is_its_share_of_the_base_as_of_training(fitted, 
     net = (scores["expected_margin"] - scores["expected_cost_to_serve"]).to_numpy()
     np.testing.assert_allclose(net[tiered], difference[tiered], rtol=1e-9, atol=1e-6)
     assert net[~tiered].max() <= threshold + 1e-6
+
+
+def test_the_cost_side_reads_the_per_year_rates_and_churn_does_not(fitted) -> None:
+    """Cost, margin and drain forecast a horizon's level, which the rates carry to customers older
+    than any trained on; churn is about the last months and keeps the totals and windows alone."""
+    fit, features = fitted
+    rates = {c for c in features.columns if c.endswith("_per_year")}
+    assert {"sup_minutes_per_year", "pay_invoices_per_year", "purchases_to_date_per_year"} <= rates
+    model = fit.model
+    for part in (model.cost_model, model.margin_model, model.drain_model):
+        assert rates <= set(part.feature_names_)
+    assert not rates & set(model.churn_model.feature_names_)

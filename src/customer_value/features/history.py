@@ -28,7 +28,7 @@ import pandas as pd
 from customer_value.config import TICKET_CHANNELS, Settings
 from customer_value.data.tables import EVENT_TIME, KNOWN_AFTER, Tables
 from customer_value.features.engine import Sources
-from customer_value.units import as_of_datetime
+from customer_value.units import DAYS_PER_YEAR, as_of_datetime
 
 EVENT_TYPES: tuple[str, ...] = ("login", "feature_use", "email_open", "email_click", "referral", "other")
 """Engagement event kinds; any other free-text ``event_type`` counts as ``other``."""
@@ -97,6 +97,13 @@ def ticket_channel(channel: ir.StringValue) -> ir.StringValue:
     return channel.isin(known).ifelse(channel, "other")
 
 
+RATE_SUFFIX = "_per_year"
+"""What :meth:`History.with_rates` appends to a total's name."""
+RATE_MIN_DAYS = 30.0
+"""Rates per year of tenure divide by at least this many days: a week-old customer's first ticket
+is not read as 52 a year."""
+
+
 @dataclass(frozen=True)
 class History:
     """The tables restricted to what was known before ``as_of`` (see the module docstring)."""
@@ -154,6 +161,23 @@ class History:
         """``aggregates`` (keyed by ``customer_id``) for every customer of the population, with
         ``fill`` replacing the nulls of customers without rows (counts and sums become 0)."""
         return complete(self.population(), aggregates, fill)
+
+    def with_rates(self, table: ir.Table, columns: tuple[str, ...]) -> ir.Table:
+        """``table`` (one row per customer of the population) followed by ``<column>_per_year`` for
+        each of ``columns``: its total to date over the customer's tenure in years (at least
+        :data:`RATE_MIN_DAYS`).
+
+        Why: a tree cannot divide, so a total to date means something else at every tenure, and
+        beyond the oldest tenure it was trained on a tree carries its last leaf on. A model trained
+        a horizon before its date has never seen the oldest customers it scores: on a world that
+        started 2.5 years earlier, the cost model trained on totals alone over-forecast those
+        over two years old by 10%, with these rates by 2% (``benchmarks/tenure.py``)."""
+        c = self.customers
+        tenure = c.select("customer_id", rate_years_=ibis.greatest(days_before(self.as_of, c.signup_at),
+                                                                   RATE_MIN_DAYS) / DAYS_PER_YEAR)
+        j = table.inner_join(tenure, "customer_id")
+        return j.select(*[j[name] for name in table.columns],
+                        **{f"{name}{RATE_SUFFIX}": j[name].cast("float64") / j.rate_years_ for name in columns})
 
 
 def complete(population: ir.Table, aggregates: ir.Table, fill: dict[str, object]) -> ir.Table:

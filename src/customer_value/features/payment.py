@@ -9,8 +9,9 @@ Columns: ``pay_invoices`` (issued to date), ``pay_invoices_90d``/``_365d``, ``pa
 and ``pay_days_late_max`` (over settled invoices); ``pay_open``/``pay_open_amount`` (unpaid as of
 ``as_of``), ``pay_overdue``/``pay_overdue_amount`` (unpaid and past due); ``pay_failed_attempts``
 and ``pay_failed_attempts_mean`` (settled invoices only); ``pay_share_paid_by_invoice`` = invoiced
-amount / purchase amount to date; ``pay_days_since_last_invoice``. Shares and means are NaN
-when there is nothing to divide by.
+amount / purchase amount to date; ``pay_days_since_last_invoice``; ``pay_invoices_per_year``,
+``pay_settled_late_per_year``, ``pay_failed_attempts_per_year`` (over the years of tenure, at least
+30 days' worth). Shares and means are NaN when there is nothing to divide by.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from customer_value.config import Settings
 from customer_value.features.history import History, count_if, days_before, days_between
 
 INVOICE_WINDOWS: tuple[int, ...] = (90, 365)
-
+RATE_COLUMNS = ("pay_invoices", "pay_settled_late", "pay_failed_attempts")
+"""Totals also given per year of tenure (:meth:`~customer_value.features.history.History.with_rates`)."""
 
 def payment_features(h: History, settings: Settings) -> ir.Table:
     inv = h.invoices
@@ -58,7 +60,7 @@ def payment_features(h: History, settings: Settings) -> ir.Table:
     t = t.left_join(purchases, "customer_id")
     settled_n = t.pay_settled.cast("float64")
     per_settled = lambda x: (t.pay_settled > 0).ifelse(x / settled_n, ibis.null("float64"))  # noqa: E731
-    return t.select(
+    return h.with_rates(t.select(
         "customer_id",
         *[t[c].cast("int64").name(c) for c in counts],
         *amounts,
@@ -70,4 +72,4 @@ def payment_features(h: History, settings: Settings) -> ir.Table:
             t.pay_invoiced_amount / t.purchase_amount, ibis.null("float64")
         ),
         pay_days_since_last_invoice=days_before(h.as_of, t.last_issued_at),
-    )
+    ), RATE_COLUMNS)

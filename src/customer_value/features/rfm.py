@@ -26,6 +26,8 @@ from customer_value.config import Settings
 from customer_value.features.history import History, count_if, day_of, days_before
 
 SPEND_WINDOWS: tuple[int, ...] = (30, 90, 365)
+RATE_COLUMNS = ("purchases_to_date", "revenue_to_date")
+"""Totals also given per year of tenure (:meth:`~customer_value.features.history.History.with_rates`)."""
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "frequency",
     "recency",
@@ -115,7 +117,8 @@ def rfm_table(h: History, settings: Settings, *, features: bool = False) -> ir.T
 
 def rfm_features(h: History, settings: Settings) -> ir.Table:
     """RFM feature columns for ``build_features``: the summary without the raw timestamps
-    (``first/last_purchase_at`` become days since), ``revenue``/``margin`` renamed ``*_to_date``."""
+    (``first/last_purchase_at`` become days since), ``revenue``/``margin`` renamed ``*_to_date``,
+    and purchases and revenue to date per year of tenure (``*_to_date_per_year``)."""
     t = rfm_table(h, settings, features=True)
     t = t.rename(revenue_to_date="revenue", margin_to_date="margin")
-    return t.drop("first_purchase_at", "last_purchase_at")
+    return h.with_rates(t.drop("first_purchase_at", "last_purchase_at"), RATE_COLUMNS)

@@ -8,7 +8,8 @@ Columns (``C`` a channel, ``W`` in 30/90/365): ``sup_tickets``, ``sup_tickets_Wd
 ``sup_tickets_C``; ``sup_minutes``, ``sup_minutes_Wd``, ``sup_minutes_C``; ``sup_escalations``,
 ``sup_escalations_Wd``; ``sup_rated`` (tickets with a known score), ``sup_satisfaction_mean``,
 ``sup_low_satisfaction_share``; ``sup_open_tickets``; ``sup_resolution_days_mean`` (resolved
-tickets); ``sup_days_since_last_ticket``.
+tickets); ``sup_days_since_last_ticket``; ``sup_tickets_per_year``, ``sup_minutes_per_year``,
+``sup_escalations_per_year`` (totals over the years of tenure, at least 30 days' worth).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from customer_value.config import TICKET_CHANNELS, Settings
 from customer_value.features.history import History, count_if, days_before, days_between
 
 SUPPORT_WINDOWS: tuple[int, ...] = (30, 90, 365)
+RATE_COLUMNS = ("sup_tickets", "sup_minutes", "sup_escalations")
+"""Totals also given per year of tenure (:meth:`History.with_rates`)."""
 LOW_SATISFACTION = 2
 
 
@@ -53,7 +56,7 @@ def support_features(h: History, settings: Settings) -> ir.Table:
     counts = [c for c in aggs if c.startswith(("sup_tickets", "sup_escalations")) or c in ("sup_rated", "sup_low_rated", "sup_open_tickets")]
     minutes = [c for c in aggs if c.startswith("sup_minutes")]
     t = h.complete(agg, {c: 0 for c in counts} | {c: 0.0 for c in minutes})
-    return t.select(
+    return h.with_rates(t.select(
         "customer_id",
         *[t[c].cast("int64").name(c) for c in counts if c != "sup_low_rated"],
         *minutes,
@@ -63,4 +66,4 @@ def support_features(h: History, settings: Settings) -> ir.Table:
         ),
         sup_resolution_days_mean=t.sup_resolution_days_mean,
         sup_days_since_last_ticket=days_before(h.as_of, t.last_opened_at),
-    )
+    ), RATE_COLUMNS)

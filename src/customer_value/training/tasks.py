@@ -23,6 +23,7 @@ from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.margin import CHURN_FEATURE, MarginModel
 from customer_value.config import Settings
 from customer_value.features.costing import COMPONENTS
+from customer_value.features.history import RATE_SUFFIX
 
 Evaluation = dict[str, dict[str, float]]
 """``{source: {metric: value}}``, e.g. ``{"valid": {"roc_auc": 0.88}, "baseline_bgnbd": {...}}``."""
@@ -165,8 +166,10 @@ def _drain_final_fit(settings: Settings) -> dict[str, Any]:
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
+        # churn is about the last months, not the lifetime's pace: the per-year rates are left out
         Task("churn", "churned", lambda y: y, "churn_window_days", ChurnModel, "classifier", "churn",
-             _churn_baselines, reference_probability=("bgnbd", "bgnbd_p_no_purchase")),
+             _churn_baselines, reference_probability=("bgnbd", "bgnbd_p_no_purchase"),
+             prepare=lambda ts, cache, fitted, settings: without_rates(ts)),
         Task("cost", "cost_to_serve", lambda y: y, "horizon_days", CostToServeModel, "regressor", "cost-to-serve",
              _cost_baselines, final_fit=lambda settings: {"objective": "auto"}, component_labels=True),
         # a window whose refunds outweigh its purchases earns no margin (log-link objectives need y >= 0)
@@ -186,6 +189,15 @@ def task_of(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; expected one of {tuple(TASKS)}") from None
+
+
+def without_rates(training_set: Any) -> Any:
+    """A training set without the per-year rates (:meth:`customer_value.features.history.History.with_rates`):
+    the model fitted on it reads the totals, windows and recency alone (at scoring time it picks
+    its own columns by name, so the rates in the scoring frame are ignored)."""
+    def drop(X: pd.DataFrame) -> pd.DataFrame:
+        return X.drop(columns=[c for c in X.columns if c.endswith(RATE_SUFFIX)])
+    return replace(training_set, X_train=drop(training_set.X_train), X_valid=drop(training_set.X_valid))
 
 
 def with_churn_probability(training_set: Any, cache: Any, churn_model: Any, settings: Settings) -> Any:

@@ -69,20 +69,20 @@ class Context:
 
 REASONS: tuple[tuple[str, str], ...] = (
     # when and how often a customer buys is one reason: the gap since the last purchase, against the usual one
-    (r"days_since_(last|first)_purchase|recency|T|frequency|purchases_(to_date|\d+d)|hist_transactions|"
+    (r"days_since_(last|first)_purchase|recency|T|frequency|purchases_(to_date|\d+d)(_per_year)?|hist_transactions|"
      r"bgnbd_(p_alive|p_no_purchase|expected_transactions)", "purchase_gap"),
-    (r"monetary_value|revenue_(to_date|\d+d)|margin_to_date|hist_revenue|hist_margin", "spend"),
+    (r"monetary_value|revenue_(to_date|\d+d)(_per_year)?|margin_to_date|hist_revenue|hist_margin", "spend"),
     (r"refunds_to_date|refund_amount_to_date", "refunds"),
     (r"eng_referral.*|eng_referrals_total|eng_days_since_referral|acct_referred_.*", "referrals"),
     (r"eng_days_since_.*", "activity_recency"),
     (r"eng_trend_30d", "activity_trend"),
     (r"eng_.*", "activity"),
-    (r"pay_settled_late|pay_share_paid_late|pay_days_late_(mean|max)", "late_payments"),
+    (r"pay_settled_late(_per_year)?|pay_share_paid_late|pay_days_late_(mean|max)", "late_payments"),
     (r"pay_(open|overdue)(_amount)?", "unpaid"),
-    (r"pay_failed_attempts(_mean)?", "failed_payments"),
+    (r"pay_failed_attempts(_mean|_per_year)?", "failed_payments"),
     (r"pay_.*", "invoicing"),
     (r"sup_satisfaction_mean|sup_low_satisfaction_share|sup_rated", "satisfaction"),
-    (r"sup_escalations(_\d+d)?", "escalations"),
+    (r"sup_escalations(_\d+d|_per_year)?", "escalations"),
     (r"sup_resolution_days_mean", "resolution"),
     (r"sup_.*", "tickets"),
     (r"acct_tenure_days", "tenure"),

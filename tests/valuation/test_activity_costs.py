@@ -213,13 +213,14 @@ def test_the_net_value_top_tier_is_its_share_of_the_base_as_of_training(fitted, 
     assert net[~tiered].max() <= threshold + 1e-6
 
 
-def test_the_cost_side_reads_the_per_year_rates_and_churn_does_not(fitted) -> None:
-    """Cost, margin and drain forecast a horizon's level, which the rates carry to customers older
-    than any trained on; churn is about the last months and keeps the totals and windows alone."""
+def test_the_level_forecasts_read_the_per_year_rates_and_the_classifiers_do_not(fitted) -> None:
+    """Cost, margin, activity volumes and net value forecast a horizon's level, which the rates
+    carry to customers older than any trained on; churn and drain keep their inputs."""
     fit, features = fitted
     rates = {c for c in features.columns if c.endswith("_per_year")}
     assert {"sup_minutes_per_year", "pay_invoices_per_year", "purchases_to_date_per_year"} <= rates
     model = fit.model
-    for part in (model.cost_model, model.margin_model, model.drain_model):
+    for part in (model.cost_model, model.margin_model, model.net_model):
         assert rates <= set(part.feature_names_)
-    assert not rates & set(model.churn_model.feature_names_)
+    for part in (model.churn_model, model.drain_model):
+        assert not rates & set(part.feature_names_)

@@ -169,9 +169,9 @@ class History:
 
         Why: a tree cannot divide, so a total to date means something else at every tenure, and
         beyond the oldest tenure it was trained on a tree carries its last leaf on. A model trained
-        a horizon before its date has never seen the oldest customers it scores: on a world that
-        started 2.5 years earlier, the cost model trained on totals alone over-forecast those
-        over two years old by 10%, with these rates by 2% (``benchmarks/tenure.py``)."""
+        a horizon before its date has never seen the oldest customers it scores: on worlds that
+        started 2.5 years earlier, the cost model trained on totals alone over-forecast those over
+        two years old by 10–20%, with these rates by 3% at most (``benchmarks/tenure.py``)."""
         c = self.customers
         tenure = c.select("customer_id", rate_years_=ibis.greatest(days_before(self.as_of, c.signup_at),
                                                                    RATE_MIN_DAYS) / DAYS_PER_YEAR)

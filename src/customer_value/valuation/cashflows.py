@@ -184,7 +184,8 @@ def monthly_sums(cashflows: pd.DataFrame, scores: pd.DataFrame | None = None) ->
     batches (``add``: concatenate and sum by ``month``). With the score rows' ``net_value_p10`` /
     ``p90`` it adds ``expected_net_variance``: each customer's spread (an 80% interval is ±Z80
     standard deviations), scaled to the month by the customer's share of the horizon's net, squared
-    and summed as independent. ``scores`` holds the same customers as ``cashflows`` (any order)."""
+    and summed as independent. ``cashflows`` as :func:`monthly_cashflows` writes them (customer by
+    customer, each one's months in order); ``scores`` holds the same customers (any order)."""
     sums = cashflows.groupby("month", sort=True)[list(MONTHLY_AMOUNTS)].sum()
     if scores is not None and {"net_value_p10", "net_value_p90"} <= set(scores.columns) and len(cashflows):
         m = len(sums)

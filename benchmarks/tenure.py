@@ -36,7 +36,7 @@ from customer_value.boosted.cost_to_serve import CostToServeModel  # noqa: E402
 from customer_value.boosted.inputs import feature_matrix  # noqa: E402
 from customer_value.config import Settings  # noqa: E402
 from customer_value.data.loading import load_tables  # noqa: E402
-from customer_value.features.history import tables_before  # noqa: E402
+from customer_value.features.history import tables_before, without_rate_columns  # noqa: E402
 from customer_value.simulation.world import simulate_world  # noqa: E402
 from customer_value.training.snapshots import Builders, SnapshotCache, build_training_set  # noqa: E402
 from customer_value.units import DAYS_PER_YEAR, to_date  # noqa: E402
@@ -46,10 +46,6 @@ from _world import add_world_argument, world_params  # noqa: E402
 
 BANDS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 100.0)
 """Tenure bands in years (the last one: everyone older)."""
-
-
-def without_rates(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=[c for c in frame.columns if c.endswith("_per_year")])
 
 
 def judge(world: str, tables, truth: pd.DataFrame, cutoff, settings: Settings) -> list[dict]:
@@ -66,7 +62,7 @@ def judge(world: str, tables, truth: pd.DataFrame, cutoff, settings: Settings) -
     print(f"{world}: {len(training.X_train):,} training rows (oldest {oldest_trained:.2f} years), "
           f"{len(scoring):,} scored (oldest {tenure.max():.2f} years); sets in {time.perf_counter() - t0:.0f} s")
     rows = []
-    for name, view in (("with rates", lambda f: f), ("without rates", without_rates)):
+    for name, view in (("with rates", lambda f: f), ("without rates", without_rate_columns)):
         t1 = time.perf_counter()
         model = CostToServeModel(objective="tweedie", seed=settings.seed).fit(
             view(training.X_train), training.y_train, view(training.X_valid), training.y_valid)

@@ -99,6 +99,13 @@ def ticket_channel(channel: ir.StringValue) -> ir.StringValue:
 
 RATE_SUFFIX = "_per_year"
 """What :meth:`History.with_rates` appends to a total's name."""
+
+
+def without_rate_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the columns :meth:`History.with_rates` added (what the classifiers read)."""
+    return frame.drop(columns=[c for c in frame.columns if c.endswith(RATE_SUFFIX)])
+
+
 RATE_MIN_DAYS = 30.0
 """Rates per year of tenure divide by at least this many days: a week-old customer's first ticket
 is not read as 52 a year."""

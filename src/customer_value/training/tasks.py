@@ -23,7 +23,7 @@ from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.margin import CHURN_FEATURE, MarginModel
 from customer_value.config import Settings
 from customer_value.features.costing import COMPONENTS
-from customer_value.features.history import RATE_SUFFIX
+from customer_value.features.history import without_rate_columns
 
 Evaluation = dict[str, dict[str, float]]
 """``{source: {metric: value}}``, e.g. ``{"valid": {"roc_auc": 0.88}, "baseline_bgnbd": {...}}``."""
@@ -197,9 +197,8 @@ def without_rates(training_set: Any) -> Any:
     """A training set without the per-year rates (:meth:`customer_value.features.history.History.with_rates`):
     the model fitted on it reads the totals, windows and recency alone (at scoring time it picks
     its own columns by name, so the rates in the scoring frame are ignored)."""
-    def drop(X: pd.DataFrame) -> pd.DataFrame:
-        return X.drop(columns=[c for c in X.columns if c.endswith(RATE_SUFFIX)])
-    return replace(training_set, X_train=drop(training_set.X_train), X_valid=drop(training_set.X_valid))
+    return replace(training_set, X_train=without_rate_columns(training_set.X_train),
+                   X_valid=without_rate_columns(training_set.X_valid))
 
 
 def with_churn_probability(training_set: Any, cache: Any, churn_model: Any, settings: Settings) -> Any:

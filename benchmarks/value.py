@@ -27,7 +27,9 @@ Steps:
    expected_cost_to_serve``) against realised margin − cost-to-serve: Spearman, top-decile capture
    and the share of the gap from ``historical_value`` closed to the oracle and to the ceiling. When
    the fitted model has a direct net-value model (``net_model``), each ``value_forecast`` ("parts",
-   "net") is scored and compared, as the churn adjustments are. Churn: ROC AUC and Brier of the
+   "net") is scored and compared, as the churn adjustments are, with their levels: forecast over
+   realised totals of margin, cost and margin − cost, and the customers forecast a margin of 0.
+   Churn: ROC AUC and Brier of the
    model's ``churn_probability``, the ceiling and the oracle against realised churn.
 
 ``--seed 7 8`` runs several worlds in turn and ends with a summary across them.
@@ -168,6 +170,27 @@ def like_for_like(realised_net: np.ndarray, forecasts: dict[str, pd.DataFrame], 
     return value_side_by_side(realised_net, scores)
 
 
+def level_table(forecasts: dict[str, pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
+    """Forecast totals over realised ones per forecast (margin, cost, margin − cost), and the
+    customers whose forecast margin is 0 (the net forecast at its floor, minus the cost): their
+    share and mean margin − cost forecast beside what they realised."""
+    realised = frame.set_index("customer_id")
+    rows = {}
+    for forecast, scores in forecasts.items():
+        s = scores.set_index("customer_id").loc[frame["customer_id"]]
+        r = realised.loc[s.index]
+        net, real = s["expected_margin"] - s["expected_cost_to_serve"], r["margin"] - r["cost_to_serve"]
+        floor = (s["expected_margin"] <= 1e-9).to_numpy()
+        rows[forecast] = {"margin_ratio": s["expected_margin"].sum() / r["margin"].sum(),
+                          "cost_ratio": s["expected_cost_to_serve"].sum() / r["cost_to_serve"].sum(),
+                          "net_ratio": net.sum() / real.sum(), "at_floor_share": floor.mean(),
+                          "at_floor_forecast": net[floor].mean() if floor.any() else np.nan,
+                          "at_floor_realised": real[floor].mean() if floor.any() else np.nan}
+    table = pd.DataFrame(rows).T
+    table.index.name = "value forecast"
+    return table
+
+
 def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """Simulate, fit, score and print every table for one seed; return the summary figures."""
     as_of = dt.date.fromisoformat(args.as_of)
@@ -257,6 +280,9 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     print()
     print_table(lfl, f"value ranking, like for like (churn adjustment {default}): against realised margin − cost; "
                      "gap_to_* = share of the Spearman gap from historical_value closed")
+    print()
+    print_table(level_table(forecasts, frame), "levels: forecast total / realised total over the horizon; at_floor_* = "
+                "customers forecast a margin of 0 (margin − cost at its floor, minus the cost), mean forecast vs realised")
     # churn side by side: the model's churn probability, the ceiling and the oracle
     y_churn = frame["churned"].to_numpy(dtype=float)
     probs = {"model": forecasts["parts"].set_index("customer_id").loc[frame["customer_id"], "churn_probability"]}

@@ -1,8 +1,8 @@
 """``value_forecast="net"``: the net value forecast sets margin − cost, and every component still adds up.
 
 Stand-in boosted models (as in test_batch_scoring.py) keep it fast and make each rule checkable: a
-net forecast far below minus the cost must move the rest into the direct activities' cost, a margin
-is never negative, batches still equal the whole frame, and the model survives a save and load."""
+net forecast far below minus the cost stops at minus the cost, which it never changes, a margin is
+never negative, batches still equal the whole frame, and the model survives a save and load."""
 
 from __future__ import annotations
 
@@ -46,13 +46,17 @@ def _activity_costs(scores: pd.DataFrame) -> pd.DataFrame:
 
 def test_margin_minus_cost_is_the_net_forecast_and_everything_adds_up(value_parts) -> None:
     model, features = _model(value_parts)
-    scores = model.predict(features, AS_OF)
+    parts, _ = _model(value_parts, forecast="parts")
+    scores, by_parts = model.predict(features, AS_OF), parts.predict(features, AS_OF)
     net = scores["boosted_expected_net_value"].to_numpy()
-    assert (net < -scores["boosted_expected_cost_to_serve"].to_numpy()).any()  # the rule below is exercised
     margin, cost = scores["expected_margin"].to_numpy(), scores["expected_cost_to_serve"].to_numpy()
+    below = net < -cost
+    assert below.any() and not below.all()  # the floor below is exercised
     assert (margin >= 0).all()
-    has_direct = _activity_costs(scores).drop(columns=[c for c in _activity_costs(scores) if "pool_" in c]).sum(axis=1) > 0
-    np.testing.assert_allclose((margin - cost)[has_direct], net[has_direct], atol=1e-6)
+    np.testing.assert_allclose(margin - cost, np.maximum(net, -cost), atol=1e-6)
+    np.testing.assert_allclose(margin[below], 0.0, atol=1e-6)
+    # the net forecast moves the margin only: the cost, activity by activity, is the cost forecast's
+    pd.testing.assert_frame_equal(_activity_costs(scores), _activity_costs(by_parts))
     np.testing.assert_allclose(_activity_costs(scores).sum(axis=1), cost, atol=1e-6)
     np.testing.assert_allclose(scores["customer_value"], scores["discounted_expected_margin"]
                                - scores["discounted_expected_cost_to_serve"] + scores["expected_referral_value"],
@@ -64,11 +68,10 @@ def test_the_weight_mixes_the_net_forecast_with_the_parts(value_parts) -> None:
     parts, features = _model(value_parts, forecast="parts")
     mixed, _ = _model(value_parts, weight=0.5)
     a, b = parts.predict(features, AS_OF), mixed.predict(features, AS_OF)
-    net = b["boosted_expected_net_value"].to_numpy()
-    fine = (b["expected_margin"] > 0).to_numpy()  # no shortfall moved into the cost
-    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"] - a["expected_cost_to_serve"]).to_numpy()
-    np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()[fine], expected[fine],
-                               atol=1e-6)
+    net, cost = b["boosted_expected_net_value"].to_numpy(), b["expected_cost_to_serve"].to_numpy()
+    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"].to_numpy() - cost)
+    np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy(),
+                               np.maximum(expected, -cost), atol=1e-6)
     assert not np.allclose(a["customer_value"], b["customer_value"])
 
 
@@ -117,7 +120,7 @@ def test_the_top_tier_keeps_the_parts_difference_and_caps_everyone_else(value_pa
     assert set(np.argsort(-net)[: top.sum()]) == set(np.flatnonzero(top))
 
 
-def test_with_parts_mixes_then_keeps_the_top_tier() -> None:
+def test_with_parts_mixes_keeps_the_top_tier_and_floors_at_minus_the_cost() -> None:
     from customer_value.boosted.net_value import with_parts
 
     net = np.array([5.0, 50.0, -3.0, 8.0])
@@ -125,4 +128,6 @@ def test_with_parts_mixes_then_keeps_the_top_tier() -> None:
     np.testing.assert_allclose(with_parts(net, difference), net)
     np.testing.assert_allclose(with_parts(net, difference, 0.5), 0.5 * net + 0.5 * difference)
     np.testing.assert_allclose(with_parts(net, difference, 1.0, 20.0), [100.0, 20.0, -3.0, 8.0])
+    cost = np.array([1.0, 1.0, 2.0, 1.0])  # a margin is never negative: never below minus the cost
+    np.testing.assert_allclose(with_parts(net, difference, 1.0, 20.0, cost), [100.0, 20.0, -2.0, 8.0])
 

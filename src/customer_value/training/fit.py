@@ -438,8 +438,8 @@ def evaluate_net_value(model: NetValueModel, parts: dict[str, FittedPart]) -> Ev
     ``weight`` (0: the parts alone) and ``top_tier`` (the share kept on the parts' difference)."""
     ts = parts["margin"].training_set
     y = ts.targets_valid["net_value"].to_numpy(dtype=float)
-    difference = (np.asarray(parts["margin"].valid_prediction, dtype=float)
-                  - np.asarray(parts["cost"].model.predict(ts.X_valid), dtype=float))
+    cost = np.asarray(parts["cost"].model.predict(ts.X_valid), dtype=float)
+    difference = np.asarray(parts["margin"].valid_prediction, dtype=float) - cost
 
     def measures(prediction: np.ndarray) -> dict[str, float]:
         return {"spearman": ev.spearman(y, prediction), "gini": ev.normalized_gini(y, prediction),
@@ -452,7 +452,7 @@ def evaluate_net_value(model: NetValueModel, parts: dict[str, FittedPart]) -> Ev
     for tier in NET_TOP_TIERS:
         threshold = top_tier_threshold(difference, tier)
         for w in NET_WEIGHTS:
-            combinations[(w, tier)] = {**measures(with_parts(net, difference, w, threshold)), "weight": w,
+            combinations[(w, tier)] = {**measures(with_parts(net, difference, w, threshold, cost)), "weight": w,
                                        "top_tier": tier}
     keeps = [c for c, m in combinations.items() if not m["top_decile_capture"] < parts_["top_decile_capture"]
              and np.isfinite(m["spearman"])]

@@ -29,7 +29,8 @@ How the parts enter, per customer, over ``horizon_days``:
   reaches ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
   sets each customer's net value over H, and the margin
   over H becomes that net value plus the cost (spread over the horizon as above); where it would
-  fall below 0 the margin is 0 and the rest is added to the direct activities' cost. Every
+  fall below 0 the margin is 0 and the net value is minus the cost forecast, which the net
+  forecast never changes (see :func:`~customer_value.boosted.net_value.with_parts`). Every
   component still adds up: customer_value = discounted margin − discounted cost + referral value.
 * **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
   ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
@@ -77,7 +78,6 @@ from customer_value.boosted.inputs import ModelInput, purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
 from customer_value.boosted.net_value import NetValueModel, with_parts
 from customer_value.config import Settings
-from customer_value.features.costing import DIRECT_ACTIVITIES
 from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
 from customer_value.probabilistic.revenue import predict_revenue
 from customer_value.probabilistic.spend import SpendModel
@@ -309,25 +309,17 @@ class ValueModel:
             volumes, priced = self._priced_activities(volumes, cost, horizon_days, totals)
             cost = total_cost(priced)
             activity_columns = pd.concat([priced, volumes], axis=1)
-        shortfall, predicted = None, (boosted_margin, net)  # the models' own, kept for other horizons
+        predicted = (boosted_margin, net)  # the models' own, kept for other horizons
         if net is not None and (value_forecast or self.value_forecast) == "net":
             # the margin over H that makes margin − cost equal the net forecast (mixed with the
-            # parts' own difference at the fit's weight); a forecast below minus the cost moves
-            # the rest into the cost (a margin is never negative)
+            # parts' own difference at the fit's weight), never below minus the cost forecast:
+            # the cost stays the cost forecast's and a margin is never negative
             cost_at_model = cost * (s.horizon_days / horizon_days)
             if boosted_margin is not None:
-                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold)
+                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold,
+                                 cost=cost_at_model)
             boosted_margin = np.clip(net + cost_at_model, 0.0, None)
-            shortfall = np.clip(-(net + cost_at_model), 0.0, None) * (horizon_days / s.horizon_days)
             variant = "boosted"
-        if shortfall is not None and shortfall.any():
-            if activity_columns is not None:
-                volumes, priced = reconcile_with_total(volumes, priced, cost + shortfall, s,
-                                                       np.ones(len(DIRECT_ACTIVITIES)))
-                cost = total_cost(priced)
-                activity_columns = pd.concat([priced, volumes], axis=1)
-            else:
-                cost = cost + shortfall
 
         bg_tx = purchases["expected_transactions"].to_numpy(dtype=float)
         bg_discounted_tx = purchases["discounted_expected_transactions"].to_numpy(dtype=float)

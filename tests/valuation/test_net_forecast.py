@@ -1,8 +1,9 @@
 """``value_forecast="net"``: the net value forecast sets margin − cost, and every component still adds up.
 
-Stand-in boosted models (as in test_batch_scoring.py) keep it fast and make each rule checkable: a
-net forecast far below minus the cost stops at minus the cost, which it never changes, a margin is
-never negative, batches still equal the whole frame, and the model survives a save and load."""
+Stand-in boosted models (as in test_batch_scoring.py) keep it fast and make each rule checkable: the
+net forecast keeps its order and takes the parts' money on the base it was fitted on, it stops at
+minus the cost, which it never changes, a margin is never negative, batches still equal the whole
+frame, and the model survives a save and load."""
 
 from __future__ import annotations
 
@@ -50,10 +51,11 @@ def test_margin_minus_cost_is_the_net_forecast_and_everything_adds_up(value_part
     scores, by_parts = model.predict(features, AS_OF), parts.predict(features, AS_OF)
     net = scores["boosted_expected_net_value"].to_numpy()
     margin, cost = scores["expected_margin"].to_numpy(), scores["expected_cost_to_serve"].to_numpy()
-    below = net < -cost
+    money = model.net_money_.transform(net)  # weight 1, no tier: the net model's forecast, in the parts' money
+    below = money < -cost
     assert below.any() and not below.all()  # the floor below is exercised
     assert (margin >= 0).all()
-    np.testing.assert_allclose(margin - cost, np.maximum(net, -cost), atol=1e-6)
+    np.testing.assert_allclose(margin - cost, np.maximum(money, -cost), atol=1e-6)
     np.testing.assert_allclose(margin[below], 0.0, atol=1e-6)
     # the net forecast moves the margin only: the cost, activity by activity, is the cost forecast's
     pd.testing.assert_frame_equal(_activity_costs(scores), _activity_costs(by_parts))
@@ -64,12 +66,34 @@ def test_margin_minus_cost_is_the_net_forecast_and_everything_adds_up(value_part
     assert scores["expected_cost_pool_platform"].sum() == pytest.approx(120000.0, rel=1e-9)  # pools never cut
 
 
+def test_the_net_forecast_keeps_its_order_in_the_parts_money(value_parts) -> None:
+    model, features = _model(value_parts)
+    parts, _ = _model(value_parts, forecast="parts")
+    scores, by_parts = model.predict(features, AS_OF), parts.predict(features, AS_OF)
+    net = scores["boosted_expected_net_value"].to_numpy()
+    value = (scores["expected_margin"] - scores["expected_cost_to_serve"]).to_numpy()
+    difference = (by_parts["boosted_expected_margin"] - by_parts["expected_cost_to_serve"]).to_numpy()
+    above = value > -scores["expected_cost_to_serve"].to_numpy() + 1e-9  # off the floor: the net model's order
+    assert above.mean() > 0.5
+    assert (np.diff(value[above][np.argsort(net[above], kind="stable")]) >= -1e-9).all()
+    # in money: the parts' distribution, not the stand-in net model's own (its scale is 0.75 of theirs)
+    money = model.net_money_.transform(net)
+    np.testing.assert_allclose(np.quantile(money, [0.1, 0.5, 0.9]), np.quantile(difference, [0.1, 0.5, 0.9]),
+                               rtol=0.02, atol=1.0)
+    assert money.sum() == pytest.approx(difference.sum(), rel=0.02)
+    assert not np.allclose(np.quantile(net, [0.1, 0.9]), np.quantile(difference, [0.1, 0.9]), rtol=0.1)
+
+
 def test_the_weight_mixes_the_net_forecast_with_the_parts(value_parts) -> None:
+    from customer_value.boosted.net_value import with_parts
+
     parts, features = _model(value_parts, forecast="parts")
     mixed, _ = _model(value_parts, weight=0.5)
     a, b = parts.predict(features, AS_OF), mixed.predict(features, AS_OF)
     net, cost = b["boosted_expected_net_value"].to_numpy(), b["expected_cost_to_serve"].to_numpy()
-    expected = 0.5 * net + 0.5 * (a["boosted_expected_margin"].to_numpy() - cost)
+    difference = a["boosted_expected_margin"].to_numpy() - cost
+    np.testing.assert_allclose(with_parts(net, difference, 0.5), 0.5 * net + 0.5 * difference)
+    expected = mixed.net_money_.transform(with_parts(net, difference, 0.5))
     np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy(),
                                np.maximum(expected, -cost), atol=1e-6)
     assert not np.allclose(a["customer_value"], b["customer_value"])
@@ -110,17 +134,20 @@ def test_the_top_tier_keeps_the_parts_difference_and_caps_everyone_else(value_pa
     tiered, _ = _model(value_parts)
     np.testing.assert_allclose(tiered.parts_difference(features), difference, atol=1e-9)  # what the fit judges
     tiered.net_top_threshold = threshold
+    tiered.fit(features)  # as fit_value_model does: the money map of the tiered values
     b = tiered.predict(features, AS_OF)
     net = (b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()
     top = difference >= threshold
     assert 0 < top.sum() < len(top)
-    np.testing.assert_allclose(net[top], difference[top], atol=1e-6)  # the top tier is the parts' own
+    # the top tier is the parts' own: the same values, which the map gives back to within its knots
+    np.testing.assert_allclose(net[top], difference[top], rtol=0.01, atol=0.5)
+    threshold = float(tiered.net_money_.transform(np.array([threshold]))[0])
     assert (net[~top] <= threshold + 1e-6).all()  # nobody else climbs above it
     # the same customers fill the top, so their order against the rest is the parts'
     assert set(np.argsort(-net)[: top.sum()]) == set(np.flatnonzero(top))
 
 
-def test_with_parts_mixes_keeps_the_top_tier_and_floors_at_minus_the_cost() -> None:
+def test_with_parts_mixes_then_keeps_the_top_tier() -> None:
     from customer_value.boosted.net_value import with_parts
 
     net = np.array([5.0, 50.0, -3.0, 8.0])
@@ -128,6 +155,32 @@ def test_with_parts_mixes_keeps_the_top_tier_and_floors_at_minus_the_cost() -> N
     np.testing.assert_allclose(with_parts(net, difference), net)
     np.testing.assert_allclose(with_parts(net, difference, 0.5), 0.5 * net + 0.5 * difference)
     np.testing.assert_allclose(with_parts(net, difference, 1.0, 20.0), [100.0, 20.0, -3.0, 8.0])
-    cost = np.array([1.0, 1.0, 2.0, 1.0])  # a margin is never negative: never below minus the cost
-    np.testing.assert_allclose(with_parts(net, difference, 1.0, 20.0, cost), [100.0, 20.0, -2.0, 8.0])
+
+
+def test_net_forecast_maps_then_floors_at_minus_the_cost() -> None:
+    from customer_value.boosted.net_value import QuantileMap, net_forecast
+
+    mixed, cost = np.array([5.0, 50.0, -3.0, 8.0]), np.array([1.0, 1.0, 2.0, 1.0])
+    np.testing.assert_allclose(net_forecast(mixed, cost), [5.0, 50.0, -2.0, 8.0])  # a margin is never negative
+    doubled = QuantileMap().fit(mixed, 2.0 * mixed)
+    np.testing.assert_allclose(net_forecast(mixed, cost, doubled), [10.0, 100.0, -2.0, 16.0], rtol=1e-4)
+
+
+def test_quantile_map_gives_the_distribution_and_keeps_the_order(tmp_path) -> None:
+    from customer_value.boosted.net_value import QuantileMap
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.0, 5000)
+    y = rng.lognormal(3.0, 1.0, 5000) - 30.0  # another shape and scale altogether
+    qmap = QuantileMap().fit(x, y)
+    mapped = qmap.transform(x)
+    np.testing.assert_allclose(np.quantile(mapped, [0.05, 0.25, 0.5, 0.75, 0.95]),
+                               np.quantile(y, [0.05, 0.25, 0.5, 0.75, 0.95]), rtol=1e-3, atol=1e-3)
+    assert (np.diff(mapped[np.argsort(x)]) > 0).all()  # strictly increasing: no ties made
+    beyond = qmap.transform(np.array([x.max() + 1.0, x.min() - 2.0]))  # past the base: a unit a unit
+    assert beyond[0] == pytest.approx(y.max() + 1.0, rel=1e-3) and beyond[1] == pytest.approx(y.min() - 2.0, abs=1e-2)
+    held = QuantileMap().fit(np.r_[np.zeros(600), x[:400]], np.r_[y[:600], y[600:1000]])  # a mass at one value
+    assert np.isfinite(held.transform(np.zeros(3))).all() and (np.diff(held.knots_x_) > 0).all()
+    again = QuantileMap.from_dict(qmap.to_dict())
+    np.testing.assert_array_equal(again.transform(x), mapped)
 

@@ -27,10 +27,12 @@ How the parts enter, per customer, over ``horizon_days``:
   so a model of margin − cost (mixed with the parts' difference at the weight that ranked the
   validation snapshot best, ``net_weight``; the customers whose parts' difference, :meth:`ValueModel.parts_difference`,
   reaches ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
-  sets each customer's net value over H, and the margin
-  over H becomes that net value plus the cost (spread over the horizon as above); where it would
-  fall below 0 the margin is 0 and the net value is minus the cost forecast, which the net
-  forecast never changes (see :func:`~customer_value.boosted.net_value.with_parts`). Every
+  orders the customers; in money it takes the distribution of the parts' difference on the base
+  as of the training date (``net_money_``, a :class:`~customer_value.boosted.net_value.QuantileMap`
+  learned by :meth:`ValueModel.fit`), and it is never below minus the cost forecast
+  (:func:`~customer_value.boosted.net_value.net_forecast`). That sets each customer's net value
+  over H, and the margin over H becomes that net value plus the cost (spread over the horizon as
+  above); the cost stays the cost forecast's, and a margin is never negative. Every
   component still adds up: customer_value = discounted margin − discounted cost + referral value.
 * **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
   ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
@@ -76,7 +78,7 @@ from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.inputs import ModelInput, purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
-from customer_value.boosted.net_value import NetValueModel, with_parts
+from customer_value.boosted.net_value import NetValueModel, QuantileMap, net_forecast, with_parts
 from customer_value.config import Settings
 from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
 from customer_value.probabilistic.revenue import predict_revenue
@@ -236,6 +238,13 @@ class ValueModel:
         self.referred_customer_value_ = self.referral_model_.referred_customer_value_
         self.referred_customer_value_interval_ = self.referral_model_.referred_customer_value_interval_
         self.referred_customer_value_source_ = self.referral_model_.referred_customer_value_source_
+        self.net_money_ = None
+        if self.net_model is not None and self.value_forecast == "net" and len(features):
+            # the net forecast's money: the parts' distribution on this base (see boosted/net_value.py)
+            boosted = boosted if boosted is not None and boosted.net_value is not None else self.boosted(features)
+            difference = self.parts_difference(features, boosted)
+            self.net_money_ = QuantileMap().fit(
+                with_parts(boosted.net_value, difference, self.net_weight, self.net_top_threshold), difference)
         parts = self._parts(features, s.horizon_days, boosted)
         self.segment_cuts_ = segment_cuts(parts["customer_value"].to_numpy(), s.segment_quantiles)
         self.light_cost_cut_ = float(np.median(parts["expected_cost_to_serve"])) if len(parts) else 0.0
@@ -312,12 +321,12 @@ class ValueModel:
         predicted = (boosted_margin, net)  # the models' own, kept for other horizons
         if net is not None and (value_forecast or self.value_forecast) == "net":
             # the margin over H that makes margin − cost equal the net forecast (mixed with the
-            # parts' own difference at the fit's weight), never below minus the cost forecast:
-            # the cost stays the cost forecast's and a margin is never negative
+            # parts' own difference at the fit's weight), in the parts' money and never below
+            # minus the cost forecast: the cost stays the cost forecast's (see boosted/net_value.py)
             cost_at_model = cost * (s.horizon_days / horizon_days)
             if boosted_margin is not None:
-                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold,
-                                 cost=cost_at_model)
+                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold)
+            net = net_forecast(net, cost_at_model, getattr(self, "net_money_", None))
             boosted_margin = np.clip(net + cost_at_model, 0.0, None)
             variant = "boosted"
 
@@ -558,6 +567,7 @@ class ValueModel:
             "value_forecast": self.value_forecast,
             "net_weight": self.net_weight,
             "net_top_threshold": self.net_top_threshold,
+            "net_money": self.net_money_.to_dict() if getattr(self, "net_money_", None) is not None else None,
             "monthly_profile": self.monthly_profile.to_dict() if self.monthly_profile is not None else None,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))
@@ -597,6 +607,7 @@ class ValueModel:
         model.referred_customer_value_source_ = model.referral_model_.referred_customer_value_source_
         model.segment_cuts_ = tuple(state["segment_cuts"])
         model.light_cost_cut_ = float(state.get("light_cost_cut", 0.0))
+        model.net_money_ = QuantileMap.from_dict(state["net_money"]) if state.get("net_money") else None
         return model
 
 

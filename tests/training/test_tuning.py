@@ -177,14 +177,3 @@ def test_search_on_a_subsample_refits_on_all_rows(churn_set):
         churn_set.X_train, churn_set.y_train, churn_set.X_valid, churn_set.y_valid
     )
     assert result.model.booster_.model_to_string() == full.booster_.model_to_string()
-
-
-def test_min_data_in_leaf_is_searched_up_to_a_tenth_of_the_rows(cost_set):
-    from customer_value.training.tuning import MIN_DATA_IN_LEAF, min_data_in_leaf_range
-
-    assert min_data_in_leaf_range(1_708) == (20, 170)  # a 2,000-customer world's cost rows
-    assert min_data_in_leaf_range(29_767) == MIN_DATA_IN_LEAF  # large bases search the whole range
-    assert min_data_in_leaf_range(50) == (20, 21)  # never an empty range
-    result = tune(cost_set, SETTINGS, n_trials=4, **FAST)  # 2,000 rows: every trial can grow 10 leaves
-    drawn = [t.params["min_data_in_leaf"] for t in result.study.trials]
-    assert len(drawn) == 4 and all(20 <= d <= 200 for d in drawn)

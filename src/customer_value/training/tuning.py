@@ -71,28 +71,14 @@ class TrialReport:
 TrialCallback = Callable[[TrialReport], None]
 
 
-MIN_DATA_IN_LEAF = (20, 2000)
-"""The range ``min_data_in_leaf`` is searched in; its top is at most a tenth of the training rows."""
-
-
-def min_data_in_leaf_range(rows: int) -> tuple[int, int]:
-    """The searched ``min_data_in_leaf``: up to :data:`MIN_DATA_IN_LEAF`'s top, but no more than a
-    tenth of the ``rows``, so any trial can grow trees of ten leaves. On a small base (1,708 rows,
-    a 2,000-customer world) a single trial once drew 556: trees of at most three leaves, and a cost
-    forecast 63% above the realised cost where the defaults' were 16% above."""
-    low, high = MIN_DATA_IN_LEAF
-    return low, max(low + 1, min(high, rows // 10))
-
-
-def search_space(trial: optuna.Trial, task: Task, rows: int | None = None) -> dict[str, Any]:
-    """LightGBM parameters sampled for one trial on ``rows`` training rows (``None``: no cap)."""
-    low, high = MIN_DATA_IN_LEAF if rows is None else min_data_in_leaf_range(rows)
+def search_space(trial: optuna.Trial, task: Task) -> dict[str, Any]:
+    """LightGBM parameters sampled for one trial."""
     params: dict[str, Any] = {
         "learning_rate": trial.suggest_float("learning_rate", 0.04, 0.25, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 15, 191, log=True),
         # bounded depth keeps TreeSHAP explanations (cost ~ trees x leaves x depth^2) affordable
         "max_depth": trial.suggest_int("max_depth", 4, 10),
-        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", low, high, log=True),
+        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 2000, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
         "bagging_freq": 1,
@@ -242,7 +228,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
-        params = search_space(trial, task, len(search_set.X_train))
+        params = search_space(trial, task)
         pruning = LightGBMPruningCallback(trial, metric, valid_name="valid", report_interval=PRUNING_INTERVAL)
         last_value: list[float] = []
 

@@ -93,7 +93,8 @@ def test_the_weight_mixes_the_net_forecast_with_the_parts(value_parts) -> None:
     net, cost = b["boosted_expected_net_value"].to_numpy(), b["expected_cost_to_serve"].to_numpy()
     difference = a["boosted_expected_margin"].to_numpy() - cost
     np.testing.assert_allclose(with_parts(net, difference, 0.5), 0.5 * net + 0.5 * difference)
-    expected = mixed.net_money_.transform(with_parts(net, difference, 0.5))
+    expected = with_parts(net, difference, 0.5, money=mixed.net_money_)
+    np.testing.assert_allclose(expected, mixed.net_money_.transform(0.5 * net + 0.5 * difference))
     np.testing.assert_allclose((b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy(),
                                np.maximum(expected, -cost), atol=1e-6)
     assert not np.allclose(a["customer_value"], b["customer_value"])
@@ -139,10 +140,12 @@ def test_the_top_tier_keeps_the_parts_difference_and_caps_everyone_else(value_pa
     net = (b["expected_margin"] - b["expected_cost_to_serve"]).to_numpy()
     top = difference >= threshold
     assert 0 < top.sum() < len(top)
-    # the top tier is the parts' own: the same values, which the map gives back to within its knots
-    np.testing.assert_allclose(net[top], difference[top], rtol=0.01, atol=0.5)
-    threshold = float(tiered.net_money_.transform(np.array([threshold]))[0])
+    # the top tier is the parts' own, exactly: the money map is learned on, and applied to, the rest
+    np.testing.assert_allclose(net[top], difference[top], rtol=1e-9, atol=1e-6)
     assert (net[~top] <= threshold + 1e-6).all()  # nobody else climbs above it
+    below = tiered.net_money_.transform(b["boosted_expected_net_value"].to_numpy()[~top])
+    np.testing.assert_allclose(np.quantile(below, [0.1, 0.5, 0.9]), np.quantile(difference[~top], [0.1, 0.5, 0.9]),
+                               rtol=0.02, atol=1.0)  # the rest in the money of the parts below the tier
     # the same customers fill the top, so their order against the rest is the parts'
     assert set(np.argsort(-net)[: top.sum()]) == set(np.flatnonzero(top))
 
@@ -157,13 +160,22 @@ def test_with_parts_mixes_then_keeps_the_top_tier() -> None:
     np.testing.assert_allclose(with_parts(net, difference, 1.0, 20.0), [100.0, 20.0, -3.0, 8.0])
 
 
-def test_net_forecast_maps_then_floors_at_minus_the_cost() -> None:
-    from customer_value.boosted.net_value import QuantileMap, net_forecast
+def test_the_money_map_applies_below_the_top_tier_and_the_floor_last() -> None:
+    from customer_value.boosted.net_value import QuantileMap, net_forecast, parts_money, with_parts
 
-    mixed, cost = np.array([5.0, 50.0, -3.0, 8.0]), np.array([1.0, 1.0, 2.0, 1.0])
-    np.testing.assert_allclose(net_forecast(mixed, cost), [5.0, 50.0, -2.0, 8.0])  # a margin is never negative
-    doubled = QuantileMap().fit(mixed, 2.0 * mixed)
-    np.testing.assert_allclose(net_forecast(mixed, cost, doubled), [10.0, 100.0, -2.0, 16.0], rtol=1e-4)
+    net = np.array([5.0, 50.0, -3.0, 8.0])
+    difference = np.array([100.0, 10.0, -1.0, 0.0])
+    doubled = QuantileMap().fit(net, 2.0 * net)
+    np.testing.assert_allclose(with_parts(net, difference, money=doubled), 2.0 * net, rtol=1e-4)
+    # the tier keeps its difference exactly; the map sends the others to the parts below the tier
+    money = parts_money(net, difference, 1.0, 20.0)
+    np.testing.assert_allclose(money.knots_y_[[0, -1]], [-1.0, 10.0])
+    tiered = with_parts(net, difference, 1.0, 20.0, money)
+    assert tiered[0] == 100.0 and (tiered[1:] <= 20.0).all()
+    np.testing.assert_allclose(tiered[1:], [10.0, -1.0, 0.0], atol=1e-3)  # the order of net, the money of parts
+    assert parts_money(net, difference, 1.0, -5.0) is None  # everyone in the tier: nothing to map
+    cost = np.array([1.0, 1.0, 2.0, 1.0])
+    np.testing.assert_allclose(net_forecast(net, cost), [5.0, 50.0, -2.0, 8.0])  # a margin is never negative
 
 
 def test_quantile_map_gives_the_distribution_and_keeps_the_order(tmp_path) -> None:

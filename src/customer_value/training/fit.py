@@ -22,7 +22,7 @@ import pandas as pd
 
 from customer_value import metrics as ev
 from customer_value.boosted.activities import ActivityVolumeModel
-from customer_value.boosted.net_value import NetValueModel, QuantileMap, net_forecast, top_tier_threshold, with_parts
+from customer_value.boosted.net_value import NetValueModel, net_forecast, parts_money, top_tier_threshold, with_parts
 from customer_value.config import Settings
 from customer_value.data.tables import Tables
 from customer_value.features import monthly_outcomes
@@ -452,10 +452,9 @@ def evaluate_net_value(model: NetValueModel, parts: dict[str, FittedPart]) -> Ev
     for tier in NET_TOP_TIERS:
         threshold = top_tier_threshold(difference, tier)
         for w in NET_WEIGHTS:
-            mixed = with_parts(net, difference, w, threshold)
-            money = QuantileMap().fit(mixed, difference)  # as the value model learns it on the base it scores
-            combinations[(w, tier)] = {**measures(net_forecast(mixed, cost, money)), "weight": w,
-                                       "top_tier": tier}
+            money = parts_money(net, difference, w, threshold)  # as the value model learns it on the base it scores
+            value = net_forecast(with_parts(net, difference, w, threshold, money), cost)
+            combinations[(w, tier)] = {**measures(value), "weight": w, "top_tier": tier}
     keeps = [c for c, m in combinations.items() if not m["top_decile_capture"] < parts_["top_decile_capture"]
              and np.isfinite(m["spearman"])]
     if not keeps:

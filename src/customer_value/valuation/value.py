@@ -27,8 +27,8 @@ How the parts enter, per customer, over ``horizon_days``:
   so a model of margin − cost (mixed with the parts' difference at the weight that ranked the
   validation snapshot best, ``net_weight``; the customers whose parts' difference, :meth:`ValueModel.parts_difference`,
   reaches ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
-  orders the customers; in money it takes the distribution of the parts' difference on the base
-  as of the training date (``net_money_``, a :class:`~customer_value.boosted.net_value.QuantileMap`
+  orders the customers; in money it takes the distribution of the parts' difference below the
+  top tier on the base as of the training date (``net_money_``, a :class:`~customer_value.boosted.net_value.QuantileMap`
   learned by :meth:`ValueModel.fit`), and it is never below minus the cost forecast
   (:func:`~customer_value.boosted.net_value.net_forecast`). That sets each customer's net value
   over H, and the margin over H becomes that net value plus the cost (spread over the horizon as
@@ -78,7 +78,7 @@ from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.inputs import ModelInput, purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
-from customer_value.boosted.net_value import NetValueModel, QuantileMap, net_forecast, with_parts
+from customer_value.boosted.net_value import NetValueModel, QuantileMap, net_forecast, parts_money, with_parts
 from customer_value.config import Settings
 from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
 from customer_value.probabilistic.revenue import predict_revenue
@@ -243,8 +243,7 @@ class ValueModel:
             # the net forecast's money: the parts' distribution on this base (see boosted/net_value.py)
             boosted = boosted if boosted is not None and boosted.net_value is not None else self.boosted(features)
             difference = self.parts_difference(features, boosted)
-            self.net_money_ = QuantileMap().fit(
-                with_parts(boosted.net_value, difference, self.net_weight, self.net_top_threshold), difference)
+            self.net_money_ = parts_money(boosted.net_value, difference, self.net_weight, self.net_top_threshold)
         parts = self._parts(features, s.horizon_days, boosted)
         self.segment_cuts_ = segment_cuts(parts["customer_value"].to_numpy(), s.segment_quantiles)
         self.light_cost_cut_ = float(np.median(parts["expected_cost_to_serve"])) if len(parts) else 0.0
@@ -325,8 +324,9 @@ class ValueModel:
             # minus the cost forecast: the cost stays the cost forecast's (see boosted/net_value.py)
             cost_at_model = cost * (s.horizon_days / horizon_days)
             if boosted_margin is not None:
-                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold)
-            net = net_forecast(net, cost_at_model, getattr(self, "net_money_", None))
+                net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold,
+                                 getattr(self, "net_money_", None))
+            net = net_forecast(net, cost_at_model)
             boosted_margin = np.clip(net + cost_at_model, 0.0, None)
             variant = "boosted"
 

@@ -29,8 +29,8 @@ How the parts enter, per customer, over ``horizon_days``:
   reaches ``net_top_threshold`` keep it, the top tier, see :func:`~customer_value.boosted.net_value.with_parts`)
   orders the customers; in money it takes the distribution of the parts' difference below the
   top tier on the base as of the training date (``net_money_``, a :class:`~customer_value.boosted.net_value.QuantileMap`
-  learned by :meth:`ValueModel.fit`), and it is never below minus the cost forecast
-  (:func:`~customer_value.boosted.net_value.net_forecast`). That sets each customer's net value
+  learned by :meth:`ValueModel.fit`), and it is never below minus the cost forecast (the floor of
+  :func:`~customer_value.boosted.net_value.net_forecast`, here a margin never below zero). That sets each customer's net value
   over H, and the margin over H becomes that net value plus the cost (spread over the horizon as
   above); the cost stays the cost forecast's, and a margin is never negative. Every
   component still adds up: customer_value = discounted margin − discounted cost + referral value.
@@ -78,7 +78,7 @@ from customer_value.boosted.cost_to_serve import CostToServeModel
 from customer_value.boosted.drain import DrainModel
 from customer_value.boosted.inputs import ModelInput, purchase_features
 from customer_value.boosted.margin import MarginModel, margin_input
-from customer_value.boosted.net_value import NetValueModel, QuantileMap, net_forecast, parts_money, with_parts
+from customer_value.boosted.net_value import NetValueModel, QuantileMap, parts_money, with_parts
 from customer_value.config import Settings
 from customer_value.probabilistic.purchases import PurchaseModel, bgnbd_prob_no_purchase
 from customer_value.probabilistic.revenue import predict_revenue
@@ -325,9 +325,8 @@ class ValueModel:
             cost_at_model = cost * (s.horizon_days / horizon_days)
             if boosted_margin is not None:
                 net = with_parts(net, boosted_margin - cost_at_model, self.net_weight, self.net_top_threshold,
-                                 getattr(self, "net_money_", None))
-            net = net_forecast(net, cost_at_model)
-            boosted_margin = np.clip(net + cost_at_model, 0.0, None)
+                                 self.net_money_)
+            boosted_margin = np.clip(net + cost_at_model, 0.0, None)  # the floor: net never below minus the cost
             variant = "boosted"
 
         bg_tx = purchases["expected_transactions"].to_numpy(dtype=float)
@@ -567,7 +566,7 @@ class ValueModel:
             "value_forecast": self.value_forecast,
             "net_weight": self.net_weight,
             "net_top_threshold": self.net_top_threshold,
-            "net_money": self.net_money_.to_dict() if getattr(self, "net_money_", None) is not None else None,
+            "net_money": self.net_money_.to_dict() if self.net_money_ is not None else None,
             "monthly_profile": self.monthly_profile.to_dict() if self.monthly_profile is not None else None,
         }
         (directory / "value_model.json").write_text(json.dumps(state, indent=1, default=_json_default))

@@ -29,6 +29,8 @@ Steps:
    the fitted model has a direct net-value model (``net_model``), each ``value_forecast`` ("parts",
    "net") is scored and compared, as the churn adjustments are, with their levels: forecast over
    realised totals of margin, cost and margin − cost, and the customers forecast a margin of 0.
+   The top tier (``tier_table``): the net forecast per tier share and weight, the tier ordered by
+   the parts (as the model does) or by the mix, to show what the tier costs the ranking.
    Churn: ROC AUC and Brier of the
    model's ``churn_probability``, the ceiling and the oracle against realised churn.
 
@@ -191,6 +193,44 @@ def level_table(forecasts: dict[str, pd.DataFrame], frame: pd.DataFrame) -> pd.D
     return table
 
 
+TIER_SHARES = (0.0, 0.10, 0.15, 0.25)
+"""Top-tier shares :func:`tier_table` compares (0.10: the tier is the top decile itself)."""
+
+
+def tier_table(model: Any, features: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The net forecast over the horizon per top-tier share and weight on the net model (the
+    chosen one and 1), with the tier ordered by the parts' difference (as the model does) or by
+    the mix (the tier's membership from the parts, its order from the mix): Spearman and top-decile
+    capture against realised margin − cost. What the tier costs the ranking, and what it keeps."""
+    from customer_value.boosted.net_value import parts_money, top_tier_threshold, with_parts
+
+    if getattr(model, "net_model", None) is None:
+        return None
+    boosted = model.boosted(features)
+    net, difference = np.asarray(boosted.net_value, dtype=float), model.parts_difference(features, boosted)
+    position = pd.Series(np.arange(len(features)), index=features["customer_id"]).loc[frame["customer_id"]]
+    net, difference = net[position.to_numpy()], difference[position.to_numpy()]
+    realised = frame["net_value"].to_numpy(dtype=float)
+    rows = {}
+    for share in TIER_SHARES:
+        threshold = top_tier_threshold(difference, share)
+        for weight in sorted({float(model.net_weight), 1.0}):
+            value = with_parts(net, difference, weight, threshold, parts_money(net, difference, weight, threshold))
+            orders = {"parts": value}
+            if threshold is not None:  # the tier's values, handed out in the mix's order
+                tier = difference >= threshold
+                mixed = weight * net[tier] + (1.0 - weight) * difference[tier]
+                by_mix = value.copy()
+                by_mix[np.flatnonzero(tier)[np.argsort(mixed, kind="stable")]] = np.sort(value[tier])
+                orders["mix"] = by_mix
+            for order, v in orders.items():
+                rows[(share, weight, order)] = {"spearman": ev.spearman(realised, v),
+                                                "top_decile_capture": ev.top_decile_capture(realised, v)}
+    table = pd.DataFrame(rows).T
+    table.index.names = ["top tier share", "weight on the net model", "order inside the tier"]
+    return table
+
+
 def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """Simulate, fit, score and print every table for one seed; return the summary figures."""
     as_of = dt.date.fromisoformat(args.as_of)
@@ -280,6 +320,13 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     print()
     print_table(lfl, f"value ranking, like for like (churn adjustment {default}): against realised margin − cost; "
                      "gap_to_* = share of the Spearman gap from historical_value closed")
+    tiers = tier_table(model, fitted.features, frame)
+    if tiers is not None:
+        print()
+        tier = model.net_top_threshold
+        tier = "none" if tier is None else f"parts' difference >= {tier:,.2f}"
+        print_table(tiers, f"the net forecast over the horizon (undiscounted) by top tier; the model's tier: {tier}, "
+                           f"weight {model.net_weight}; against realised margin − cost")
     print()
     print_table(level_table(forecasts, frame), "levels: forecast total / realised total over the horizon; at_floor_* = "
                 "customers forecast a margin of 0 (margin − cost at its floor, minus the cost), mean forecast vs realised")

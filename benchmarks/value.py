@@ -197,16 +197,16 @@ TIER_SHARES = (0.0, 0.10, 0.15, 0.25)
 """Top-tier shares :func:`tier_table` compares (0.10: the tier is the top decile itself)."""
 
 
-def tier_table(model: Any, features: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame | None:
+def tier_table(model: Any, features: pd.DataFrame, boosted: Any, frame: pd.DataFrame) -> pd.DataFrame | None:
     """The net forecast over the horizon per top-tier share and weight on the net model (the
     chosen one and 1), with the tier ordered by the parts' difference (as the model does) or by
     the mix (the tier's membership from the parts, its order from the mix): Spearman and top-decile
-    capture against realised margin − cost. What the tier costs the ranking, and what it keeps."""
+    capture against realised margin − cost (``boosted``: the model's predictions of ``features``).
+    What the tier costs the ranking, and what it keeps."""
     from customer_value.boosted.net_value import parts_money, top_tier_threshold, with_parts
 
     if getattr(model, "net_model", None) is None:
         return None
-    boosted = model.boosted(features)
     net, difference = np.asarray(boosted.net_value, dtype=float), model.parts_difference(features, boosted)
     position = pd.Series(np.arange(len(features)), index=features["customer_id"]).loc[frame["customer_id"]]
     net, difference = net[position.to_numpy()], difference[position.to_numpy()]
@@ -219,7 +219,7 @@ def tier_table(model: Any, features: pd.DataFrame, frame: pd.DataFrame) -> pd.Da
             orders = {"parts": value}
             if threshold is not None:  # the tier's values, handed out in the mix's order
                 tier = difference >= threshold
-                mixed = weight * net[tier] + (1.0 - weight) * difference[tier]
+                mixed = with_parts(net[tier], difference[tier], weight)  # the mix alone: no money, no tier
                 by_mix = value.copy()
                 by_mix[np.flatnonzero(tier)[np.argsort(mixed, kind="stable")]] = np.sort(value[tier])
                 orders["mix"] = by_mix
@@ -267,7 +267,7 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     forecasts = score_forecasts(model, fitted.features, as_of, current=scored[settings.churn_adjustment])
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model.boosted(fitted.features)
+    boosted = model.boosted(fitted.features)
     timings["boosted models"] = time.perf_counter() - t0
     trees = model.tree_counts()
     print(f"trees per scored row: {sum(trees.values()):,} ({', '.join(f'{k} {v}' for k, v in trees.items())}); "
@@ -320,7 +320,7 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     print()
     print_table(lfl, f"value ranking, like for like (churn adjustment {default}): against realised margin − cost; "
                      "gap_to_* = share of the Spearman gap from historical_value closed")
-    tiers = tier_table(model, fitted.features, frame)
+    tiers = tier_table(model, fitted.features, boosted, frame)
     if tiers is not None:
         print()
         tier = model.net_top_threshold

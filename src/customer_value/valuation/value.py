@@ -30,10 +30,10 @@ How the parts enter, per customer, over ``horizon_days``:
   orders the customers; in money it takes the distribution of the parts' difference below the
   top tier on the base as of the training date (``net_money_``, a :class:`~customer_value.boosted.net_value.QuantileMap`
   learned by :meth:`ValueModel.fit`), and it is never below minus the cost forecast (the floor of
-  :func:`~customer_value.boosted.net_value.net_forecast`, here a margin never below zero). That sets each customer's net value
-  over H, and the margin over H becomes that net value plus the cost (spread over the horizon as
-  above); the cost stays the cost forecast's, and a margin is never negative. Every
-  component still adds up: customer_value = discounted margin − discounted cost + referral value.
+  :func:`~customer_value.boosted.net_value.net_forecast`, here a margin never below zero). That
+  sets each customer's net value over H, and the margin over H becomes that net value plus the
+  cost (spread over the horizon as above); the cost stays the cost forecast's, and a margin is
+  never negative. Every component still adds up: customer_value = discounted margin − discounted cost + referral value.
 * **Spend** (Gamma-Gamma): expected order value; margin = revenue × the customer's margin
   ratio to date, shrunk towards the population's ratio (three orders' worth of prior weight).
 * **Cost-to-serve, by activity** (:mod:`customer_value.valuation.activity_costs`): each activity's

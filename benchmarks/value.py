@@ -34,7 +34,9 @@ Steps:
    Churn: ROC AUC and Brier of the
    model's ``churn_probability``, the ceiling and the oracle against realised churn.
 
-``--seed 7 8`` runs several worlds in turn and ends with a summary across them.
+``--seed 7 8`` runs several worlds in turn and ends with a summary across them. ``--snapshots N``
+(and ``--snapshot-spacing DAYS``) stacks more or fewer training snapshots, to see what older
+history of the same customers is worth.
 
 Targets (issue #6): customer_value beats historical_value and BG/NBD×GG revenue on Spearman and
 top-decile capture, and the toolkit's negative-value flag (``drain_flag``) beats
@@ -235,7 +237,8 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """Simulate, fit, score and print every table for one seed; return the summary figures."""
     as_of = dt.date.fromisoformat(args.as_of)
     settings = Settings(trials=args.trials, seed=seed, max_trees=args.max_trees or None,
-                        activity_max_trees=args.activity_max_trees or None)
+                        activity_max_trees=args.activity_max_trees or None,
+                        snapshots={"count": args.snapshots, "spacing_days": args.snapshot_spacing})
     timings: dict[str, float] = {}
     print(f"\n=== seed {seed}: {args.customers:,} customers, {args.trials} trials"
           f"{', world ' + ' '.join(args.world) if args.world else ''} ===", flush=True)
@@ -406,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="Settings.max_trees: the scoring budget of trees per boosted model (0: none)")
     parser.add_argument("--activity-max-trees", type=int, default=Settings().activity_max_trees,
                         help="Settings.activity_max_trees: the budget of each activity volume model (0: none)")
+    parser.add_argument("--snapshots", type=int, default=Settings().snapshots.count,
+                        help="Settings.snapshots.count: the training snapshots stacked per boosted model")
+    parser.add_argument("--snapshot-spacing", type=int, default=Settings().snapshots.spacing_days,
+                        help="Settings.snapshots.spacing_days: days between consecutive training snapshots")
     add_world_argument(parser)
     parser.add_argument("--save", type=Path, default=None,
                         help="write each variant's scored frame (with what happened, the oracle and the ceiling) "

@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from customer_value import api  # noqa: E402
 from customer_value import metrics as ev  # noqa: E402
+from customer_value.boosted.net_value import parts_money, top_tier_threshold, with_parts  # noqa: E402
 from customer_value.config import Settings  # noqa: E402
 from customer_value.evaluation.backtest import join_realised  # noqa: E402
 from customer_value.features.history import tables_before  # noqa: E402
@@ -205,9 +206,7 @@ def tier_table(model: Any, features: pd.DataFrame, boosted: Any, frame: pd.DataF
     the mix (the tier's membership from the parts, its order from the mix): Spearman and top-decile
     capture against realised margin − cost (``boosted``: the model's predictions of ``features``).
     What the tier costs the ranking, and what it keeps."""
-    from customer_value.boosted.net_value import parts_money, top_tier_threshold, with_parts
-
-    if getattr(model, "net_model", None) is None:
+    if boosted.net_value is None:  # no net value model, or kept for comparison only ("parts")
         return None
     net, difference = np.asarray(boosted.net_value, dtype=float), model.parts_difference(features, boosted)
     position = pd.Series(np.arange(len(features)), index=features["customer_id"]).loc[frame["customer_id"]]
@@ -326,9 +325,9 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     tiers = tier_table(model, fitted.features, boosted, frame)
     if tiers is not None:
         print()
-        tier = model.net_top_threshold
-        tier = "none" if tier is None else f"parts' difference >= {tier:,.2f}"
-        print_table(tiers, f"the net forecast over the horizon (undiscounted) by top tier; the model's tier: {tier}, "
+        threshold = model.net_top_threshold
+        model_tier = "none" if threshold is None else f"parts' difference >= {threshold:,.2f}"
+        print_table(tiers, f"the net forecast over the horizon (undiscounted) by top tier; the model's tier: {model_tier}, "
                            f"weight {model.net_weight}; against realised margin − cost")
     print()
     print_table(level_table(forecasts, frame), "levels: forecast total / realised total over the horizon; at_floor_* = "

@@ -590,6 +590,10 @@ def backtest(
     validation_report: ValidationReportFile = None,
     engine: EngineOption = "duckdb",
     spark_master: SparkMaster = None,
+    truth: Annotated[Optional[Path], typer.Option(
+        "--truth", exists=True, dir_okay=False,
+        help="A simulated world's truth.parquet: the cutoff on its date is also judged against the "
+             "oracle and the value ceiling (Spearman, and the share of each gap the model closes).")] = None,
 ) -> None:
     """Refit as of several earlier dates, score, compare with what happened (beside the baselines).
 
@@ -603,7 +607,7 @@ def backtest(
     backend = engine_of(engine, settings, spark_master)
     with _reporter() as progress:  # each stage of each refit shown until the next, with its time
         table = backtest_command(data, day, experiment, settings, cutoffs, spacing_days, progress=progress.stage,
-                                 validation_report=validation_report, engine=backend)
+                                 validation_report=validation_report, engine=backend, truth_file=truth)
     typer.echo(table)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.evaluation.backtest import BacktestResult, comparison_table, value_metrics
+from customer_value import metrics as ev
+from customer_value.evaluation.backtest import BacktestResult, comparison_table, like_for_like, reference_metrics, value_metrics
 
 
 def _scored(with_drain: bool) -> pd.DataFrame:
@@ -56,6 +57,25 @@ def test_comparison_table_puts_the_drain_flag_beside_the_baselines():
     assert table.loc["baseline_historical_value", "negative_recall"] == pytest.approx(2 / 3, abs=1e-4)  # rounded
 
 
+def test_the_oracle_and_the_ceiling_stand_beside_the_model_with_the_gaps_it_closes():
+    """Issue #14's figures at the truth's cutoff: each reference's ranking of the realised net
+    value, and the like-for-like model's share of the gap from historical value to each."""
+    scored = _scored(with_drain=True).assign(customer_id=[f"C{i}" for i in range(8)])
+    net = scored["net_value"].to_numpy()
+    truth = pd.DataFrame({"customer_id": scored["customer_id"][::-1],  # any row order
+                          "oracle_expected_margin": net[::-1] + 1.0, "oracle_expected_cost_to_serve": 1.0,
+                          "ceiling_net_value": [5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0][::-1]})
+    m = reference_metrics(scored, truth)
+    assert m["oracle.spearman"] == pytest.approx(1.0) and m["oracle.top_decile_capture"] == pytest.approx(1.0)
+    ceiling = ev.spearman(net, np.array([5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0]))
+    assert m["ceiling.spearman"] == pytest.approx(ceiling)
+    model, baseline = ev.spearman(net, like_for_like(scored)), ev.spearman(net, scored["historical_value"])
+    assert m["value_like_for_like.gap_to_oracle"] == pytest.approx((model - baseline) / (1.0 - baseline))
+    assert m["value_like_for_like.gap_to_ceiling"] == pytest.approx((model - baseline) / (ceiling - baseline))
+    with pytest.raises(ValueError, match="no oracle for 1 scored customers"):
+        reference_metrics(scored, truth[truth["customer_id"] != "C3"])
+
+
 def test_a_part_missing_at_a_cutoff_is_counted_not_averaged_in():
     """At one cutoff the drain model was skipped: its score rows still carry drain_flag (the
     value < 0 fallback), which must not enter the drain row; the table says at how many cutoffs
@@ -82,9 +102,9 @@ def test_a_backtest_reconciles_monthly_cash_flows_with_what_happened() -> None:
     from customer_value.simulation.world import simulate_world
 
     settings = Settings.model_validate({"trials": 1, "snapshots": {"count": 3, "spacing_days": 30}})
-    world = simulate_world(1200, 4, settings=settings)
     cutoff = dt.date(2023, 7, 1)
-    result = run_backtest(world.tables, [cutoff], settings)
+    world = simulate_world(1200, 4, settings=settings, truth_as_of=str(cutoff))
+    result = run_backtest(world.tables, [cutoff], settings, truth=world.truth)
     monthly, scored = result.monthly[cutoff], result.scored[cutoff]
     assert len(monthly) == 12 and monthly["month"].iloc[0] == cutoff
     assert monthly["expected_margin"].sum() == pytest.approx(scored["expected_margin"].sum(), rel=1e-9)
@@ -102,6 +122,11 @@ def test_a_backtest_reconciles_monthly_cash_flows_with_what_happened() -> None:
         assert 0.6 <= row[f"intervals.{quantity}.coverage"] <= 0.95
         assert row[f"intervals.{quantity}.mean_width"] > 0
     assert any(c.startswith("intervals.net_value.coverage.") for c in result.metrics)
+    # the cutoff on the truth's date stands beside the oracle and the value ceiling
+    assert row["ceiling.spearman"] < row["oracle.spearman"] < 1.0
+    closed = ev.gap_closed(row["value_like_for_like.spearman"], row["baseline_historical_value.spearman"],
+                           row["ceiling.spearman"])
+    assert row["value_like_for_like.gap_to_ceiling"] == pytest.approx(closed)
 
 
 RANGES = {"spearman": (-1.0, 1.0), "gini": (-1.0, 1.0), "top_decile_capture": (-np.inf, 1.0),

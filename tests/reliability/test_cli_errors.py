@@ -162,3 +162,32 @@ def test_backtest_cutoffs_before_the_first_signup_are_named(tiny_data, mlflow_st
     assert result.exit_code == 1
     assert one_error_line(result.stderr) == (
         "error: no customer signed up before the earliest backtest cutoff 2023-04-02 (first signup: 2024-01-01)")
+
+
+def _truth_of(data, as_of: str, drop: str | None = None, customers: int | None = None):
+    """A truth file in a simulated world's form for the tiny tables (values are placeholders)."""
+    ids = pd.read_csv(data / "customers.csv")["customer_id"]
+    ids = ids.head(customers) if customers is not None else ids
+    truth = pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(as_of), "horizon_days": 365,
+                          "oracle_expected_margin": 1.0, "oracle_expected_cost_to_serve": 0.5,
+                          "ceiling_net_value": 0.5})
+    path = data.parent / "truth.parquet"
+    truth.drop(columns=[drop] if drop else []).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize(("as_of", "drop", "customers", "message"), [
+    ("2024-06-01", None, None, "is as of 2024-06-01, which is not a backtest cutoff (2024-07-01); "
+                               "choose --as-of 2025-06-01 so that the last cutoff falls on it"),
+    ("2024-07-01", "ceiling_net_value", None, "missing column(s) ceiling_net_value"),
+    ("2024-07-01", None, 1, "signed up before 2024-07-01"),
+])
+def test_backtest_names_a_truth_it_cannot_judge_against_before_any_fit(tiny_data, mlflow_store, tmp_path,
+                                                                       monkeypatch, as_of, drop, customers, message):
+    monkeypatch.setenv("CUSTOMER_VALUE_HOME", str(tmp_path / "home"))
+    truth = _truth_of(tiny_data, as_of, drop, customers)
+    result = runner.invoke(app, ["backtest", "--data", str(tiny_data), "--as-of", "2025-07-01", "--experiment", "e",
+                                 "--cutoffs", "1", "--truth", str(truth)])
+    assert result.exit_code == 1, result.output
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"error: --truth {truth}") and message in line

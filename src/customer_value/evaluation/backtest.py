@@ -36,6 +36,14 @@ Each cutoff also reconciles the **monthly cash flows** (:mod:`customer_value.val
 with what happened: the scored customers' forecast margin and cost per calendar month against the
 realised margin and cost-to-serve in that month (``monthly``; ``monthly.margin_mape`` and
 ``monthly.cost_mape`` are the mean absolute relative errors over the months).
+
+**Against the simulator's truth** (``truth``: a simulated world's ``truth.parquet``): at the
+cutoff on the truth's date the like-for-like ranking stands beside the two references of
+``simulation/world.py`` (issue #14), the oracle (``oracle.*``: margin − cost expected from each
+customer's latent state) and the value ceiling (``ceiling.*``: the same without the purchase
+rate, inferred from the history exactly), with the share of the gap from ``historical_value`` the
+model closes to each (``value_like_for_like.gap_to_oracle`` / ``.gap_to_ceiling``). Other cutoffs
+have no truth, so no such columns.
 """
 
 from __future__ import annotations
@@ -212,6 +220,39 @@ def interval_metrics(scored: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+TRUTH_COLUMNS = ("customer_id", "as_of", "horizon_days", "oracle_expected_margin", "oracle_expected_cost_to_serve",
+                 "ceiling_net_value")
+"""What :func:`reference_metrics` reads of a simulated world's truth (``simulation/world.py``)."""
+
+
+def truth_date(truth: pd.DataFrame) -> dt.date:
+    """The one date a simulated world's truth is as of (its oracle's cutoff)."""
+    return pd.Timestamp(truth["as_of"].iloc[0]).date()
+
+
+def reference_metrics(scored: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """The oracle and the value ceiling beside the model on one cutoff's scored customers (the
+    truth's date): their Spearman and top-decile capture against the realised margin − cost, and
+    the share of the gap from ``historical_value`` that the like-for-like value closes to each."""
+    reference = truth.set_index("customer_id").reindex(scored["customer_id"])
+    missing = reference["ceiling_net_value"].isna().to_numpy()
+    if missing.any():
+        raise ValueError(f"the truth holds no oracle for {int(missing.sum())} scored customers "
+                         f"(e.g. {', '.join(map(str, scored['customer_id'][missing].head(3)))})")
+    realised = scored["net_value"].to_numpy(dtype=float)
+    rankers = {"oracle": (reference["oracle_expected_margin"] - reference["oracle_expected_cost_to_serve"]).to_numpy(),
+               "ceiling": reference["ceiling_net_value"].to_numpy(dtype=float)}
+    out: dict[str, float] = {}
+    for name, score in rankers.items():
+        out[f"{name}.spearman"] = ev.spearman(realised, score)
+        out[f"{name}.top_decile_capture"] = ev.top_decile_capture(realised, score)
+    model = ev.spearman(realised, like_for_like(scored))
+    baseline = ev.spearman(realised, scored["historical_value"].to_numpy(dtype=float))
+    for name in rankers:
+        out[f"value_like_for_like.gap_to_{name}"] = ev.gap_closed(model, baseline, out[f"{name}.spearman"])
+    return out
+
+
 def like_for_like(scored: pd.DataFrame) -> np.ndarray:
     """``customer_value`` without its referral term (discounted margin − discounted cost): what
     the realised margin − cost can judge, as ``benchmarks/value.py`` does (issue #14)."""
@@ -232,9 +273,11 @@ def join_realised(scores: pd.DataFrame, targets: pd.DataFrame, bgnbd_gg_revenue:
 
 
 def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, engine: Any = "duckdb",
-                 observer: FitObserver | None = None) -> BacktestResult:
-    """Fit, score and evaluate at each cutoff (see the module docstring)."""
+                 observer: FitObserver | None = None, truth: pd.DataFrame | None = None) -> BacktestResult:
+    """Fit, score and evaluate at each cutoff (see the module docstring); with a simulated world's
+    ``truth``, the cutoff on its date is judged against the oracle and the value ceiling too."""
     observer = observer or FitObserver()
+    truth_at = truth_date(truth) if truth is not None else None
     rows, scored_frames, monthly, skipped = [], {}, {}, {}
     signups = tables.customers["signup_at"]
     last_signup = pd.Timestamp(signups.max()).date() if len(signups) else None
@@ -252,8 +295,9 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
             monthly_outcomes(tables, cutoff, settings, scores["customer_id"], engine=engine))
         referral_note = referral_total_note(last_signup, cutoff, settings.horizon_days) if has_referrals(scored) else ""
+        references = reference_metrics(scored, truth) if cutoff == truth_at else {}
         rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff], not referral_note),
-                     **monthly_metrics(monthly[cutoff]),
+                     **references, **monthly_metrics(monthly[cutoff]),
                      "skipped": "; ".join(n for n in (fallback_note(skipped[cutoff]), referral_note) if n)})
     return BacktestResult(pd.DataFrame(rows), scored_frames, monthly, skipped)
 

@@ -112,6 +112,28 @@ def test_one_customer_fits_what_it_can_and_says_what_it_cannot(world):
     _assert_scores_finite(fitted)
 
 
+@pytest.mark.slow
+def test_a_boosted_part_that_learned_nothing_is_skipped_and_its_fallback_scores(world, monkeypatch):
+    """A model whose forecast is one value for everyone (trees that never split, even with the
+    defaults) ranks nobody: the part is skipped with the reason and its fallback stands in."""
+    from dataclasses import replace
+
+    import customer_value.training.fit as fit
+
+    def tune(training_set, *args, **kwargs):
+        result = fit_tune(training_set, *args, **kwargs)
+        return replace(result, learned_nothing=True) if training_set.task == "drain" else result
+
+    fit_tune = fit.tune
+    monkeypatch.setattr(fit, "tune", tune)
+    fitted = fit_value_model(world, AS_OF, SETTINGS)
+    assert fitted.skipped["drain"].startswith("learned nothing from ")
+    assert "training rows (one forecast for every validation row)" in fitted.skipped["drain"]
+    assert fitted.model.drain_model is None and "drain" not in fitted.parts
+    scores = _assert_scores_finite(fitted)
+    assert (scores["drain_flag"] == (scores["customer_value"] < 0)).all()
+
+
 def test_no_customer_before_as_of_is_an_input_error(world):
     with pytest.raises(InputError, match="no customer signed up before 2019-01-01"):
         fit_value_model(world, dt.date(2019, 1, 1), SETTINGS)

@@ -170,6 +170,32 @@ def test_zero_trials_fits_the_defaults(cost_set):
     assert isinstance(result.model, CostToServeModel) and np.isfinite(result.best_value)
 
 
+def test_a_search_whose_trees_never_split_falls_back_to_the_defaults(cost_set, monkeypatch):
+    """A sampled min_data_in_leaf beyond the training set (as on a small, young base) grows trees
+    that never split: the forecast is one value for everyone. The final model is then the
+    defaults', which split, and the result says why."""
+    import customer_value.training.tuning as tuning
+
+    def unsplittable(trial, task):
+        return {"learning_rate": trial.suggest_float("learning_rate", 0.05, 0.1),
+                "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 5000, 6000), "bagging_freq": 1}
+
+    monkeypatch.setattr(tuning, "search_space", unsplittable)
+    result = tune(cost_set, SETTINGS, n_trials=1, **FAST)
+    assert "2,000 training rows" in result.fallback and "refitted with the defaults" in result.fallback
+    assert not result.learned_nothing and result.best_params == {}
+    assert np.ptp(result.model.predict(cost_set.X_valid)) > 0
+    assert result.n_complete == 1  # the search's own trial is still reported
+
+
+def test_a_model_that_cannot_split_even_with_the_defaults_says_it_learned_nothing(cost_set):
+    tiny = training_set("cost", n=150)  # under twice the defaults' min_data_in_leaf: no split is possible
+    result = tune(tiny, SETTINGS, n_trials=1, **FAST)
+    assert result.learned_nothing and result.fallback is None
+    searched = tune(cost_set, SETTINGS, n_trials=1, **FAST)  # a search whose best model splits is untouched
+    assert searched.fallback is None and not searched.learned_nothing and searched.best_params
+
+
 def test_search_on_a_subsample_refits_on_all_rows(churn_set):
     result = tune(churn_set, SETTINGS, n_trials=2, max_tuning_rows=500, **FAST)
     assert result.n_trials == 2

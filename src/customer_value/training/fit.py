@@ -166,6 +166,13 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
             storage = None if study_storage is None else Path(study_storage) / f"{task.name}-{day}.db"
             result = tune(training_set, settings, storage=storage, on_trial=observer.trial,
                           final_model_kwargs=task.final_fit(settings))
+            if result.fallback:
+                observer.stage(f"{task.name}: {result.fallback}")
+            if result.learned_nothing:  # a constant forecast ranks nobody: the part's fallback does better
+                skipped[task.name] = (f"learned nothing from {len(training_set.X_train):,} training rows "
+                                      "(one forecast for every validation row)")
+                observer.stage(f"{task.name}: skipped ({skipped[task.name]})")
+                continue
             fitted[task.name] = result.model
             prediction = task.predict(result.model, training_set.X_valid)
             parts[task.name] = FittedPart(task.name, result.model, result, training_set, prediction,

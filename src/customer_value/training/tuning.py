@@ -304,12 +304,13 @@ def tune(
         _fit(task, model, training_set, [], train_set if reuse else None, valid_set if reuse else None)
         if not complete:
             best_value = float(model.valid_score_)
-    fallback = None
-    if best_params and _constant_forecast(task, model, training_set):
+    fallback, constant = None, _constant_forecast(task, model, training_set)
+    if constant and best_params:
         default = _make_model(task, None, seed, num_threads, num_boost_round, early_stopping_rounds, settings,
                               **final_model_kwargs)
         _fit(task, default, training_set)
-        if not _constant_forecast(task, default, training_set):
+        constant = _constant_forecast(task, default, training_set)
+        if not constant:
             fallback = (f"the search's best parameters ({len(complete)} trial(s)) forecast one value for every "
                         f"validation row on {len(training_set.X_train):,} training rows: refitted with the defaults")
             model, best_params, best_value = default, {}, float(default.valid_score_)
@@ -329,6 +330,6 @@ def tune(
         pruned_seconds=sum(trial_seconds.get(t.number, 0.0) for t in pruned_trials),
         final_fit_seconds=final_fit_seconds,
         fallback=fallback,
-        learned_nothing=_constant_forecast(task, model, training_set),
+        learned_nothing=constant,
     )
     return result

@@ -65,7 +65,7 @@ def test_the_oracle_and_the_ceiling_stand_beside_the_model_with_the_gaps_it_clos
     truth = pd.DataFrame({"customer_id": scored["customer_id"][::-1],  # any row order
                           "oracle_expected_margin": net[::-1] + 1.0, "oracle_expected_cost_to_serve": 1.0,
                           "ceiling_net_value": [5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0][::-1]})
-    m = reference_metrics(scored, truth)
+    m = reference_metrics(scored, truth, value_metrics(scored))
     assert m["oracle.spearman"] == pytest.approx(1.0) and m["oracle.top_decile_capture"] == pytest.approx(1.0)
     ceiling = ev.spearman(net, np.array([5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0]))
     assert m["ceiling.spearman"] == pytest.approx(ceiling)
@@ -73,7 +73,7 @@ def test_the_oracle_and_the_ceiling_stand_beside_the_model_with_the_gaps_it_clos
     assert m["value_like_for_like.gap_to_oracle"] == pytest.approx((model - baseline) / (1.0 - baseline))
     assert m["value_like_for_like.gap_to_ceiling"] == pytest.approx((model - baseline) / (ceiling - baseline))
     with pytest.raises(ValueError, match="no oracle for 1 scored customers"):
-        reference_metrics(scored, truth[truth["customer_id"] != "C3"])
+        reference_metrics(scored, truth[truth["customer_id"] != "C3"], value_metrics(scored))
 
 
 def test_a_part_missing_at_a_cutoff_is_counted_not_averaged_in():

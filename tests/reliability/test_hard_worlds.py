@@ -122,7 +122,8 @@ def test_a_boosted_part_that_learned_nothing_is_skipped_and_its_fallback_scores(
 
     def tune(training_set, *args, **kwargs):
         result = fit_tune(training_set, *args, **kwargs)
-        return replace(result, learned_nothing=True) if training_set.task == "drain" else result
+        constant = np.zeros_like(result.valid_prediction)  # what a model whose trees never split forecasts
+        return replace(result, valid_prediction=constant) if training_set.task == "drain" else result
 
     fit_tune = fit.tune
     monkeypatch.setattr(fit, "tune", tune)

@@ -230,10 +230,11 @@ def truth_date(truth: pd.DataFrame) -> dt.date:
     return pd.Timestamp(truth["as_of"].iloc[0]).date()
 
 
-def reference_metrics(scored: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+def reference_metrics(scored: pd.DataFrame, truth: pd.DataFrame, judged: dict[str, float]) -> dict[str, float]:
     """The oracle and the value ceiling beside the model on one cutoff's scored customers (the
     truth's date): their Spearman and top-decile capture against the realised margin − cost, and
-    the share of the gap from ``historical_value`` that the like-for-like value closes to each."""
+    the share of the gap from ``historical_value`` that the like-for-like value closes to each
+    (``judged``: that cutoff's :func:`value_metrics`, which hold both rankings)."""
     reference = truth.set_index("customer_id").reindex(scored["customer_id"])
     missing = reference["ceiling_net_value"].isna().to_numpy()
     if missing.any():
@@ -246,8 +247,7 @@ def reference_metrics(scored: pd.DataFrame, truth: pd.DataFrame) -> dict[str, fl
     for name, score in rankers.items():
         out[f"{name}.spearman"] = ev.spearman(realised, score)
         out[f"{name}.top_decile_capture"] = ev.top_decile_capture(realised, score)
-    model = ev.spearman(realised, like_for_like(scored))
-    baseline = ev.spearman(realised, scored["historical_value"].to_numpy(dtype=float))
+    model, baseline = judged["value_like_for_like.spearman"], judged["baseline_historical_value.spearman"]
     for name in rankers:
         out[f"value_like_for_like.gap_to_{name}"] = ev.gap_closed(model, baseline, out[f"{name}.spearman"])
     return out
@@ -295,9 +295,9 @@ def run_backtest(tables: Tables, cutoffs: list[dt.date], settings: Settings, eng
             portfolio_by_month(fitted.model.cashflows(fitted.features, scores, cutoff), scores),
             monthly_outcomes(tables, cutoff, settings, scores["customer_id"], engine=engine))
         referral_note = referral_total_note(last_signup, cutoff, settings.horizon_days) if has_referrals(scored) else ""
-        references = reference_metrics(scored, truth) if cutoff == truth_at else {}
-        rows.append({"cutoff": cutoff, **value_metrics(scored, skipped[cutoff], not referral_note),
-                     **references, **monthly_metrics(monthly[cutoff]),
+        judged = value_metrics(scored, skipped[cutoff], not referral_note)
+        references = reference_metrics(scored, truth, judged) if cutoff == truth_at else {}
+        rows.append({"cutoff": cutoff, **judged, **references, **monthly_metrics(monthly[cutoff]),
                      "skipped": "; ".join(n for n in (fallback_note(skipped[cutoff]), referral_note) if n)})
     return BacktestResult(pd.DataFrame(rows), scored_frames, monthly, skipped)
 

@@ -174,7 +174,7 @@ def fit_value_model(tables: Tables, as_of: dt.date | str, settings: Settings, en
                 observer.stage(f"{task.name}: skipped ({skipped[task.name]})")
                 continue
             fitted[task.name] = result.model
-            prediction = task.predict(result.model, training_set.X_valid)
+            prediction = result.valid_prediction
             parts[task.name] = FittedPart(task.name, result.model, result, training_set, prediction,
                                           task.evaluate(result.model, training_set, settings, prediction),
                                           time.perf_counter() - t0)

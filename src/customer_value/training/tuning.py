@@ -132,13 +132,17 @@ class TuningResult:
     final_fit_seconds: float = 0.0
     fallback: str | None = None
     """Why the final model has the default parameters rather than the search's best (else None)."""
-    learned_nothing: bool = False
-    """The final model forecasts one value for every validation row (no tree split)."""
+    valid_prediction: np.ndarray | None = None
+    """The final model's forecast of the validation rows (``Task.predict``), made once here."""
+
+    @property
+    def learned_nothing(self) -> bool:
+        """The final model forecasts one value for every validation row (no tree split)."""
+        return self.valid_prediction is not None and _constant(self.valid_prediction)
 
 
-def _constant_forecast(task: Task, model: Any, ts: TrainingSet) -> bool:
-    """Whether ``model`` forecasts the same for every validation row (its trees never split)."""
-    prediction = np.asarray(task.predict(model, ts.X_valid), dtype=float)
+def _constant(prediction: np.ndarray) -> bool:
+    """Whether a forecast is the same for every row (the trees behind it never split)."""
     return prediction.size > 0 and bool(np.ptp(prediction) == 0.0)
 
 
@@ -304,16 +308,17 @@ def tune(
         _fit(task, model, training_set, [], train_set if reuse else None, valid_set if reuse else None)
         if not complete:
             best_value = float(model.valid_score_)
-    fallback, constant = None, _constant_forecast(task, model, training_set)
-    if constant and best_params:
+    fallback, prediction = None, np.asarray(task.predict(model, training_set.X_valid), dtype=float)
+    if _constant(prediction) and best_params:
         default = _make_model(task, None, seed, num_threads, num_boost_round, early_stopping_rounds, settings,
                               **final_model_kwargs)
         _fit(task, default, training_set)
-        constant = _constant_forecast(task, default, training_set)
-        if not constant:
+        default_prediction = np.asarray(task.predict(default, training_set.X_valid), dtype=float)
+        if not _constant(default_prediction):
             fallback = (f"the search's best parameters ({len(complete)} trial(s)) forecast one value for every "
                         f"validation row on {len(training_set.X_train):,} training rows: refitted with the defaults")
             model, best_params, best_value = default, {}, float(default.valid_score_)
+            prediction = default_prediction
     final_fit_seconds = time.perf_counter() - t_final
 
     result = TuningResult(
@@ -330,6 +335,6 @@ def tune(
         pruned_seconds=sum(trial_seconds.get(t.number, 0.0) for t in pruned_trials),
         final_fit_seconds=final_fit_seconds,
         fallback=fallback,
-        learned_nothing=constant,
+        valid_prediction=prediction,
     )
     return result

@@ -75,6 +75,11 @@ class TrainingSnapshots(_Frozen):
 
     count: int = Field(default=6, ge=1, description="number of feature snapshots stacked")
     spacing_days: int = Field(default=30, ge=1, description="days between consecutive snapshots")
+    young_base_labels: bool = Field(
+        default=True,
+        description="on a base between one and two horizons old, measure the horizon-long tasks' labels over a shorter, "
+                    "later window (max(horizon / 2, age − horizon) days) and scale them to the horizon, so the "
+                    "value models learn from customers as old as the ones they score (training/snapshots)")
 
 
 class SparkSettings(_Frozen):

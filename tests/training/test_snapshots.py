@@ -257,3 +257,79 @@ def test_drain_labels_are_a_negative_net_value_over_the_horizon(built):
     np.testing.assert_array_equal(drain.y_train, (net < 0).to_numpy(float))
     np.testing.assert_array_equal(drain.y_valid, (drain.targets_valid["net_value"] < 0).to_numpy(float))
     assert 0 < drain.y_train.mean() < 1
+
+
+# ---------------------------------------------------------------------------------------------
+# a young base: the horizon-long tasks' labels over a shorter, later window, scaled to the horizon
+# ---------------------------------------------------------------------------------------------
+
+YOUNG_AS_OF = dt.date(2023, 7, 1)  # the synthetic world starts on 2022-01-01: an 18-month-old base
+
+
+@pytest.mark.parametrize(("age", "expected"), [(200, 365), (365, 365), (366, 182), (547, 182), (600, 235), (729, 364), (730, 365), (1500, 365)])
+def test_label_window_shrinks_only_on_a_base_between_one_and_two_horizons_old(age, expected):
+    from customer_value.training.snapshots import label_window_days
+
+    first = pd.Timestamp(AS_OF) - pd.Timedelta(days=age)
+    assert label_window_days(365, AS_OF, first) == expected
+    assert label_window_days(365, AS_OF, None) == 365
+
+
+def test_scaled_labels_keep_net_value_margin_minus_cost_and_leave_churn_alone():
+    from customer_value.training.snapshots import scaled_labels
+
+    targets = pd.DataFrame({"customer_id": ["A", "B"], "revenue": [100.0, 0.0], "margin": [40.0, 0.0],
+                            "transactions": [2, 0], "churned": [0, 1], "cost_support": [5.0, 30.0],
+                            "cost_to_serve": [10.0, 30.0], "net_value": [30.0, -30.0], "escalations": [0, 2]})
+    out = scaled_labels(targets, {"purchases": 1.5, "cost": 1.8})
+    np.testing.assert_allclose(out["revenue"], [150.0, 0.0])
+    np.testing.assert_allclose(out["transactions"], [3.0, 0.0])
+    np.testing.assert_allclose(out["cost_to_serve"], [18.0, 54.0])
+    np.testing.assert_allclose(out["escalations"], [0.0, 3.6])
+    np.testing.assert_array_equal(out["churned"], [0, 1])
+    np.testing.assert_allclose(out["net_value"], out["margin"] - out["cost_to_serve"])
+    assert list(out["customer_id"]) == ["A", "B"]
+    assert targets["revenue"].tolist() == [100.0, 0.0]  # the input is not modified
+
+
+def test_a_young_base_learns_from_later_snapshots_with_labels_scaled_to_the_horizon(world):
+    from customer_value.training.snapshots import build_training_set, label_window_days
+
+    off = SETTINGS.model_copy(update={"snapshots": SETTINGS.snapshots.model_copy(update={"young_base_labels": False})})
+    window = label_window_days(365, YOUNG_AS_OF, world.customers["signup_at"].min())
+    assert 182 <= window < 365
+    cache = SnapshotCache(tables_before(world, YOUNG_AS_OF), SETTINGS)
+    young = build_training_set(world, YOUNG_AS_OF, SETTINGS, "cost", cache=cache)
+    plain = build_training_set(world, YOUNG_AS_OF, off, "cost")
+
+    assert plain.valid_date == YOUNG_AS_OF - dt.timedelta(days=365) and plain.label_window_days is None
+    assert young.window_days == 365 and young.label_window_days == window
+    assert young.valid_date == YOUNG_AS_OF - dt.timedelta(days=window)  # later snapshots: older customers
+    assert len(young.y_train) > len(plain.y_train)
+    assert "labels over" in young.summary()
+
+    # the scale: the horizon's totals over its first `window` days, on the customers a horizon before A
+    anchor = YOUNG_AS_OF - dt.timedelta(days=365)
+    cut = tables_before(world, YOUNG_AS_OF)
+    full, part = build_targets(cut, anchor, SETTINGS), build_targets(cut, anchor, SETTINGS, horizon_days=window)
+    expected = {side: float(np.clip(full[c].sum() / part[c].sum(), 1.0, 365 / window))
+                for side, c in (("purchases", "margin"), ("cost", "cost_to_serve"))}
+    assert young.label_scale == pytest.approx(expected)
+    assert 1.0 < young.label_scale["cost"] <= 365 / window
+
+    # the labels: what happened over [s, s + window) before A, times the scale; features as at the horizon
+    s = young.snapshot_dates[0]
+    assert s + dt.timedelta(days=window) <= YOUNG_AS_OF
+    realised = build_targets(cut, s, SETTINGS, horizon_days=window).set_index("customer_id")
+    rows = young.groups_train == 0
+    np.testing.assert_allclose(young.y_train[rows],
+                               realised.loc[young.ids_train[rows], "cost_to_serve"].to_numpy() * young.label_scale["cost"])
+    np.testing.assert_allclose(young.targets_train["net_value"],
+                               young.targets_train["margin"] - young.targets_train["cost_to_serve"])
+    pd.testing.assert_frame_equal(young.X_valid, feature_matrix(cache.features(young.valid_date, 365), young.categories))
+
+    # churn has its own short window: untouched
+    churn_young = build_training_set(world, YOUNG_AS_OF, SETTINGS, "churn")
+    churn_plain = build_training_set(world, YOUNG_AS_OF, off, "churn")
+    assert churn_young.label_window_days is None
+    np.testing.assert_array_equal(churn_young.y_train, churn_plain.y_train)

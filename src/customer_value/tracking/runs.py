@@ -250,7 +250,10 @@ class MlflowFitObserver(FitObserver):
         log_tuning(part.tuning)
         log_metrics(flatten(part.name, part.evaluation))
         log_figures(validation_figures(part))
-        mlflow.log_dict({"snapshots": [str(d) for d in part.training_set.snapshot_dates]},
+        ts = part.training_set
+        young = {} if ts.label_window_days is None else {  # a young base's shorter, scaled labels
+            "label_window_days": ts.label_window_days, "label_scale": ts.label_scale}
+        mlflow.log_dict({"snapshots": [str(d) for d in ts.snapshot_dates], "window_days": ts.window_days, **young},
                         f"{part.name}_snapshots.json")
 
 

@@ -16,6 +16,18 @@ new) and averages out month-specific noise, so it learns how features *move* int
 rather than one month's idiosyncrasies. Rows of the same customer from different snapshots are
 correlated; ``groups`` (the snapshot index) keeps that visible.
 
+A young base (between one and two horizons old at A) has few customers old enough for the latest
+horizon-long snapshot ``A − H`` to resemble the customers scored at A: on an 18-month-old base
+they are at most six months old. So, unless ``settings.snapshots.young_base_labels`` is off, the
+horizon-long tasks (cost, margin, drain and the parts fitted on their sets) measure their labels
+over a shorter, later window ``W' = max(H / 2, age − H)`` days (:func:`label_window_days`) and
+scale them to the horizon: purchases by the ratio of the horizon's margin to the first ``W'``
+days' margin, everything else by the same ratio of cost-to-serve, both measured on the customers
+at ``A − H``, the one cohort whose whole horizon is known (:meth:`SnapshotCache.label_scale`; a base younger
+than one horizon has no such cohort and keeps the horizon, so its horizon-long tasks are skipped);
+``net_value`` stays margin − cost. The features are those of the horizon, so the fitted models
+score as before. ``benchmarks/young_base.py`` measures what it buys and where it stops paying.
+
 Validation is time-based: the latest snapshot ``s_last`` is held out (early stopping,
 calibration, Optuna's objective) and the others are the training rows. Its label window
 ``[A − W, A)`` overlaps the later part of the training snapshots' label windows (the gap a fully
@@ -66,6 +78,37 @@ from customer_value.units import to_date
 def window_days(task: str, settings: Settings) -> int:
     """The label window ``W`` of a task (its record says which setting)."""
     return task_of(task).window_days(settings)
+
+
+def label_window_days(window: int, as_of: dt.date, first_signup: pd.Timestamp | None) -> int:
+    """The days a horizon-long task's labels are measured over: ``max(window // 2, age − window)``
+    on a base between one and two windows old at ``as_of`` (see the module docstring), else
+    ``window``: an older base needs no shorter one, and a base younger than one window has no
+    complete window to scale a shorter one by (its horizon-long tasks are skipped as before)."""
+    if first_signup is None or pd.isna(first_signup):
+        return window
+    age = (pd.Timestamp(as_of) - first_signup).days
+    if age <= window:
+        return window
+    return int(min(window, max(window // 2, age - window)))
+
+
+PURCHASE_LABELS = ("revenue", "margin", "transactions")
+"""Target columns scaled by the purchases' ratio; every other amount but ``churned`` and
+``net_value`` (recomputed) is scaled by the cost's."""
+
+
+def scaled_labels(targets: pd.DataFrame, scale: dict[str, float]) -> pd.DataFrame:
+    """Targets over a short window scaled to the horizon (``scale``: ``purchases`` and ``cost``
+    ratios from :meth:`SnapshotCache.label_scale`); ``net_value`` stays margin − cost."""
+    amounts = [c for c in targets.columns
+               if c not in ("customer_id", "churned", "net_value") and pd.api.types.is_numeric_dtype(targets[c])]
+    out = targets.astype({c: float for c in amounts})
+    for column in amounts:
+        out[column] = out[column] * scale["purchases" if column in PURCHASE_LABELS else "cost"]
+    if "net_value" in out:
+        out["net_value"] = out["margin"] - out["cost_to_serve"]
+    return out
 
 
 def snapshot_dates(as_of: dt.date | str, window: int, count: int, spacing_days: int) -> list[dt.date]:
@@ -119,6 +162,7 @@ class SnapshotCache:
     timings: dict[str, float] = field(default_factory=dict)
     _features: dict[dt.date, pd.DataFrame] = field(default_factory=dict, repr=False)
     _rfm: dict[dt.date, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _scales: dict[tuple[dt.date, int, int], dict[str, float]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.builders = self.builders.resolved()
@@ -156,6 +200,28 @@ class SnapshotCache:
             "targets",
             lambda: self.builders.targets(self.tables, as_of, self.settings, engine=self.engine, horizon_days=window),
         )
+
+
+    def label_scale(self, as_of: dt.date, horizon: int, window: int) -> dict[str, float]:
+        """How much more the horizon holds than its first ``window`` days, for the purchases
+        (margin) and the cost (cost-to-serve): total over the horizon / total over the window of
+        the customers at ``as_of − horizon`` (the latest cohort whose horizon ends by ``as_of``),
+        within ``[1, horizon / window]``; the plain ``horizon / window`` where that cohort is
+        empty or bought or cost nothing."""
+        key = (as_of, horizon, window)
+        if key not in self._scales:
+            linear = horizon / window
+            anchor = as_of - dt.timedelta(days=horizon)
+            earliest = self.tables.customers["signup_at"].min()
+            scale = {"purchases": linear, "cost": linear}
+            if pd.notna(earliest) and pd.Timestamp(anchor) > earliest:
+                full, part = self.targets(anchor, horizon), self.targets(anchor, window)
+                for side, column in (("purchases", "margin"), ("cost", "cost_to_serve")):
+                    whole, start = float(full[column].sum()), float(part[column].sum())
+                    if whole > 0 and start > 0:
+                        scale[side] = float(np.clip(whole / start, 1.0, linear))
+            self._scales[key] = scale
+        return self._scales[key]
 
 
 def snapshot_features(
@@ -196,6 +262,10 @@ class TrainingSet:
     targets_valid: pd.DataFrame
     categories: dict[str, list[str]]
     timings: dict[str, float]
+    label_window_days: int | None = None
+    """The days the labels were measured over when shorter than ``window_days`` (a young base)."""
+    label_scale: dict[str, float] | None = None
+    """Then the ratios they were scaled to the window by (:meth:`SnapshotCache.label_scale`)."""
 
     @property
     def valid_date(self) -> dt.date:
@@ -207,6 +277,9 @@ class TrainingSet:
             f"{self.snapshot_dates[0]}..{self.snapshot_dates[-2] if len(self.snapshot_dates) > 1 else '-'} "
             f"({len(self.X_train):,} rows), validation {self.valid_date} ({len(self.X_valid):,} rows), "
             f"{self.X_train.shape[1]} features, window {self.window_days} d"
+            + ("" if self.label_window_days is None else
+               f" (a young base: labels over {self.label_window_days} d, scaled ×"
+               f"{self.label_scale['purchases']:.2f} purchases, ×{self.label_scale['cost']:.2f} cost)")
         )
 
 
@@ -231,8 +304,11 @@ def build_training_set(
     w = window_days(task, settings)
     if cache is None:
         cache = SnapshotCache(tables_before(tables, a), settings, engine, builders or Builders())
-    dates = snapshot_dates(a, w, settings.snapshots.count, settings.snapshots.spacing_days)
     earliest = cache.tables.customers["signup_at"].min()
+    young = record.window == "horizon_days" and settings.snapshots.young_base_labels
+    label_window = label_window_days(w, a, earliest) if young else w
+    scale = cache.label_scale(a, w, label_window) if label_window != w else None
+    dates = snapshot_dates(a, label_window, settings.snapshots.count, settings.snapshots.spacing_days)
     if pd.notna(earliest) and pd.Timestamp(dates[0]) <= earliest:
         raise ValueError(
             f"the oldest {task} snapshot {dates[0]} is not after the first signup ({earliest.date()}): "
@@ -242,9 +318,11 @@ def build_training_set(
     before = dict(cache.timings)
     frames, targets = [], []
     for k, s in enumerate(dates):
-        assert s + dt.timedelta(days=w) <= a, "label window crosses as_of"
+        assert s + dt.timedelta(days=label_window) <= a, "label window crosses as_of"
         f = cache.features(s, w)
-        t = cache.targets(s, w)
+        t = cache.targets(s, label_window)
+        if scale is not None:
+            t = scaled_labels(t, scale)
         merged = f[["customer_id"]].merge(t, on="customer_id", how="left", validate="one_to_one")
         if merged[label].isna().any():
             raise ValueError(f"targets at {s} miss {int(merged[label].isna().sum())} customer(s) of the features")
@@ -274,6 +352,8 @@ def build_training_set(
         targets_valid=valid_t,
         categories=categories,
         timings=timings,
+        label_window_days=None if scale is None else label_window,
+        label_scale=scale,
     )
 
 

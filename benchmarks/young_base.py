@@ -83,7 +83,7 @@ def run_world(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     world = api.simulate_world(args.customers, seed, settings=base, truth_as_of=args.as_of,
                                params=world_params(args.world))
     cut = tables_before(world.tables, as_of)
-    age = (pd.Timestamp(as_of) - cut.customers["signup_at"].min()).days
+    age = (pd.Timestamp(as_of) - cut.customers["signup_at"].min().normalize()).days
     print(f"\n=== seed {seed}: {args.customers:,} customers{', world ' + ' '.join(args.world) if args.world else ''}, "
           f"as of {as_of} (the base is {age} days old), {args.trials} trial(s) ===", flush=True)
     columns = {}

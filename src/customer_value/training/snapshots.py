@@ -87,7 +87,7 @@ def label_window_days(window: int, as_of: dt.date, first_signup: pd.Timestamp | 
     complete window to scale a shorter one by (its horizon-long tasks are skipped as before)."""
     if first_signup is None or pd.isna(first_signup):
         return window
-    age = (pd.Timestamp(as_of) - first_signup).days
+    age = (pd.Timestamp(as_of) - pd.Timestamp(first_signup).normalize()).days  # calendar days since the first sign-up
     if age <= window:
         return window
     return int(min(window, max(window // 2, age - window)))

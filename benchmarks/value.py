@@ -386,8 +386,7 @@ def run_world(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         summary[f"{forecast} top-decile capture"] = r["top_decile_capture"]
     summary["historical_value top-decile capture"] = lfl.loc["historical_value", "top_decile_capture"]
     if has_drain:
-        p, r = flag["neg_precision"], flag["neg_recall"]
-        summary["drain_flag f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        summary["drain_flag f1"] = ev.f1(flag["neg_precision"], flag["neg_recall"])
         summary["drain_probability roc_auc"] = auc["drain_probability"]
     summary["trees per row"] = sum(trees.values())
     summary["boosted s per 1M rows"] = timings["boosted models"] / len(fitted.features) * 1e6

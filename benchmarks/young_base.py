@@ -39,6 +39,8 @@ from customer_value import metrics as ev  # noqa: E402
 from customer_value.config import Settings  # noqa: E402
 from customer_value.evaluation.backtest import join_realised  # noqa: E402
 from customer_value.features.history import tables_before  # noqa: E402
+from customer_value.training.snapshots import base_age_days  # noqa: E402
+from customer_value.valuation.intervals import coverage  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ranking import print_table, value_side_by_side  # noqa: E402
@@ -59,10 +61,8 @@ def judge(fitted: Any, tables: Any, as_of: dt.date, settings: Settings,
         "ceiling": reference["ceiling_net_value"],
         "oracle": reference["oracle_expected_margin"] - reference["oracle_expected_cost_to_serve"]})
     row = table.loc["model"]
-    inside = (realised >= scored["net_value_p10"]) & (realised <= scored["net_value_p90"])
     flag = ev.precision_recall_at(realised < 0, scored["drain_flag"].to_numpy(dtype=bool)) \
         if "drain_flag" in scored else {"precision": np.nan, "recall": np.nan}
-    p, r = flag["precision"], flag["recall"]
     return {
         "like-for-like spearman": row["spearman"],
         "historical_value spearman": table.loc["historical_value", "spearman"],
@@ -70,9 +70,9 @@ def judge(fitted: Any, tables: Any, as_of: dt.date, settings: Settings,
         "top-decile capture": row["top_decile_capture"],
         "margin forecast / realised": scored["expected_margin"].sum() / scored["margin"].sum(),
         "cost forecast / realised": scored["expected_cost_to_serve"].sum() / scored["cost_to_serve"].sum(),
-        "net value 80% coverage": float(inside.mean()),
+        "net value 80% coverage": coverage(scored, scored)["net_value"],
         "churn roc_auc": ev.roc_auc(scored["churned"].to_numpy(dtype=float), scored["churn_probability"]),
-        "drain_flag f1": 2 * p * r / (p + r) if p + r > 0 else 0.0,
+        "drain_flag f1": ev.f1(flag["precision"], flag["recall"]),
         "customers": float(len(scored)),
     }
 
@@ -83,7 +83,7 @@ def run_world(args: argparse.Namespace, seed: int) -> pd.DataFrame:
     world = api.simulate_world(args.customers, seed, settings=base, truth_as_of=args.as_of,
                                params=world_params(args.world))
     cut = tables_before(world.tables, as_of)
-    age = (pd.Timestamp(as_of) - cut.customers["signup_at"].min().normalize()).days
+    age = base_age_days(as_of, cut.customers["signup_at"].min())
     print(f"\n=== seed {seed}: {args.customers:,} customers{', world ' + ' '.join(args.world) if args.world else ''}, "
           f"as of {as_of} (the base is {age} days old), {args.trials} trial(s) ===", flush=True)
     columns = {}

@@ -263,6 +263,11 @@ def precision_recall_at(y_true_bool: Any, flag_bool: Any) -> dict[str, float]:
     }
 
 
+def f1(precision: float, recall: float) -> float:
+    """Harmonic mean of a flag's precision and recall; 0 when neither is positive (or undefined)."""
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
 def gap_closed(model: float, baseline: float, oracle: float) -> float:
     """Fraction of the baseline-to-oracle gap the model closes (1 = as good as the oracle)."""
     gap = oracle - baseline

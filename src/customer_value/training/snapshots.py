@@ -80,6 +80,11 @@ def window_days(task: str, settings: Settings) -> int:
     return task_of(task).window_days(settings)
 
 
+def base_age_days(as_of: dt.date | str, first_signup: pd.Timestamp) -> int:
+    """Calendar days from the first sign-up's day to ``as_of``: how old the base is."""
+    return (pd.Timestamp(to_date(as_of)) - pd.Timestamp(first_signup).normalize()).days
+
+
 def label_window_days(window: int, as_of: dt.date, first_signup: pd.Timestamp | None) -> int:
     """The days a horizon-long task's labels are measured over: ``max(window // 2, age − window)``
     on a base between one and two windows old at ``as_of`` (see the module docstring), else
@@ -87,7 +92,7 @@ def label_window_days(window: int, as_of: dt.date, first_signup: pd.Timestamp | 
     complete window to scale a shorter one by (its horizon-long tasks are skipped as before)."""
     if first_signup is None or pd.isna(first_signup):
         return window
-    age = (pd.Timestamp(as_of) - pd.Timestamp(first_signup).normalize()).days  # calendar days since the first sign-up
+    age = base_age_days(as_of, first_signup)
     if age <= window:
         return window
     return int(min(window, max(window // 2, age - window)))

@@ -4,22 +4,24 @@ PYTHON ?= python3
 export OMP_WAIT_POLICY ?= PASSIVE
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# the exact versions installed (see its header; `make lock` refreshes it)
+LOCK   := .ci/constraints.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
 DEMO_DATA   ?= data/raw/demo
 DEMO_AS_OF  ?= 2024-07-01
 DEMO_SIZE   ?= 20000
 DEMO_TRIALS ?= 10
 
-.PHONY: demo test java chromium venv clean-demo
+.PHONY: demo test java chromium venv lock clean-demo
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --upgrade pip -c $(LOCK)
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c $(LOCK)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -52,6 +54,18 @@ demo: $(STAMP)
 
 test: $(STAMP) java chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --timeout 900 -q
+
+# Re-resolve pyproject.toml's ranges in a throwaway venv and pin what the registry serves today
+# into $(LOCK); then run `make test` (it reinstalls .venv) before committing the new pins.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e ".[dev]"
+	{ grep '^#' $(LOCK); echo "pip==$$(.venv-lock/bin/python -m pip --version | cut -d' ' -f2)"; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
 
 clean-demo:
 	rm -rf $(DEMO_DATA) mlflow/mlflow.db mlflow/artifacts

@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # the exact versions installed (see its header; `make lock` refreshes it)
 LOCK   := .ci/constraints.txt
+LOCK_VENV := .venv-lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
 DEMO_DATA   ?= data/raw/demo
@@ -58,14 +59,14 @@ test: $(STAMP) java chromium
 # Re-resolve pyproject.toml's ranges in a throwaway venv and pin what the registry serves today
 # into $(LOCK); then run `make test` (it reinstalls .venv) before committing the new pins.
 lock:
-	rm -rf .venv-lock
-	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --upgrade pip
-	.venv-lock/bin/python -m pip install --quiet -e ".[dev]"
-	{ grep '^#' $(LOCK); echo "pip==$$(.venv-lock/bin/python -m pip --version | cut -d' ' -f2)"; \
-	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	{ grep '^#' $(LOCK); echo "pip==$$($(LOCK_VENV)/bin/python -m pip --version | cut -d' ' -f2)"; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
-	rm -rf .venv-lock
+	rm -rf $(LOCK_VENV)
 
 clean-demo:
 	rm -rf $(DEMO_DATA) mlflow/mlflow.db mlflow/artifacts

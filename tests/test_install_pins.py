@@ -15,15 +15,16 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pins() -> dict[str, str]:
-    pins = {}
+def _pin_lines() -> list[tuple[str, str]]:
+    """(canonical name, version) of every pin, in file order (duplicates kept, for the test)."""
+    pins = []
     for line in (ROOT / ".ci" / "constraints.txt").read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, version = line.partition("==")
         assert sep and version, f"not an exact pin: {line!r}"
-        pins[canonicalize_name(name)] = version
+        pins.append((canonicalize_name(name), version))
     return pins
 
 
@@ -36,18 +37,16 @@ def _requirements() -> list[Requirement]:
 
 
 def test_every_requirement_is_pinned_inside_its_range():
-    pins = _pins()
-    missing = [str(r) for r in _requirements() if canonicalize_name(r.name) not in pins]
-    outside = [f"{r} (pinned {pins[canonicalize_name(r.name)]})" for r in _requirements()
-               if canonicalize_name(r.name) in pins
-               and not r.specifier.contains(pins[canonicalize_name(r.name)], prereleases=True)]
+    pins = dict(_pin_lines())
+    pinned = {r: pins.get(canonicalize_name(r.name)) for r in _requirements()}
+    missing = [str(r) for r, version in pinned.items() if version is None]
+    outside = [f"{r} (pinned {version})" for r, version in pinned.items()
+               if version is not None and not r.specifier.contains(version, prereleases=True)]
     assert not missing, f"not pinned in .ci/constraints.txt (run `make lock`): {missing}"
     assert not outside, f"pinned outside pyproject.toml's range (run `make lock`): {outside}"
 
 
 def test_pins_are_unique_and_pip_is_pinned():
-    names = [canonicalize_name(line.partition("==")[0])
-             for line in (ROOT / ".ci" / "constraints.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    names = [name for name, _ in _pin_lines()]
     assert len(names) == len(set(names))
     assert "pip" in names

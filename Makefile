@@ -16,13 +16,19 @@ DEMO_TRIALS ?= 10
 
 .PHONY: demo test java chromium venv lock clean-demo
 
+# $(call install_into,DIR,PIP_ARGS): a fresh venv at DIR with pip and the package with its dev
+# extras; the one install both .venv (pinned: -c $(LOCK)) and `make lock` (the ranges) go through.
+define install_into
+$(PYTHON) -m venv $(1)
+$(1)/bin/python -m pip install --quiet --upgrade pip $(2)
+$(1)/bin/python -m pip install --quiet -e ".[dev]" $(2)
+endef
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip -c $(LOCK)
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -c $(LOCK)
+	$(call install_into,$(VENV),-c $(LOCK))
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -60,9 +66,7 @@ test: $(STAMP) java chromium
 # into $(LOCK); then run `make test` (it reinstalls .venv) before committing the new pins.
 lock:
 	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(call install_into,$(LOCK_VENV))
 	{ grep '^#' $(LOCK); echo "pip==$$($(LOCK_VENV)/bin/python -m pip --version | cut -d' ' -f2)"; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)

@@ -60,7 +60,7 @@ demo: $(STAMP)
 	@echo "MLflow:    mlflow/mlflow.db (artifacts in mlflow/artifacts); browse with: $(BIN)/customer-value ui"
 
 test: $(STAMP) java chromium
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --timeout 900 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --timeout 900 -q
 
 # Re-resolve pyproject.toml's ranges in a throwaway venv and pin what the registry serves today
 # into $(LOCK); then run `make test` (it reinstalls .venv) before committing the new pins.

@@ -21,6 +21,43 @@ matplotlib.use("Agg")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
+# ---------------------------------------------------------------------------------------------
+# scheduling: `make test` runs `-n 2 --dist loadfile --no-loadscope-reorder`, so each file's tests
+# share one worker (a module fixture is built once, not once per worker) and files are handed out
+# in collection order. These files take longest (pytest --durations, 2026-12-06, on a machine
+# that ran the suite in 32 min); they go first, heaviest first, so the two workers finish together
+# instead of one running a long file alone at the end. A file missing here only runs later.
+SLOWEST_FILES_FIRST = (
+    "pipeline/test_spark_jobs.py",            # ~600 s: Spark scoring and training on a 20k world
+    "reliability/test_mlflow_faults.py",      # ~400 s: real servers stopped, killed and restarted
+    "test_notebooks.py",                      # ~290 s: four notebooks executed
+    "reliability/test_security.py",
+    "reliability/test_hard_worlds.py",
+    "features/test_feature_properties.py",
+    "features/test_spark_parity.py",
+    "reliability/test_scoring_faults.py",
+    "pipeline/test_batch_scoring_job.py",
+    "pipeline/test_compare.py",
+    "evaluation/test_backtest.py",
+    "pipeline/test_mlflow_server.py",
+    "pipeline/test_activities_jobs.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put :data:`SLOWEST_FILES_FIRST` ahead, in that order; every other test keeps its place."""
+    tests_dir = Path(__file__).resolve().parent
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES_FIRST)}
+
+    def position(item: pytest.Item) -> int:
+        try:
+            return rank.get(item.path.resolve().relative_to(tests_dir).as_posix(), len(rank))
+        except ValueError:  # a test outside tests/
+            return len(rank)
+
+    items.sort(key=position)  # stable: the order within a file and among the rest is unchanged
+
+
 @pytest.fixture
 def tiny_tables() -> dict[str, pd.DataFrame]:
     return tiny_raw_tables()

@@ -7,10 +7,8 @@ and its artifacts all go there, and the kernel's working directory is that direc
 stray ``./mlruns`` shows up as a failure instead of litter in the checkout. Any cell error fails
 the test (papermill raises ``PapermillExecutionError`` naming the cell).
 
-All notebook runs share one xdist group so that ``-n 2 --dist loadgroup`` keeps them on one
-worker, one after another. (pytest-xdist 3.8 tags grouped node ids through ``item._nodeid``,
-which pytest 9.2 no longer reads, so for now the group is ignored and two notebooks may run at
-once; each has its own directory and store, so that only costs CPU.)
+``make test`` runs the suite with ``--dist loadfile``, so the notebook runs stay on one worker, one
+after another (each also has its own directory and store, so running two at once would only cost CPU).
 """
 
 from __future__ import annotations
@@ -57,7 +55,6 @@ def test_notebook_is_committed_clean(path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import papermill

@@ -168,7 +168,6 @@ def served_model(_migrated_store, small_world, fast_config, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("served_model")
 def test_a_server_restarted_between_train_and_score(served_model, small_world, tmp_path, monkeypatch):
     served_model.restart()
     _point_at(served_model.url, monkeypatch, tmp_path / "home")
@@ -181,7 +180,6 @@ def test_a_server_restarted_between_train_and_score(served_model, small_world, t
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("served_model")
 def test_an_alias_moved_while_scoring_does_not_change_the_recorded_version(served_model, small_world, tmp_path,
                                                                            monkeypatch):
     import mlflow

@@ -26,7 +26,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 # share one worker (a module fixture is built once, not once per worker) and files are handed out
 # in collection order. These files take longest (pytest --durations, 2026-12-06, on a machine
 # that ran the suite in 32 min); they go first, heaviest first, so the two workers finish together
-# instead of one running a long file alone at the end. A file missing here only runs later.
+# instead of one running a long file alone at the end. A slow file not listed here only runs later.
 SLOWEST_FILES_FIRST = (
     "pipeline/test_spark_jobs.py",            # ~600 s: Spark scoring and training on a 20k world
     "reliability/test_mlflow_faults.py",      # ~400 s: real servers stopped, killed and restarted
@@ -47,6 +47,9 @@ SLOWEST_FILES_FIRST = (
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put :data:`SLOWEST_FILES_FIRST` ahead, in that order; every other test keeps its place."""
     tests_dir = Path(__file__).resolve().parent
+    gone = [name for name in SLOWEST_FILES_FIRST if not (tests_dir / name).is_file()]
+    if gone:  # a renamed file would silently lose its place
+        raise pytest.UsageError(f"tests/conftest.py SLOWEST_FILES_FIRST names files that do not exist: {gone}")
     rank = {name: i for i, name in enumerate(SLOWEST_FILES_FIRST)}
 
     def position(item: pytest.Item) -> int:
